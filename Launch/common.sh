@@ -1,0 +1,58 @@
+# Shared by the Launch/ scripts (sourced, not run): dependency checks, the release build and the
+# mpirun options this machine needs. Everything a user would otherwise have to remember lives here.
+
+DPTRAIN_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+APT_PACKAGES="libopenmpi-dev openmpi-bin libopenblas-dev zlib1g-dev pkg-config"
+
+say() { printf 'dptrain: %s\n' "$*" >&2; }
+die() { say "error: $*"; exit 1; }
+
+# Installs OpenMPI, OpenBLAS and zlib when one is missing: with apt-get when root, otherwise
+# prints the exact command to run.
+ensure_deps() {
+    local missing=0
+    command -v swift >/dev/null || die "swift is not on PATH; install Swift 6 (https://swift.org/install) first"
+    command -v mpirun >/dev/null || missing=1
+    command -v pkg-config >/dev/null || missing=1
+    if [ $missing = 0 ]; then
+        pkg-config --exists ompi-c openblas zlib 2>/dev/null || missing=1
+    fi
+    [ $missing = 0 ] && return 0
+    if [ "$(id -u)" = 0 ]; then
+        say "installing $APT_PACKAGES (apt-get)"
+        export DEBIAN_FRONTEND=noninteractive
+        apt-get update -qq >&2 || die "apt-get update failed"
+        apt-get install -y -qq $APT_PACKAGES >&2 || die "apt-get install $APT_PACKAGES failed"
+    else
+        die "OpenMPI, OpenBLAS or zlib is missing. Install them with:
+    sudo apt-get install -y $APT_PACKAGES
+then run this command again."
+    fi
+}
+
+# Builds the release binary (incremental) and sets DPTRAIN_BIN to it.
+build_release() {
+    say "building (swift build -c release)"
+    (cd "$DPTRAIN_ROOT" && swift build -c release >&2) || die "swift build -c release failed (see above)"
+    DPTRAIN_BIN=$(cd "$DPTRAIN_ROOT" && swift build -c release --show-bin-path)/dptrain
+    export DPTRAIN_BIN
+}
+
+# The mpirun options for this machine: --allow-run-as-root when root, --oversubscribe when more
+# ranks than cores, no binding for one rank (so its BLAS threads may use every core), and
+# OPENBLAS_NUM_THREADS so ranks x threads = cores. Usage: mpirun_args RANKS -> MPIRUN_ARGS array.
+mpirun_args() {
+    local ranks=$1 cores
+    cores=$(nproc)
+    MPIRUN_ARGS=(-np "$ranks")
+    [ "$(id -u)" = 0 ] && MPIRUN_ARGS+=(--allow-run-as-root)
+    if [ "$ranks" -gt "$cores" ]; then
+        MPIRUN_ARGS+=(--oversubscribe)
+        say "note: $ranks ranks on $cores cores is oversubscribed: fine for tests, slow for training"
+    fi
+    local threads=${OPENBLAS_NUM_THREADS:-$(( cores / ranks > 0 ? cores / ranks : 1 ))}
+    [ "$ranks" -eq 1 ] && MPIRUN_ARGS+=(--bind-to none)
+    MPIRUN_ARGS+=(-x "OPENBLAS_NUM_THREADS=$threads")
+    [ -n "${DPTRAIN_DATA:-}" ] && MPIRUN_ARGS+=(-x DPTRAIN_DATA)
+    return 0
+}

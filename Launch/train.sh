@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# Trains on MNIST from a fresh machine: installs what is missing, builds the release binary,
+# makes sure MNIST is in data/mnist, and runs one rank per core under mpirun.
+#
+#   Launch/train.sh                                  # the tutorial MLP (Configs/mlp.yaml)
+#   Launch/train.sh --config Configs/mlp.yaml --epochs 1
+#   DPTRAIN_RANKS=4 Launch/train.sh                  # another number of ranks
+#
+# Arguments pass through to `dptrain train` (see `dptrain train --help`).
+set -euo pipefail
+source "$(dirname "$0")/common.sh"
+cd "$DPTRAIN_ROOT"
+
+ensure_deps
+build_release
+data_args=()
+if [[ " $* " != *" --data-dir "* ]]; then
+    "$DPTRAIN_ROOT/Launch/fetch-mnist.sh" "$DPTRAIN_ROOT/data/mnist"
+    data_args=(--data-dir "$DPTRAIN_ROOT/data/mnist")
+fi
+ranks=${DPTRAIN_RANKS:-$(nproc)}
+mpirun_args "$ranks"
+say "mpirun ${MPIRUN_ARGS[*]} $DPTRAIN_BIN train ${data_args[*]} $*"
+exec mpirun "${MPIRUN_ARGS[@]}" "$DPTRAIN_BIN" train "${data_args[@]}" "$@"

@@ -1,0 +1,45 @@
+// swift-tools-version:6.0
+import PackageDescription
+
+let package = Package(
+    name: "dptrain",
+    platforms: [.macOS(.v13)],
+    products: [
+        .executable(name: "dptrain", targets: ["dptrain"]),
+        .library(name: "DPTrain", targets: ["DPTrain"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        .package(url: "https://github.com/jpsim/Yams", from: "5.0.1"),
+    ],
+    targets: [
+        // OpenMPI, with inline C shims for the handle macros Swift cannot import.
+        .systemLibrary(
+            name: "CMPI", path: "Sources/CMPI", pkgConfig: "ompi-c",
+            providers: [.apt(["libopenmpi-dev", "openmpi-bin"])]),
+        // OpenBLAS's CBLAS interface.
+        .systemLibrary(
+            name: "CBLAS", path: "Sources/CBLAS", pkgConfig: "openblas",
+            providers: [.apt(["libopenblas-dev"])]),
+        // zlib, for reading .gz IDX files.
+        .systemLibrary(
+            name: "CZlib", path: "Sources/CZlib", pkgConfig: "zlib",
+            providers: [.apt(["zlib1g-dev"])]),
+        .target(
+            name: "DPTrain",
+            dependencies: [
+                "CMPI", "CBLAS", "CZlib",
+                .product(name: "Yams", package: "Yams"),
+            ],
+            swiftSettings: [.unsafeFlags(["-Ounchecked"], .when(configuration: .release))]),
+        .executableTarget(
+            name: "dptrain",
+            dependencies: [
+                "DPTrain",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ]),
+        .testTarget(
+            name: "DPTrainTests",
+            dependencies: ["DPTrain"]),
+    ]
+)

@@ -1,0 +1,19 @@
+// OpenMPI defines its predefined handles (MPI_COMM_WORLD, MPI_FLOAT, MPI_SUM, ...) as macros
+// that expand to casts of global symbols; Swift cannot import those. These inline functions
+// return them as values Swift can use.
+#pragma once
+#include <mpi.h>
+
+static inline MPI_Comm dpt_comm_world(void) { return MPI_COMM_WORLD; }
+static inline MPI_Datatype dpt_float(void) { return MPI_FLOAT; }
+static inline MPI_Datatype dpt_double(void) { return MPI_DOUBLE; }
+static inline MPI_Datatype dpt_int32(void) { return MPI_INT32_T; }
+static inline MPI_Datatype dpt_uint64(void) { return MPI_UINT64_T; }
+static inline MPI_Datatype dpt_byte(void) { return MPI_BYTE; }
+static inline MPI_Op dpt_op_sum(void) { return MPI_SUM; }
+static inline MPI_Op dpt_op_max(void) { return MPI_MAX; }
+static inline MPI_Op dpt_op_min(void) { return MPI_MIN; }
+static inline void *dpt_in_place(void) { return MPI_IN_PLACE; }
+static inline MPI_Errhandler dpt_errors_return(void) { return MPI_ERRORS_RETURN; }
+static inline int dpt_success(void) { return MPI_SUCCESS; }
+static inline int dpt_max_error_string(void) { return MPI_MAX_ERROR_STRING; }

@@ -1,0 +1,25 @@
+/// A fixed-size, 64-byte-aligned, zero-initialised Float32 buffer that lives as long as its owner.
+/// Training allocates all of these at start-up; a training step allocates nothing.
+public final class FloatBuffer: @unchecked Sendable {
+    public let count: Int
+    public let pointer: UnsafeMutablePointer<Float>
+
+    public init(count: Int) {
+        self.count = count
+        let raw = UnsafeMutableRawPointer.allocate(byteCount: max(count, 1) * 4, alignment: 64)
+        pointer = raw.bindMemory(to: Float.self, capacity: max(count, 1))
+        pointer.initialize(repeating: 0, count: max(count, 1))
+    }
+
+    deinit { pointer.deallocate() }
+
+    public var buffer: UnsafeMutableBufferPointer<Float> { UnsafeMutableBufferPointer(start: pointer, count: count) }
+    public var array: [Float] { Array(buffer) }
+
+    public func zero() { pointer.update(repeating: 0, count: count) }
+
+    public func copy(from values: [Float]) {
+        precondition(values.count == count)
+        values.withUnsafeBufferPointer { pointer.update(from: $0.baseAddress!, count: count) }
+    }
+}

@@ -1,0 +1,56 @@
+/// Fully connected layer `y = x W + b` with a Keras-layout kernel `[inputs, units]`.
+/// Glorot-uniform kernel and zero bias, as Keras initialises them.
+public final class Dense: Layer {
+    public let name: String
+    public let inputShape: [Int]
+    public let outputShape: [Int]
+    let inputs: Int, units: Int
+    private var w: UnsafeMutablePointer<Float>!, dw: UnsafeMutablePointer<Float>!
+    private var b: UnsafeMutablePointer<Float>!, db: UnsafeMutablePointer<Float>!
+
+    public init(name: String, inputs: Int, units: Int) {
+        self.name = name
+        self.inputs = inputs
+        self.units = units
+        inputShape = [inputs]
+        outputShape = [units]
+    }
+
+    public var parameterShapes: [(suffix: String, shape: [Int])] { [("kernel", [inputs, units]), ("bias", [units])] }
+
+    public func bind(_ store: ParameterStore) {
+        (w, dw) = view("kernel", in: store)
+        (b, db) = view("bias", in: store)
+    }
+
+    public func initialize(_ store: ParameterStore, rng: inout SplitMix64) {
+        let limit = (6 / Float(inputs + units)).squareRoot()
+        for i in 0..<inputs * units { w[i] = rng.uniform(-limit, limit) }
+        b.update(repeating: 0, count: units)
+    }
+
+    public func forward(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, batch: Int, context: StepContext) {
+        guard batch > 0 else { return }
+        for r in 0..<batch { (y + r * units).update(from: b, count: units) }
+        sgemm(m: batch, n: units, k: inputs, a: x, lda: inputs, b: w, ldb: units, beta: 1, c: y, ldc: units)
+    }
+
+    public func backward(input x: UnsafePointer<Float>, output: UnsafePointer<Float>, outputGradient dy: UnsafePointer<Float>,
+                         inputGradient dx: UnsafeMutablePointer<Float>?, batch: Int, context: StepContext) {
+        guard batch > 0 else {
+            dw.update(repeating: 0, count: inputs * units)
+            db.update(repeating: 0, count: units)
+            return
+        }
+        // dW = x^T dy ; db = column sums of dy ; dx = dy W^T
+        sgemm(transA: true, m: inputs, n: units, k: batch, a: x, lda: inputs, b: dy, ldb: units, beta: 0, c: dw, ldc: units)
+        db.update(from: dy, count: units)
+        for r in 1..<max(batch, 1) {
+            let row = dy + r * units
+            for j in 0..<units { db[j] += row[j] }
+        }
+        if let dx {
+            sgemm(transB: true, m: batch, n: inputs, k: units, a: dy, lda: units, b: w, ldb: units, beta: 0, c: dx, ldc: inputs)
+        }
+    }
+}

@@ -1,0 +1,63 @@
+/// What a layer sees of the step it runs in.
+public struct StepContext {
+    /// Training (dropout active) or inference.
+    public var training: Bool
+    /// The global step number (keys the dropout masks).
+    public var step: Int
+    /// The run's seed.
+    public var seed: UInt64
+    /// For each row of the batch, the index of its sample in the data set (keys dropout masks,
+    /// so a sample gets the same mask whichever rank computes it).
+    public var sampleIndices: UnsafePointer<Int32>?
+
+    public init(training: Bool, step: Int = 0, seed: UInt64 = 0, sampleIndices: UnsafePointer<Int32>? = nil) {
+        self.training = training
+        self.step = step
+        self.seed = seed
+        self.sampleIndices = sampleIndices
+    }
+}
+
+/// A layer of a sequential model, working on batches of row-major samples.
+///
+/// Contract: `forward` writes `batch * outputSize` floats to `output` from `batch * inputSize`
+/// floats of `input`. `backward` *overwrites* (not accumulates) this layer's parameter
+/// gradients with those of the batch, and writes the input gradient when `inputGradient` is not
+/// nil (it is nil for the first layers that have nothing to pass it to). Neither allocates.
+public protocol Layer: AnyObject {
+    /// Unique within the model, e.g. `dense_1`; parameter names are `name.kernel`, `name.bias`.
+    var name: String { get }
+    var inputShape: [Int] { get }
+    var outputShape: [Int] { get }
+    /// The parameter tensors this layer needs, by suffix (`kernel`, `bias`).
+    var parameterShapes: [(suffix: String, shape: [Int])] { get }
+    /// True when the output is the input, unchanged (Flatten): no buffer, no copy.
+    var aliasesInput: Bool { get }
+
+    /// Points the layer at its parameters and gradients in the flat store (called once).
+    func bind(_ store: ParameterStore)
+    /// Fills this layer's parameters with their initial values (Keras's initialisers).
+    func initialize(_ store: ParameterStore, rng: inout SplitMix64)
+    /// Allocates per-batch state for up to `capacity` samples (called once).
+    func prepare(capacity: Int)
+
+    func forward(_ input: UnsafePointer<Float>, _ output: UnsafeMutablePointer<Float>, batch: Int, context: StepContext)
+    func backward(input: UnsafePointer<Float>, output: UnsafePointer<Float>, outputGradient: UnsafePointer<Float>,
+                  inputGradient: UnsafeMutablePointer<Float>?, batch: Int, context: StepContext)
+}
+
+extension Layer {
+    public var inputSize: Int { inputShape.reduce(1, *) }
+    public var outputSize: Int { outputShape.reduce(1, *) }
+    public var parameterShapes: [(suffix: String, shape: [Int])] { [] }
+    public var aliasesInput: Bool { false }
+    public func bind(_ store: ParameterStore) {}
+    public func initialize(_ store: ParameterStore, rng: inout SplitMix64) {}
+    public func prepare(capacity: Int) {}
+
+    /// The view of parameter `suffix` of this layer in `store`'s value and gradient buffers.
+    func view(_ suffix: String, in store: ParameterStore) -> (values: UnsafeMutablePointer<Float>, gradients: UnsafeMutablePointer<Float>) {
+        guard let entry = store.entry(named: "\(name).\(suffix)") else { fatalError("\(name).\(suffix) not in the parameter store") }
+        return (store.values.pointer + entry.offset, store.gradients.pointer + entry.offset)
+    }
+}

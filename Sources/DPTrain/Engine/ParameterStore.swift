@@ -1,0 +1,29 @@
+/// All trainable parameters in one flat Float32 buffer and their gradients in another.
+///
+/// Layers hold views (offset, shape) into the two buffers, so one allreduce moves every
+/// gradient, an optimizer is one loop over `count` floats, and a checkpoint is the list of
+/// `entries`. The gradient buffer has `extraSlots` floats after the gradients, for per-step
+/// statistics that travel in the same allreduce.
+public final class ParameterStore: @unchecked Sendable {
+    /// A named tensor inside the flat buffers.
+    public struct Entry: Sendable, Equatable {
+        public let name: String
+        public let shape: [Int]
+        public let offset: Int
+        public var count: Int { shape.reduce(1, *) }
+    }
+
+    public let entries: [Entry]
+    public let count: Int
+    public let values: FloatBuffer
+    public let gradients: FloatBuffer
+
+    public init(entries: [Entry], extraSlots: Int = 0) {
+        self.entries = entries
+        count = entries.last.map { $0.offset + $0.count } ?? 0
+        values = FloatBuffer(count: count)
+        gradients = FloatBuffer(count: count + extraSlots)
+    }
+
+    public func entry(named name: String) -> Entry? { entries.first { $0.name == name } }
+}

@@ -1,0 +1,39 @@
+/// Adam as Keras 3 computes it (Kingma & Ba, with Keras's epsilon placement):
+///
+///     m = b1 m + (1 - b1) g;   v = b2 v + (1 - b2) g^2
+///     p -= lr * sqrt(1 - b2^t) / (1 - b1^t) * m / (sqrt(v) + eps)
+///
+/// Keras defaults: lr 1e-3, b1 0.9, b2 0.999, eps 1e-7.
+public final class Adam: Optimizer {
+    public let beta1: Float, beta2: Float, epsilon: Float
+    public var iterations = 0
+    let m: FloatBuffer, v: FloatBuffer
+
+    public init(parameterCount: Int, beta1: Float = 0.9, beta2: Float = 0.999, epsilon: Float = 1e-7) {
+        self.beta1 = beta1
+        self.beta2 = beta2
+        self.epsilon = epsilon
+        m = FloatBuffer(count: parameterCount)
+        v = FloatBuffer(count: parameterCount)
+    }
+
+    public var state: [(name: String, buffer: FloatBuffer)] { [("adam.m", m), ("adam.v", v)] }
+
+    public func step(parameters p: UnsafeMutablePointer<Float>, gradients g: UnsafePointer<Float>, count: Int, learningRate: Float) {
+        iterations += 1
+        let t = Double(iterations)
+        let alpha = Float(Double(learningRate) * (1 - pow(Double(beta2), t)).squareRoot() / (1 - pow(Double(beta1), t)))
+        let m = m.pointer, v = v.pointer
+        let b1 = beta1, b2 = beta2, eps = epsilon
+        for i in 0..<count {
+            let gi = g[i]
+            let mi = b1 * m[i] + (1 - b1) * gi
+            let vi = b2 * v[i] + (1 - b2) * gi * gi
+            m[i] = mi
+            v[i] = vi
+            p[i] -= alpha * mi / (vi.squareRoot() + eps)
+        }
+    }
+}
+
+import Foundation

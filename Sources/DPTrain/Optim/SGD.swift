@@ -1,0 +1,43 @@
+/// Stochastic gradient descent with optional momentum and Nesterov momentum, as Keras's `SGD`:
+///
+///     v = momentum * v - lr * g
+///     p += v                        (plain momentum)
+///     p += momentum * v - lr * g    (Nesterov)
+///
+/// With momentum 0 this is `p -= lr * g`.
+public final class SGD: Optimizer {
+    public let momentum: Float
+    public let nesterov: Bool
+    public var iterations = 0
+    let velocity: FloatBuffer
+
+    public init(parameterCount: Int, momentum: Float = 0, nesterov: Bool = false) {
+        self.momentum = momentum
+        self.nesterov = nesterov
+        velocity = FloatBuffer(count: momentum > 0 ? parameterCount : 0)
+    }
+
+    public var state: [(name: String, buffer: FloatBuffer)] { momentum > 0 ? [("sgd.velocity", velocity)] : [] }
+
+    public func step(parameters p: UnsafeMutablePointer<Float>, gradients g: UnsafePointer<Float>, count: Int, learningRate lr: Float) {
+        iterations += 1
+        guard momentum > 0 else {
+            for i in 0..<count { p[i] -= lr * g[i] }
+            return
+        }
+        let v = velocity.pointer, mu = momentum
+        if nesterov {
+            for i in 0..<count {
+                let vi = mu * v[i] - lr * g[i]
+                v[i] = vi
+                p[i] += mu * vi - lr * g[i]
+            }
+        } else {
+            for i in 0..<count {
+                let vi = mu * v[i] - lr * g[i]
+                v[i] = vi
+                p[i] += vi
+            }
+        }
+    }
+}

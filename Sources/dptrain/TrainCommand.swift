@@ -1,0 +1,110 @@
+import ArgumentParser
+import DPTrain
+import Foundation
+
+/// `dptrain train`: trains the model a config describes, data-parallel over the MPI ranks.
+struct TrainCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "train",
+        abstract: "Train a model described by a YAML config.",
+        discussion: """
+            Every rank holds a full replica; each step, rank r computes the gradient of the r-th slice of \
+            the global batch, the ranks sum gradients in one MPI_Allreduce and take the same optimizer \
+            step. Rank 0 evaluates on the test set after each epoch and prints one line per epoch to \
+            stderr. The global batch (training.batch_size) does not depend on the number of ranks, and \
+            neither does the result, up to float rounding.
+
+            Data directory: --data-dir, else $DPTRAIN_DATA, else data/mnist. It holds the four MNIST \
+            IDX files, raw or .gz.
+            """)
+
+    @Option(name: .long, help: ArgumentHelp("The YAML config (see Configs/).", valueName: "file"))
+    var config: String = "Configs/mlp.yaml"
+
+    @Option(name: .long, help: ArgumentHelp("Directory with the MNIST IDX files (overrides $DPTRAIN_DATA; default data/mnist).", valueName: "dir"))
+    var dataDir: String?
+
+    @Option(name: .long, help: "Number of epochs (overrides training.epochs).")
+    var epochs: Int?
+
+    @Option(name: .long, help: "Global batch size, split across ranks (overrides training.batch_size).")
+    var batchSize: Int?
+
+    @Option(name: .long, help: "Seed for initialisation, shuffling and dropout (overrides training.seed).")
+    var seed: Int?
+
+    @Option(name: .long, help: "Stop after this many global steps (for tests and quick looks).")
+    var maxSteps: Int?
+
+    @Option(name: .long, help: "Train on the first N training images only.")
+    var trainLimit: Int?
+
+    @Option(name: .long, help: "Evaluate on the first N test images only.")
+    var testLimit: Int?
+
+    @Option(name: .long, help: ArgumentHelp("Write metrics as JSON Lines to this file (rank 0).", valueName: "file"))
+    var metricsFile: String?
+
+    @Option(name: .long, help: "Write a step event to the metrics file every N steps (overrides training.log_every; 0: never).")
+    var logEvery: Int?
+
+    @Option(name: .long, help: "BLAS threads per rank (default: $OPENBLAS_NUM_THREADS, else cores / ranks on this node).")
+    var threads: Int?
+
+    @Flag(name: .long, help: "Print only errors.")
+    var quiet = false
+
+    func run() throws {
+        let comm: any Communicator = MPICommunicator.launchedByMPI ? MPICommunicator() : SingleProcessCommunicator()
+        let threads = Launch.blasThreads(requested: threads)
+        BLASThreads.set(threads)
+        let say: (String) -> Void = { line in
+            if comm.isRoot && !quiet { FileHandle.standardError.write(Data((line + "\n").utf8)) }
+        }
+        do {
+            let trainer = try comm.agree { () throws -> Trainer in
+                var cfg = try TrainConfig.load(path: config)
+                try applyOverrides(to: &cfg)
+                let dir = Launch.dataDirectory(flag: dataDir)
+                let train = try Dataset.load(directory: dir, split: .train, limit: cfg.trainLimit)
+                let test = comm.isRoot ? try Dataset.load(directory: dir, split: .test, limit: cfg.testLimit) : nil
+                let metrics = comm.isRoot ? try metricsFile.map { try MetricsSink(path: $0) } : nil
+                let trainer = try Trainer(config: cfg, comm: comm, train: train, test: test, metrics: metrics, log: say)
+                let s = trainer.schedule
+                say("dptrain: \(comm.summary) x \(threads) BLAS thread\(threads == 1 ? "" : "s"); model \(trainer.model.parameterCount) parameters; "
+                    + "global batch \(cfg.batchSize) (\(s.maxLocalBatch(worldSize: comm.worldSize)) per rank), \(s.stepsPerEpoch) steps/epoch, "
+                    + "\(train.count) training images from \(dir)")
+                return trainer
+            }
+            let summary = try trainer.run()
+            if let acc = summary.testAccuracy, let loss = summary.testLoss {
+                say(String(format: "dptrain: done: test accuracy %.4f, test loss %.4f, %d steps, %.0f samples/s, %d rank%@",
+                           acc, loss, summary.steps, summary.samplesPerSecond, summary.worldSize, summary.worldSize == 1 ? "" : "s"))
+            }
+            comm.finalize()
+        } catch {
+            Launch.fail(error, comm: comm)
+        }
+    }
+
+    func applyOverrides(to cfg: inout TrainConfig) throws {
+        func positive(_ value: Int?, _ flag: String) throws -> Int? {
+            if let value, value < 1 { throw ValidationError("\(flag) must be >= 1, found \(value)") }
+            return value
+        }
+        cfg.epochs = try positive(epochs, "--epochs") ?? cfg.epochs
+        cfg.batchSize = try positive(batchSize, "--batch-size") ?? cfg.batchSize
+        if let seed {
+            guard seed >= 0 else { throw ValidationError("--seed must be >= 0, found \(seed)") }
+            cfg.seed = UInt64(seed)
+        }
+        cfg.maxSteps = try positive(maxSteps, "--max-steps") ?? cfg.maxSteps
+        cfg.trainLimit = try positive(trainLimit, "--train-limit") ?? cfg.trainLimit
+        cfg.testLimit = try positive(testLimit, "--test-limit") ?? cfg.testLimit
+        if let logEvery {
+            guard logEvery >= 0 else { throw ValidationError("--log-every must be >= 0, found \(logEvery)") }
+            cfg.logEvery = logEvery
+        }
+        try cfg.validate()
+    }
+}

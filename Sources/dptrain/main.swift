@@ -1,0 +1,16 @@
+import ArgumentParser
+
+/// The `dptrain` command line: data-parallel training on MNIST-format data over MPI.
+struct DPTrainCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "dptrain",
+        abstract: "Data-parallel neural-network training on MNIST over MPI, with a BLAS engine.",
+        discussion: """
+            Run under mpirun for several processes (`mpirun -np 2 dptrain train --config Configs/mlp.yaml`) \
+            or alone for one process that uses every core through BLAS threads. Launch/train.sh does the \
+            set-up and picks the layout for you.
+            """,
+        subcommands: [TrainCommand.self])
+}
+
+DPTrainCommand.main()

@@ -1,0 +1,70 @@
+@testable import DPTrain
+import Foundation
+import Testing
+
+@Suite("Config")
+struct ConfigTests {
+    static let minimal = """
+        model:
+          layers:
+            - type: flatten
+            - type: dense
+              units: 10
+              activation: softmax
+        """
+
+    @Test func everyShippedConfigParses() throws {
+        let dir = Support.packageRoot.appendingPathComponent("Configs").path
+        let files = try FileManager.default.contentsOfDirectory(atPath: dir).filter { $0.hasSuffix(".yaml") }
+        #expect(files.contains("mlp.yaml"))
+        for file in files { _ = try TrainConfig.load(path: "\(dir)/\(file)") }
+    }
+
+    @Test func tutorialMLP() throws {
+        let c = try TrainConfig.load(path: Support.packageRoot.appendingPathComponent("Configs/mlp.yaml").path)
+        #expect(c.layers == [.flatten, .dense(units: 128, activation: .relu), .dropout(rate: 0.2), .dense(units: 10, activation: .softmax)])
+        #expect(c.epochs == 5 && c.batchSize == 32 && c.optimizer.kind == .adam && c.optimizer.learningRate == 1e-3)
+        #expect(c.loss == .sparseCategoricalCrossentropy)
+        let model = try Model(specs: c.layers, inputShape: c.inputShape, loss: c.loss, capacity: 1)
+        #expect(model.parameterCount == 101_770)
+        #expect(model.store.entries.map(\.name) == ["dense_1.kernel", "dense_1.bias", "dense_2.kernel", "dense_2.bias"])
+    }
+
+    func expectConfigError(_ yaml: String, mentioning key: String) {
+        do {
+            _ = try TrainConfig.parse(yaml: yaml)
+            Issue.record("config should be rejected:\n\(yaml)")
+        } catch {
+            #expect("\(error)".contains(key), "error must name \(key): \(error)")
+        }
+    }
+
+    @Test func unknownKeysAreNamed() {
+        expectConfigError(Self.minimal + "\ntraining:\n  epocs: 3\n", mentioning: "training.epocs")
+        expectConfigError(Self.minimal + "\nextra: 1\n", mentioning: "extra")
+        expectConfigError("model:\n  layers:\n    - type: dense\n      unit: 3\n", mentioning: "model.layers[0].unit")
+    }
+
+    @Test func wrongTypesAndImpossibleValuesAreNamed() {
+        expectConfigError(Self.minimal + "\ntraining:\n  epochs: many\n", mentioning: "training.epochs")
+        expectConfigError(Self.minimal + "\noptimizer:\n  learning_rate: 0\n", mentioning: "optimizer.learning_rate")
+        expectConfigError(Self.minimal + "\noptimizer:\n  learning_rate: -1\n", mentioning: "optimizer.learning_rate")
+        expectConfigError(Self.minimal + "\ntraining:\n  batch_size: 0\n", mentioning: "training.batch_size")
+        expectConfigError(Self.minimal + "\nloss: hinge\n", mentioning: "loss")
+        expectConfigError("model:\n  layers:\n    - type: dropout\n      rate: 1.5\n", mentioning: "model.layers[0].rate")
+        expectConfigError("model:\n  layers:\n    - type: conv9\n", mentioning: "model.layers[0].type")
+        expectConfigError("training: {}\n", mentioning: "model")
+    }
+
+    @Test func scientificNotationIsANumber() throws {
+        let c = try TrainConfig.parse(yaml: Self.minimal + "\noptimizer:\n  learning_rate: 1e-3\n")
+        #expect(c.optimizer.learningRate == 1e-3)
+    }
+
+    @Test func batchSmallerThanWorldIsNamed() throws {
+        let c = try TrainConfig.parse(yaml: Self.minimal + "\ntraining:\n  batch_size: 2\n")
+        #expect(throws: ConfigError.self) { try c.validate(worldSize: 4) }
+        do { try c.validate(worldSize: 4) } catch { #expect("\(error)".contains("training.batch_size")) }
+        try c.validate(worldSize: 2)
+    }
+}

@@ -1,0 +1,88 @@
+import Foundation
+import Testing
+
+/// Launches the release binary, alone and under mpirun, as a user would. Serialized: the
+/// machine has two cores and these runs use them all.
+@Suite("End to end", .serialized)
+struct EndToEndTests {
+    struct Run {
+        var losses: [Double]
+        var summary: [String: Any]
+        var result: Support.ProcessResult
+    }
+
+    /// Trains Configs/mlp.yaml on `data` with `ranks` MPI ranks (nil: without mpirun).
+    func train(ranks: Int?, data: String, _ extra: [String]) throws -> Run {
+        let bin = try Support.binary()
+        let metrics = Support.temporaryDirectory() + "/metrics.jsonl"
+        let args = ["train", "--config", "Configs/mlp.yaml", "--data-dir", data, "--metrics-file", metrics] + extra
+        let result = try ranks.map { try Support.run(Support.mpirunScript, ["\($0)", bin] + args) } ?? Support.run(bin, args)
+        guard result.status == 0 else { throw TestSetupError("run with \(ranks.map(String.init) ?? "no") ranks failed (\(result.status)):\n\(result.stderr)") }
+        let events = try Support.readMetrics(metrics)
+        let losses = events.filter { $0["event"] as? String == "step" }.map { $0["loss"] as! Double }
+        let summary = try #require(events.last { $0["event"] as? String == "summary" })
+        return Run(losses: losses, summary: summary, result: result)
+    }
+
+    @Test func sameTrajectoryAtOneTwoAndFourRanks() throws {
+        let data = Support.makeTinyMNIST(train: 250, test: 40)
+        // 250 samples, batch 32: 7 full batches and a partial one of 26 per epoch; 2 epochs.
+        let args = ["--epochs", "2", "--batch-size", "32", "--log-every", "1", "--seed", "3"]
+        let alone = try train(ranks: nil, data: data, args)
+        #expect(alone.losses.count == 16)
+        #expect(alone.losses.last! < alone.losses.first!, "the loss goes down on the tiny data set")
+        for ranks in [1, 2, 4] {
+            let run = try train(ranks: ranks, data: data, args)
+            #expect(run.summary["world_size"] as? Int == ranks)
+            #expect(run.summary["replicas_identical"] as? Bool == true)
+            #expect(run.losses.count == alone.losses.count)
+            for (step, (a, b)) in zip(alone.losses, run.losses).enumerated() {
+                #expect(abs(a - b) <= 1e-4, "step \(step + 1): \(ranks) ranks give \(b), one process \(a)")
+            }
+            if ranks == 1 {
+                #expect(run.losses == alone.losses, "mpirun -np 1 must match the run without mpirun exactly")
+            }
+        }
+    }
+
+    @Test func oneEpochOnRealMNISTWithTwoRanks() throws {
+        let run = try train(ranks: 2, data: try Support.realMNIST(), ["--epochs", "1"])
+        let accuracy = try #require(run.summary["test_accuracy"] as? Double)
+        #expect(accuracy >= 0.95, "test accuracy \(accuracy) after one epoch")
+        #expect(run.result.stderr.contains("epoch 1/1"))
+    }
+
+    @Test func aRankWithMissingDataStopsTheWholeJobPromptly() throws {
+        let bin = try Support.binary()
+        let good = Support.makeTinyMNIST(train: 64, test: 16)
+        let missing = Support.temporaryDirectory() + "/nothing-here"
+        let result = try Support.run(Support.mpirunScript, [
+            "1", bin, "train", "--data-dir", good, ":", "-np", "1", bin, "train", "--data-dir", missing,
+        ], timeout: 60)
+        #expect(result.status != 0)
+        #expect(result.seconds < 30, "took \(result.seconds) s")
+        #expect(result.stderr.contains("rank 1") && result.stderr.contains(missing), "\(result.stderr)")
+    }
+
+    @Test func aBatchSmallerThanTheWorldIsOneClearError() throws {
+        let bin = try Support.binary()
+        let data = Support.makeTinyMNIST(train: 64, test: 16)
+        let result = try Support.run(Support.mpirunScript, ["2", bin, "train", "--data-dir", data, "--batch-size", "1"], timeout: 60)
+        #expect(result.status != 0)
+        let mentions = result.stderr.components(separatedBy: "training.batch_size").count - 1
+        #expect(mentions == 1, "the error is printed once, by one rank:\n\(result.stderr)")
+    }
+
+    @Test func badFlagsAndConfigsAreClearErrors() throws {
+        let bin = try Support.binary()
+        let data = Support.makeTinyMNIST(train: 64, test: 16)
+        let bad = Support.temporaryDirectory() + "/bad.yaml"
+        try "model:\n  layers:\n    - type: dense\n      units: 10\n      activation: softmax\ntraining:\n  epoch: 2\n".write(toFile: bad, atomically: true, encoding: .utf8)
+        let r1 = try Support.run(bin, ["train", "--config", bad, "--data-dir", data])
+        #expect(r1.status != 0 && r1.stderr.contains("training.epoch"), "\(r1.stderr)")
+        let r2 = try Support.run(bin, ["train", "--data-dir", data, "--epochs", "0"])
+        #expect(r2.status != 0 && r2.stderr.contains("--epochs"), "\(r2.stderr)")
+        let r3 = try Support.run(bin, ["train", "--config", "/no/such.yaml", "--data-dir", data])
+        #expect(r3.status != 0 && r3.stderr.contains("/no/such.yaml"), "\(r3.stderr)")
+    }
+}

@@ -1,0 +1,116 @@
+import DPTrain
+import Foundation
+import Testing
+
+@Suite("IDX files and data sets")
+struct IDXTests {
+    let dir = Support.temporaryDirectory()
+
+    func gzip(_ path: String) throws {
+        let r = try Support.run("/bin/gzip", ["-f", path])
+        #expect(r.status == 0)
+    }
+
+    @Test func rawFileRoundTrips() throws {
+        let bytes: [UInt8] = (0..<24).map { UInt8($0 * 3) }
+        Support.write(IDXFile.encode(dimensions: [2, 3, 4], bytes: bytes), to: "\(dir)/a")
+        let file = try IDXFile.read(path: "\(dir)/a")
+        #expect(file.dimensions == [2, 3, 4])
+        #expect(file.bytes == bytes)
+    }
+
+    @Test func gzipFileRoundTrips() throws {
+        let bytes: [UInt8] = (0..<5000).map { UInt8(truncatingIfNeeded: $0 &* 7) }
+        Support.write(IDXFile.encode(dimensions: [5000], bytes: bytes), to: "\(dir)/b")
+        try gzip("\(dir)/b")
+        let file = try IDXFile.read(path: "\(dir)/b.gz")
+        #expect(file.dimensions == [5000])
+        #expect(file.bytes == bytes)
+    }
+
+    @Test func datasetLoadsRawAndGzip() throws {
+        let data = Support.makeTinyMNIST(train: 30, test: 10)
+        try gzip("\(data)/train-images-idx3-ubyte")
+        let train = try Dataset.load(directory: data, split: .train)
+        #expect(train.count == 30)
+        #expect(train.imageShape == [28, 28, 1])
+        let limited = try Dataset.load(directory: data, split: .test, limit: 4)
+        #expect(limited.count == 4 && limited.images.count == 4 * 784)
+    }
+
+    func expectError(_ path: String, _ check: (DataError) -> Bool) {
+        do {
+            _ = try IDXFile.read(path: path)
+            Issue.record("reading \(path) should have failed")
+        } catch let error as DataError {
+            #expect(check(error), "unexpected error \(error)")
+            #expect(error.description.contains(path), "message must name the file: \(error)")
+        } catch {
+            Issue.record("unexpected error type \(error)")
+        }
+    }
+
+    @Test func wrongMagicIsReported() {
+        Support.write([1, 2, 3, 4, 0, 0, 0, 1, 9], to: "\(dir)/magic")
+        expectError("\(dir)/magic") { if case .badMagic = $0 { return true } else { return false } }
+    }
+
+    @Test func truncatedDataIsReported() {
+        let good = IDXFile.encode(dimensions: [10, 28, 28], bytes: [UInt8](repeating: 1, count: 7840))
+        Support.write(Array(good.dropLast(100)), to: "\(dir)/trunc")
+        expectError("\(dir)/trunc") {
+            if case .wrongLength(_, 7840, 7740) = $0 { return true } else { return false }
+        }
+        #expect(DataError.wrongLength(path: "x", expected: 2, found: 1).description.contains("truncated"))
+    }
+
+    @Test func truncatedHeaderIsReported() {
+        Support.write([0, 0, 8, 3, 0, 0], to: "\(dir)/hdr")
+        expectError("\(dir)/hdr") { if case .truncatedHeader = $0 { return true } else { return false } }
+    }
+
+    @Test func emptyFileIsReported() {
+        Support.write([], to: "\(dir)/empty")
+        expectError("\(dir)/empty") { $0 == .emptyFile(path: "\(dir)/empty") }
+    }
+
+    @Test func nonGzipBytesInGzIsReported() {
+        Support.write(IDXFile.encode(dimensions: [1], bytes: [3]), to: "\(dir)/fake.gz")
+        expectError("\(dir)/fake.gz") { $0 == .notGzip(path: "\(dir)/fake.gz") }
+    }
+
+    @Test func corruptGzipIsReported() throws {
+        Support.write(IDXFile.encode(dimensions: [3000], bytes: [UInt8](repeating: 5, count: 3000)), to: "\(dir)/c")
+        try gzip("\(dir)/c")
+        var bytes = [UInt8](try Data(contentsOf: URL(fileURLWithPath: "\(dir)/c.gz")))
+        bytes = Array(bytes.prefix(bytes.count / 2))
+        Support.write(bytes, to: "\(dir)/c.gz")
+        expectError("\(dir)/c.gz") { if case .corruptGzip = $0 { return true } else { return false } }
+    }
+
+    @Test func countMismatchIsReported() throws {
+        let images = IDXFile(path: "imgs", dimensions: [3, 28, 28], bytes: [UInt8](repeating: 0, count: 3 * 784))
+        let labels = IDXFile(path: "lbls", dimensions: [2], bytes: [1, 2])
+        #expect(throws: DataError.countMismatch(images: "imgs", imageCount: 3, labels: "lbls", labelCount: 2)) {
+            try Dataset.make(images: images, labels: labels, numClasses: 10)
+        }
+    }
+
+    @Test func labelOutOfRangeIsReported() throws {
+        let images = IDXFile(path: "imgs", dimensions: [2, 28, 28], bytes: [UInt8](repeating: 0, count: 2 * 784))
+        let labels = IDXFile(path: "lbls", dimensions: [2], bytes: [1, 10])
+        #expect(throws: DataError.labelOutOfRange(path: "lbls", index: 1, value: 10, classes: 10)) {
+            try Dataset.make(images: images, labels: labels, numClasses: 10)
+        }
+    }
+
+    @Test func missingFileNamesTheFileAndTheFix() {
+        do {
+            _ = try Dataset.load(directory: dir, split: .train)
+            Issue.record("should fail")
+        } catch {
+            let text = "\(error)"
+            #expect(text.contains("train-images-idx3-ubyte") && text.contains("fetch-mnist.sh"))
+        }
+    }
+}
