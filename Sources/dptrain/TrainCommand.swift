@@ -48,6 +48,15 @@ struct TrainCommand: ParsableCommand {
     @Option(name: .long, help: "Write a step event to the metrics file every N steps (overrides training.log_every; 0: never).")
     var logEvery: Int?
 
+    @Option(name: .long, help: ArgumentHelp("Write checkpoints here (overrides checkpoint.dir); rank 0 only.", valueName: "dir"))
+    var checkpointDir: String?
+
+    @Flag(name: .long, help: "Continue from the newest valid checkpoint in the checkpoint directory (a corrupt newest file is reported and skipped).")
+    var resume = false
+
+    @Option(name: .long, help: ArgumentHelp("Continue from this checkpoint file.", valueName: "file"))
+    var resumeFrom: String?
+
     @Option(name: .long, help: "BLAS threads per rank (default: $OPENBLAS_NUM_THREADS, else cores / ranks on this node).")
     var threads: Int?
 
@@ -64,12 +73,34 @@ struct TrainCommand: ParsableCommand {
         do {
             let trainer = try comm.agree { () throws -> Trainer in
                 var cfg = try TrainConfig.load(path: config)
+                let configText = try String(contentsOfFile: config, encoding: .utf8)
                 try applyOverrides(to: &cfg)
                 let dir = Launch.dataDirectory(flag: dataDir)
-                let train = try Dataset.load(directory: dir, split: .train, limit: cfg.trainLimit)
-                let test = comm.isRoot ? try Dataset.load(directory: dir, split: .test, limit: cfg.testLimit) : nil
+                let train = try cfg.loadDataset(directory: dir, split: .train)
+                let test = comm.isRoot ? try cfg.loadDataset(directory: dir, split: .test) : nil
                 let metrics = comm.isRoot ? try metricsFile.map { try MetricsSink(path: $0) } : nil
-                let trainer = try Trainer(config: cfg, comm: comm, train: train, test: test, metrics: metrics, log: say)
+                let checkpointer = cfg.checkpointDirectory.map { Checkpointer(directory: $0, keep: cfg.checkpointKeep) }
+                let trainer = try Trainer(config: cfg, configText: configText, comm: comm, train: train, test: test,
+                                          metrics: metrics, checkpointer: checkpointer, log: say)
+                if let mpi = comm as? MPICommunicator, comm.worldSize > 1 {
+                    let watchdog = Watchdog(timeout: cfg.collectiveTimeout, rank: comm.rank)
+                    mpi.watchdog = watchdog
+                    trainer.watchdog = watchdog
+                }
+                if comm.isRoot, resume || resumeFrom != nil {
+                    let (checkpoint, path): (Checkpoint, String)
+                    if let resumeFrom {
+                        (checkpoint, path) = (try Checkpoint.read(path: resumeFrom), resumeFrom)
+                    } else {
+                        guard let checkpointer else {
+                            throw ValidationError("--resume needs a checkpoint directory: pass --checkpoint-dir or set checkpoint.dir")
+                        }
+                        (checkpoint, path) = try checkpointer.newestValid { say("dptrain: warning: \($0)") }
+                    }
+                    try trainer.restore(from: checkpoint, path: path)
+                    say("dptrain: resuming from \(path) at global step \(trainer.position.step) (epoch \(trainer.position.epoch + 1), "
+                        + "step \(trainer.position.stepInEpoch) of it), saved by \(checkpoint.metadata["world_size"] ?? "?") rank(s)")
+                }
                 let s = trainer.schedule
                 say("dptrain: \(comm.summary) x \(threads) BLAS thread\(threads == 1 ? "" : "s"); model \(trainer.model.parameterCount) parameters; "
                     + "global batch \(cfg.batchSize) (\(s.maxLocalBatch(worldSize: comm.worldSize)) per rank), \(s.stepsPerEpoch) steps/epoch, "
@@ -98,6 +129,7 @@ struct TrainCommand: ParsableCommand {
             guard seed >= 0 else { throw ValidationError("--seed must be >= 0, found \(seed)") }
             cfg.seed = UInt64(seed)
         }
+        if let checkpointDir { cfg.checkpointDirectory = checkpointDir }
         cfg.maxSteps = try positive(maxSteps, "--max-steps") ?? cfg.maxSteps
         cfg.trainLimit = try positive(trainLimit, "--train-limit") ?? cfg.trainLimit
         cfg.testLimit = try positive(testLimit, "--test-limit") ?? cfg.testLimit

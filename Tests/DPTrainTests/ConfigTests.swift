@@ -22,7 +22,7 @@ struct ConfigTests {
 
     @Test func tutorialMLP() throws {
         let c = try TrainConfig.load(path: Support.packageRoot.appendingPathComponent("Configs/mlp.yaml").path)
-        #expect(c.layers == [.flatten, .dense(units: 128, activation: .relu), .dropout(rate: 0.2), .dense(units: 10, activation: .softmax)])
+        #expect(c.layers == [.flatten, .dense(units: 128, activation: .relu, l2: 0), .dropout(rate: 0.2), .dense(units: 10, activation: .softmax, l2: 0)])
         #expect(c.epochs == 5 && c.batchSize == 32 && c.optimizer.kind == .adam && c.optimizer.learningRate == 1e-3)
         #expect(c.loss == .sparseCategoricalCrossentropy)
         let model = try Model(specs: c.layers, inputShape: c.inputShape, loss: c.loss, capacity: 1)

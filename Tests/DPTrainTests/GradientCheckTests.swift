@@ -138,7 +138,7 @@ struct GradientCheckTests {
     }
 
     @Test func wholeMLPWithoutDropout() throws {
-        let specs: [LayerSpec] = [.flatten, .dense(units: 6, activation: .relu), .dense(units: 4, activation: .tanh), .dense(units: 3, activation: .softmax)]
+        let specs: [LayerSpec] = [.flatten, .dense(units: 6, activation: .relu, l2: 0), .dense(units: 4, activation: .tanh, l2: 0), .dense(units: 3, activation: .softmax, l2: 0)]
         let model = try Model(specs: specs, inputShape: [3, 3, 1], loss: .sparseCategoricalCrossentropy, capacity: 5)
         model.initialize(seed: 3)
         var rng = SplitMix64(seed: 5)

@@ -52,3 +52,56 @@ struct OptimizerTests {
         }
     }
 }
+
+@Suite("Optimizer options and regularisation")
+struct OptimizerOptionTests {
+    @Test func adamWDecaysBeforeTheAdamStep() {
+        let adamw = Adam(parameterCount: 1, weightDecay: 0.1)
+        let params = FloatBuffer(count: 1)
+        params.copy(from: [2])
+        [Float(0.5)].withUnsafeBufferPointer { adamw.step(parameters: params.pointer, gradients: $0.baseAddress!, count: 1, learningRate: 0.01) }
+        // p = 2 - 0.01*0.1*2 = 1.998, then the first Adam step moves it by ~lr against the gradient.
+        let alpha = 0.01 * (1 - 0.999).squareRoot() / (1 - 0.9)
+        let expected = 1.998 - alpha * 0.05 / ((0.001 * 0.25).squareRoot() + 1e-7)
+        #expect(abs(Double(params.pointer[0]) - expected) < 1e-6)
+    }
+
+    @Test func amsgradUsesTheRunningMaximumOfV() {
+        let ams = Adam(parameterCount: 1, amsgrad: true)
+        let params = FloatBuffer(count: 1)
+        var p = 0.0, m = 0.0, v = 0.0, vhat = 0.0
+        for (t, g) in [1.0, 0.01, 0.01].enumerated() {
+            [Float(g)].withUnsafeBufferPointer { ams.step(parameters: params.pointer, gradients: $0.baseAddress!, count: 1, learningRate: 0.1) }
+            let step = Double(t + 1)
+            m = 0.9 * m + 0.1 * g
+            v = 0.999 * v + 0.001 * g * g
+            vhat = max(vhat, v)
+            p -= 0.1 * (1 - pow(0.999, step)).squareRoot() / (1 - pow(0.9, step)) * m / (vhat.squareRoot() + 1e-7)
+            #expect(abs(Double(params.pointer[0]) - p) < 1e-5, "step \(t + 1)")
+        }
+    }
+
+    @Test func l2AddsLambdaTimesSquaredNormToLossAndTwiceLambdaWToGradient() throws {
+        let model = try Model(specs: [.flatten, .dense(units: 3, activation: .softmax, l2: 0.01)], inputShape: [2, 2, 1],
+                              loss: .sparseCategoricalCrossentropy, capacity: 1)
+        model.initialize(seed: 1)
+        let kernel = model.parameter("dense_1.kernel")!
+        let expected = 0.01 * kernel.reduce(0.0) { $0 + Double($1) * Double($1) }
+        model.store.gradients.zero()
+        let penalty = model.applyRegularization(to: model.store.gradients.pointer)
+        #expect(abs(penalty - expected) <= 1e-6 * expected)
+        for i in 0..<kernel.count { #expect(abs(model.store.gradients.pointer[i] - 0.02 * kernel[i]) < 1e-7) }
+        #expect(model.store.gradients.pointer[kernel.count] == 0, "the bias is not regularised")
+    }
+
+    @Test func learningRateSchedules() {
+        var s = LearningRateSchedule(rate: 0.1)
+        #expect(s.rate(step: 1000) == 0.1)
+        s.kind = .step; s.decaySteps = 10; s.decayRate = 0.5
+        #expect(s.rate(step: 9) == 0.1 && abs(s.rate(step: 10) - 0.05) < 1e-9 && abs(s.rate(step: 25) - 0.025) < 1e-9)
+        s.kind = .cosine; s.decaySteps = 100; s.alpha = 0
+        #expect(abs(s.rate(step: 50) - 0.05) < 1e-7 && s.rate(step: 100) < 1e-9 && s.rate(step: 500) < 1e-9)
+        s.warmupSteps = 10
+        #expect(abs(s.rate(step: 0) - 0.01) < 1e-9 && abs(s.rate(step: 9) - 0.1) < 1e-9 && abs(s.rate(step: 10) - 0.1) < 1e-7)
+    }
+}

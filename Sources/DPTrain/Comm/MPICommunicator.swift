@@ -9,6 +9,8 @@ public final class MPICommunicator: Communicator {
     public let rank: Int
     public let worldSize: Int
     private let world = dpt_comm_world()
+    /// Bounds how long any collective may take (see `Watchdog`); nil: unbounded.
+    public var watchdog: Watchdog?
 
     /// True when this process was started by mpirun/srun (so `MPI_Init` finds a job to join).
     public static var launchedByMPI: Bool {
@@ -36,6 +38,14 @@ public final class MPICommunicator: Communicator {
         return "\(name), \(worldSize) rank\(worldSize == 1 ? "" : "s")"
     }
 
+    /// Runs one MPI call under the watchdog and checks its return code.
+    private func call(_ operation: StaticString, _ body: () -> Int32) {
+        watchdog?.begin(operation)
+        let code = body()
+        watchdog?.end()
+        check(code, "\(operation)")
+    }
+
     private func check(_ code: Int32, _ operation: String) {
         guard code != dpt_success() else { return }
         var text = [CChar](repeating: 0, count: Int(dpt_max_error_string()))
@@ -49,11 +59,11 @@ public final class MPICommunicator: Communicator {
     }
 
     public func allreduceSum(_ buffer: UnsafeMutablePointer<Float>, count: Int) {
-        check(MPI_Allreduce(dpt_in_place(), buffer, Int32(count), dpt_float(), dpt_op_sum(), world), "MPI_Allreduce(sum, \(count) floats)")
+        call("MPI_Allreduce(sum)") { MPI_Allreduce(dpt_in_place(), buffer, Int32(count), dpt_float(), dpt_op_sum(), world) }
     }
 
     public func allreduceMax(_ buffer: UnsafeMutablePointer<Double>, count: Int) {
-        check(MPI_Allreduce(dpt_in_place(), buffer, Int32(count), dpt_double(), dpt_op_max(), world), "MPI_Allreduce(max, \(count) doubles)")
+        call("MPI_Allreduce(max)") { MPI_Allreduce(dpt_in_place(), buffer, Int32(count), dpt_double(), dpt_op_max(), world) }
     }
 
     public func broadcast(_ bytes: UnsafeMutableRawPointer, count: Int, root: Int) {
@@ -61,7 +71,7 @@ public final class MPICommunicator: Communicator {
         var offset = 0
         repeat {
             let n = min(count - offset, 1 << 30)
-            check(MPI_Bcast(bytes + offset, Int32(n), dpt_byte(), Int32(root), world), "MPI_Bcast(\(count) bytes from rank \(root))")
+            call("MPI_Bcast") { MPI_Bcast(bytes + offset, Int32(n), dpt_byte(), Int32(root), world) }
             offset += n
         } while offset < count
     }
@@ -69,11 +79,11 @@ public final class MPICommunicator: Communicator {
     public func allgather(_ value: Int32) -> [Int32] {
         var mine = value
         var all = [Int32](repeating: 0, count: worldSize)
-        check(MPI_Allgather(&mine, 1, dpt_int32(), &all, 1, dpt_int32(), world), "MPI_Allgather")
+        call("MPI_Allgather") { MPI_Allgather(&mine, 1, dpt_int32(), &all, 1, dpt_int32(), world) }
         return all
     }
 
-    public func barrier() { check(MPI_Barrier(world), "MPI_Barrier") }
+    public func barrier() { call("MPI_Barrier") { MPI_Barrier(world) } }
 
     public func abort(code: Int32, message: String) -> Never {
         FileHandle.standardError.write(Data("dptrain: \(message)\n".utf8))

@@ -27,6 +27,11 @@ public struct Dataset: Sendable {
                        labels: Array(labels[range]), imageShape: imageShape, numClasses: numClasses)
     }
 
+    /// The same images with labels mapped through `f` into `0..<classes`.
+    public func relabeled(classes: Int, _ f: (UInt8) -> UInt8) -> Dataset {
+        Dataset(images: images, labels: labels.map(f), imageShape: imageShape, numClasses: classes)
+    }
+
     /// Which half of an MNIST-format directory to read.
     public enum Split: String, Sendable {
         case train, test

@@ -1,17 +1,18 @@
 import CZlib
 import Foundation
 
-/// Inflates gzip data (RFC 1952, one or more members) with zlib.
+/// Inflates gzip (RFC 1952, one or more members) or zlib (RFC 1950, as inside PNG) data.
 enum Gzip {
     static func isGzip(_ bytes: [UInt8]) -> Bool {
         bytes.count >= 2 && bytes[0] == 0x1f && bytes[1] == 0x8b
     }
 
     /// Returns the decompressed bytes, or throws `DataError.corruptGzip` naming `path`.
-    static func inflate(_ input: [UInt8], path: String) throws -> [UInt8] {
+    /// `zlibWrapper`: expect a zlib header instead of gzip's.
+    static func inflate(_ input: [UInt8], path: String, zlibWrapper: Bool = false) throws -> [UInt8] {
         var stream = z_stream()
-        // 16 + MAX_WBITS: expect a gzip wrapper.
-        guard inflateInit2_(&stream, 16 + MAX_WBITS, ZLIB_VERSION, Int32(MemoryLayout<z_stream>.size)) == Z_OK else {
+        // 16 + MAX_WBITS: expect a gzip wrapper; MAX_WBITS: a zlib one.
+        guard inflateInit2_(&stream, zlibWrapper ? MAX_WBITS : 16 + MAX_WBITS, ZLIB_VERSION, Int32(MemoryLayout<z_stream>.size)) == Z_OK else {
             throw DataError.corruptGzip(path: path, reason: "zlib could not be initialised")
         }
         defer { inflateEnd(&stream) }

@@ -44,11 +44,7 @@ public final class Dense: Layer {
         }
         // dW = x^T dy ; db = column sums of dy ; dx = dy W^T
         sgemm(transA: true, m: inputs, n: units, k: batch, a: x, lda: inputs, b: dy, ldb: units, beta: 0, c: dw, ldc: units)
-        db.update(from: dy, count: units)
-        for r in 1..<max(batch, 1) {
-            let row = dy + r * units
-            for j in 0..<units { db[j] += row[j] }
-        }
+        columnSums(dy, rows: batch, columns: units, into: db)
         if let dx {
             sgemm(transB: true, m: batch, n: inputs, k: units, a: dy, lda: units, b: w, ldb: units, beta: 0, c: dx, ldc: inputs)
         }

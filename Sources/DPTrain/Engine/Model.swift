@@ -9,6 +9,8 @@ public final class Model {
     public let head: LossHead
     public let store: ParameterStore
     public let capacity: Int
+    /// Kernels with an L2 penalty and its factor.
+    public let regularizers: [(entry: ParameterStore.Entry, lambda: Float)]
 
     /// `activations[0]` is the input, `activations[i+1]` the output of `layers[i]`.
     private var activations: [UnsafeMutablePointer<Float>] = []
@@ -31,8 +33,8 @@ public final class Model {
         var specs = specs
         var fused: ActivationKind?
         // Keras's Dense(activation=) is a Dense then an activation; fuse the last one into the loss.
-        if case .dense(let units, let act)? = specs.last, act == loss.fusableActivation {
-            specs[specs.count - 1] = .dense(units: units, activation: .linear)
+        if case .dense(let units, let act, let l2)? = specs.last, act == loss.fusableActivation {
+            specs[specs.count - 1] = .dense(units: units, activation: .linear, l2: l2)
             fused = act
         } else if case .activation(let act)? = specs.last, act == loss.fusableActivation {
             specs.removeLast()
@@ -41,6 +43,7 @@ public final class Model {
         var built: [any Layer] = []
         var shape = inputShape
         var counters: [String: Int] = [:]
+        var regularized: [(name: String, lambda: Float)] = []
         func nextName(_ base: String) -> String {
             counters[base, default: 0] += 1
             return "\(base)_\(counters[base]!)"
@@ -49,15 +52,32 @@ public final class Model {
             switch spec {
             case .flatten:
                 built.append(Flatten(name: nextName("flatten"), shape: shape))
-            case .dense(let units, let activation):
+            case .dense(let units, let activation, let l2):
                 guard shape.count == 1 else {
                     throw ConfigError.invalid(key: "model.layers[\(index)]",
                                               reason: "dense needs a flat input, got shape \(shape); add a flatten layer before it")
                 }
-                built.append(Dense(name: nextName("dense"), inputs: shape[0], units: units))
+                let dense = Dense(name: nextName("dense"), inputs: shape[0], units: units)
+                built.append(dense)
+                if l2 > 0 { regularized.append(("\(dense.name).kernel", l2)) }
                 if activation != .linear {
                     built.append(Activation(name: nextName(activation.rawValue), kind: activation, shape: [units]))
                 }
+            case .conv2d(let filters, let kernel, let stride, let padding, let activation, let l2):
+                guard shape.count == 3 else {
+                    throw ConfigError.invalid(key: "model.layers[\(index)]", reason: "conv2d needs an image input (height, width, channels), got shape \(shape)")
+                }
+                let conv = try Conv2D(name: nextName("conv2d"), inputShape: shape, filters: filters, kernel: (kernel, kernel), stride: stride, padding: padding)
+                built.append(conv)
+                if l2 > 0 { regularized.append(("\(conv.name).kernel", l2)) }
+                if activation != .linear {
+                    built.append(Activation(name: nextName(activation.rawValue), kind: activation, shape: conv.outputShape))
+                }
+            case .maxPooling2d(let pool, let stride):
+                guard shape.count == 3 else {
+                    throw ConfigError.invalid(key: "model.layers[\(index)]", reason: "max_pooling2d needs an image input (height, width, channels), got shape \(shape)")
+                }
+                built.append(try MaxPooling2D(name: nextName("max_pooling2d"), inputShape: shape, pool: pool, stride: stride))
             case .dropout(let rate):
                 built.append(Dropout(name: nextName("dropout"), rate: rate, shape: shape))
             case .activation(let kind):
@@ -85,7 +105,9 @@ public final class Model {
                 offset += shape.reduce(1, *)
             }
         }
-        store = ParameterStore(entries: entries, extraSlots: extraGradientSlots)
+        let store = ParameterStore(entries: entries, extraSlots: extraGradientSlots)
+        self.store = store
+        regularizers = regularized.map { (store.entry(named: $0.name)!, $0.lambda) }
         for layer in built {
             layer.bind(store)
             layer.prepare(capacity: capacity)
@@ -138,6 +160,22 @@ public final class Model {
             layers[i].backward(input: activations[i], output: activations[i + 1], outputGradient: dy,
                                inputGradient: layers[i].aliasesInput ? nil : deltas[i], batch: batch, context: context)
         }
+    }
+
+    /// Adds the L2 penalties' gradients `2 lambda W` to `gradients` and returns the penalty
+    /// `sum lambda ||W||^2` (added to the reported loss, as Keras does).
+    public func applyRegularization(to gradients: UnsafeMutablePointer<Float>) -> Double {
+        var penalty = 0.0
+        for (entry, lambda) in regularizers {
+            let w = store.values.pointer + entry.offset, g = gradients + entry.offset
+            var sum: Float = 0
+            for i in 0..<entry.count {
+                sum += w[i] * w[i]
+                g[i] += 2 * lambda * w[i]
+            }
+            penalty += Double(lambda) * Double(sum)
+        }
+        return penalty
     }
 
     /// Parameters of `layers[i]` with `name` — for tests and tools.

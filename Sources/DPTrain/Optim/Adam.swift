@@ -3,21 +3,31 @@
 ///     m = b1 m + (1 - b1) g;   v = b2 v + (1 - b2) g^2
 ///     p -= lr * sqrt(1 - b2^t) / (1 - b1^t) * m / (sqrt(v) + eps)
 ///
-/// Keras defaults: lr 1e-3, b1 0.9, b2 0.999, eps 1e-7.
+/// Keras defaults: lr 1e-3, b1 0.9, b2 0.999, eps 1e-7. With `amsgrad` the denominator uses the
+/// running maximum of `v`. With `weightDecay = wd > 0` it is AdamW (decoupled weight decay, as
+/// Keras's `AdamW`): each step first does `p -= lr * wd * p`.
 public final class Adam: Optimizer {
     public let beta1: Float, beta2: Float, epsilon: Float
+    public let amsgrad: Bool
+    public let weightDecay: Float
     public var iterations = 0
-    let m: FloatBuffer, v: FloatBuffer
+    let m: FloatBuffer, v: FloatBuffer, vMax: FloatBuffer
 
-    public init(parameterCount: Int, beta1: Float = 0.9, beta2: Float = 0.999, epsilon: Float = 1e-7) {
+    public init(parameterCount: Int, beta1: Float = 0.9, beta2: Float = 0.999, epsilon: Float = 1e-7,
+                amsgrad: Bool = false, weightDecay: Float = 0) {
         self.beta1 = beta1
         self.beta2 = beta2
         self.epsilon = epsilon
+        self.amsgrad = amsgrad
+        self.weightDecay = weightDecay
         m = FloatBuffer(count: parameterCount)
         v = FloatBuffer(count: parameterCount)
+        vMax = FloatBuffer(count: amsgrad ? parameterCount : 0)
     }
 
-    public var state: [(name: String, buffer: FloatBuffer)] { [("adam.m", m), ("adam.v", v)] }
+    public var state: [(name: String, buffer: FloatBuffer)] {
+        [("adam.m", m), ("adam.v", v)] + (amsgrad ? [("adam.vhat", vMax)] : [])
+    }
 
     public func step(parameters p: UnsafeMutablePointer<Float>, gradients g: UnsafePointer<Float>, count: Int, learningRate: Float) {
         iterations += 1
@@ -25,6 +35,23 @@ public final class Adam: Optimizer {
         let alpha = Float(Double(learningRate) * (1 - pow(Double(beta2), t)).squareRoot() / (1 - pow(Double(beta1), t)))
         let m = m.pointer, v = v.pointer
         let b1 = beta1, b2 = beta2, eps = epsilon
+        if weightDecay > 0 {
+            let decay = learningRate * weightDecay
+            for i in 0..<count { p[i] -= decay * p[i] }
+        }
+        if amsgrad {
+            let vhat = vMax.pointer
+            for i in 0..<count {
+                let gi = g[i]
+                let mi = b1 * m[i] + (1 - b1) * gi
+                let vi = b2 * v[i] + (1 - b2) * gi * gi
+                m[i] = mi
+                v[i] = vi
+                vhat[i] = max(vhat[i], vi)
+                p[i] -= alpha * mi / (vhat[i].squareRoot() + eps)
+            }
+            return
+        }
         for i in 0..<count {
             let gi = g[i]
             let mi = b1 * m[i] + (1 - b1) * gi

@@ -7,16 +7,28 @@ import Yams
 /// `parse` rejects unknown keys, wrong types and impossible values with a `ConfigError` naming
 /// the key; `validate(worldSize:)` checks what depends on the launch.
 public struct TrainConfig: Sendable, Equatable {
-    public enum OptimizerKind: String, Sendable, CaseIterable { case adam, sgd }
+    public enum OptimizerKind: String, Sendable, CaseIterable { case adam, adamw, sgd }
 
     public struct OptimizerConfig: Sendable, Equatable {
         public var kind: OptimizerKind = .adam
-        public var learningRate: Double = 1e-3
+        public var learningRate: Double { get { schedule.rate } set { schedule.rate = newValue } }
+        public var schedule = LearningRateSchedule(rate: 1e-3)
         public var beta1: Double = 0.9
         public var beta2: Double = 0.999
         public var epsilon: Double = 1e-7
+        public var amsgrad = false
+        /// Decoupled weight decay (AdamW only).
+        public var weightDecay: Double = 0
         public var momentum: Double = 0
         public var nesterov = false
+    }
+
+    /// What the labels of the data set mean to the model.
+    public enum Labels: String, Sendable, CaseIterable {
+        /// The digit, 0-9.
+        case digits
+        /// 1 for an even digit, 0 for an odd one: a two-class task for binary cross-entropy.
+        case even
     }
 
     public var inputShape: [Int] = [28, 28, 1]
@@ -36,6 +48,25 @@ public struct TrainConfig: Sendable, Equatable {
     /// Use only the first N test images for evaluation.
     public var testLimit: Int?
     public var evalBatchSize = 1000
+    /// Keras's `validation_split`: the last fraction of the training set, before shuffling,
+    /// held out and evaluated by rank 0 after each epoch.
+    public var validationSplit = 0.0
+    /// Stop when the validation loss has not improved by more than `earlyStoppingMinDelta`
+    /// for this many epochs (Keras's `EarlyStopping(monitor="val_loss")`); nil: never.
+    public var earlyStoppingPatience: Int?
+    public var earlyStoppingMinDelta = 0.0
+    public var labels = Labels.digits
+    /// What a non-finite loss or gradient does: stop with an error, or skip the step (counted).
+    public var skipNonFinite = false
+    /// Compare a checksum of the parameters across ranks every N steps (0: only at the end).
+    public var consistencyCheckEvery = 0
+    /// Seconds any one collective may take before the watchdog stops the job.
+    public var collectiveTimeout = 600.0
+    /// Checkpointing: directory (nil: no checkpoints), cadence and how many files to keep.
+    public var checkpointDirectory: String?
+    public var checkpointEverySteps = 0
+    public var checkpointEveryEpochs = 1
+    public var checkpointKeep = 3
 
     public init() {}
 
@@ -77,15 +108,32 @@ public struct TrainConfig: Sendable, Equatable {
         if var opt = try root.node("optimizer") {
             if let name = try opt.string("name") {
                 guard let kind = OptimizerKind(rawValue: name.lowercased()) else {
-                    throw ConfigError.invalid(key: "optimizer.name", reason: "unknown optimizer '\(name)'; use adam or sgd")
+                    throw ConfigError.invalid(key: "optimizer.name", reason: "unknown optimizer '\(name)'; use adam, adamw or sgd")
                 }
                 c.optimizer.kind = kind
             }
-            c.optimizer.learningRate = try opt.double("learning_rate") ?? c.optimizer.learningRate
-            if c.optimizer.kind == .adam {
+            c.optimizer.learningRate = try opt.double("learning_rate") ?? (c.optimizer.kind == .sgd ? 0.01 : 1e-3)
+            if var schedule = try opt.node("schedule") {
+                let type = try schedule.string("type") ?? "constant"
+                guard let kind = LearningRateSchedule.Kind(rawValue: type) else {
+                    throw ConfigError.invalid(key: "optimizer.schedule.type", reason: "unknown schedule '\(type)'; use \(LearningRateSchedule.Kind.allCases.map(\.rawValue).joined(separator: ", "))")
+                }
+                c.optimizer.schedule.kind = kind
+                c.optimizer.schedule.warmupSteps = try schedule.int("warmup_steps") ?? 0
+                if kind != .constant {
+                    guard let steps = try schedule.int("decay_steps") else { throw ConfigError.missing(key: "optimizer.schedule.decay_steps") }
+                    c.optimizer.schedule.decaySteps = steps
+                }
+                if kind == .step { c.optimizer.schedule.decayRate = try schedule.double("decay_rate") ?? 0.5 }
+                if kind == .cosine { c.optimizer.schedule.alpha = try schedule.double("alpha") ?? 0 }
+                try schedule.finish()
+            }
+            if c.optimizer.kind != .sgd {
                 c.optimizer.beta1 = try opt.double("beta_1") ?? c.optimizer.beta1
                 c.optimizer.beta2 = try opt.double("beta_2") ?? c.optimizer.beta2
                 c.optimizer.epsilon = try opt.double("epsilon") ?? c.optimizer.epsilon
+                c.optimizer.amsgrad = try opt.bool("amsgrad") ?? false
+                if c.optimizer.kind == .adamw { c.optimizer.weightDecay = try opt.double("weight_decay") ?? 0.004 }
             } else {
                 c.optimizer.momentum = try opt.double("momentum") ?? 0
                 c.optimizer.nesterov = try opt.bool("nesterov") ?? false
@@ -104,7 +152,30 @@ public struct TrainConfig: Sendable, Equatable {
             c.logEvery = try training.int("log_every") ?? c.logEvery
             c.maxSteps = try training.int("max_steps")
             c.evalBatchSize = try training.int("eval_batch_size") ?? c.evalBatchSize
+            c.validationSplit = try training.double("validation_split") ?? 0
+            if let policy = try training.string("on_nonfinite") {
+                guard policy == "stop" || policy == "skip" else {
+                    throw ConfigError.invalid(key: "training.on_nonfinite", reason: "use stop or skip, found '\(policy)'")
+                }
+                c.skipNonFinite = policy == "skip"
+            }
+            c.consistencyCheckEvery = try training.int("consistency_check_every") ?? 0
+            c.collectiveTimeout = try training.double("collective_timeout") ?? c.collectiveTimeout
+            if var stopping = try training.node("early_stopping") {
+                guard let patience = try stopping.int("patience") else { throw ConfigError.missing(key: "training.early_stopping.patience") }
+                c.earlyStoppingPatience = patience
+                c.earlyStoppingMinDelta = try stopping.double("min_delta") ?? 0
+                try stopping.finish()
+            }
             try training.finish()
+        }
+
+        if var checkpoint = try root.node("checkpoint") {
+            c.checkpointDirectory = try checkpoint.string("dir")
+            c.checkpointEverySteps = try checkpoint.int("every_steps") ?? 0
+            c.checkpointEveryEpochs = try checkpoint.int("every_epochs") ?? 1
+            c.checkpointKeep = try checkpoint.int("keep") ?? 3
+            try checkpoint.finish()
         }
 
         if var data = try root.node("data") {
@@ -113,6 +184,12 @@ public struct TrainConfig: Sendable, Equatable {
             }
             c.trainLimit = try data.int("train_limit")
             c.testLimit = try data.int("test_limit")
+            if let labels = try data.string("labels") {
+                guard let kind = Labels(rawValue: labels) else {
+                    throw ConfigError.invalid(key: "data.labels", reason: "unknown labels '\(labels)'; use digits or even")
+                }
+                c.labels = kind
+            }
             try data.finish()
         }
         try root.finish()
@@ -128,9 +205,23 @@ public struct TrainConfig: Sendable, Equatable {
         case "flatten":
             spec = .flatten
         case "dense":
-            guard let units = try node.int("units") else { throw ConfigError.missing(key: "\(key).units") }
-            guard units >= 1 else { throw ConfigError.invalid(key: "\(key).units", reason: "must be >= 1, found \(units)") }
-            spec = .dense(units: units, activation: try activation(node.string("activation") ?? "linear", key: "\(key).activation"))
+            let units = try positive(&node, "units", key: key)
+            spec = .dense(units: units, activation: try activation(node.string("activation") ?? "linear", key: "\(key).activation"),
+                          l2: try l2(&node, key: key))
+        case "conv2d":
+            let filters = try positive(&node, "filters", key: key)
+            let kernel = try positive(&node, "kernel_size", key: key)
+            let stride = try positive(&node, "strides", key: key, default: 1)
+            let padding = try node.string("padding") ?? "valid"
+            guard let pad = Conv2D.Padding(rawValue: padding) else {
+                throw ConfigError.invalid(key: "\(key).padding", reason: "use valid or same, found '\(padding)'")
+            }
+            spec = .conv2d(filters: filters, kernel: kernel, stride: stride, padding: pad,
+                           activation: try activation(node.string("activation") ?? "linear", key: "\(key).activation"),
+                           l2: try l2(&node, key: key))
+        case "max_pooling2d":
+            let pool = try positive(&node, "pool_size", key: key, default: 2)
+            spec = .maxPooling2d(pool: pool, stride: try positive(&node, "strides", key: key, default: pool))
         case "dropout":
             guard let rate = try node.double("rate") else { throw ConfigError.missing(key: "\(key).rate") }
             guard rate >= 0 && rate < 1 else { throw ConfigError.invalid(key: "\(key).rate", reason: "must be in [0, 1), found \(rate)") }
@@ -139,10 +230,26 @@ public struct TrainConfig: Sendable, Equatable {
             guard let name = try node.string("activation") else { throw ConfigError.missing(key: "\(key).activation") }
             spec = .activation(try activation(name, key: "\(key).activation"))
         default:
-            throw ConfigError.invalid(key: "\(key).type", reason: "unknown layer type '\(type)'; use flatten, dense, dropout or activation")
+            throw ConfigError.invalid(key: "\(key).type", reason: "unknown layer type '\(type)'; use flatten, dense, conv2d, max_pooling2d, dropout or activation")
         }
         try node.finish()
         return spec
+    }
+
+    /// A whole number >= 1 at `name` (required unless `default` is given).
+    static func positive(_ node: inout YAMLNode, _ name: String, key: String, default value: Int? = nil) throws -> Int {
+        guard let n = try node.int(name) ?? value else { throw ConfigError.missing(key: "\(key).\(name)") }
+        guard n >= 1 else { throw ConfigError.invalid(key: "\(key).\(name)", reason: "must be >= 1, found \(n)") }
+        return n
+    }
+
+    /// `kernel_regularizer: {l2: lambda}`, Keras's `regularizers.l2(lambda)`.
+    static func l2(_ node: inout YAMLNode, key: String) throws -> Float {
+        guard var reg = try node.node("kernel_regularizer") else { return 0 }
+        guard let lambda = try reg.double("l2") else { throw ConfigError.missing(key: "\(key).kernel_regularizer.l2") }
+        guard lambda >= 0 else { throw ConfigError.invalid(key: "\(key).kernel_regularizer.l2", reason: "must be >= 0, found \(lambda)") }
+        try reg.finish()
+        return Float(lambda)
     }
 
     static func activation(_ name: String, key: String) throws -> ActivationKind {
@@ -169,6 +276,20 @@ public struct TrainConfig: Sendable, Equatable {
         try require(optimizer.beta2 >= 0 && optimizer.beta2 < 1, "optimizer.beta_2", "must be in [0, 1), found \(optimizer.beta2)")
         try require(optimizer.epsilon > 0, "optimizer.epsilon", "must be > 0, found \(optimizer.epsilon)")
         try require(optimizer.momentum >= 0 && optimizer.momentum < 1, "optimizer.momentum", "must be in [0, 1), found \(optimizer.momentum)")
+        try require(optimizer.weightDecay >= 0, "optimizer.weight_decay", "must be >= 0, found \(optimizer.weightDecay)")
+        try require(optimizer.schedule.warmupSteps >= 0, "optimizer.schedule.warmup_steps", "must be >= 0, found \(optimizer.schedule.warmupSteps)")
+        try require(optimizer.schedule.decaySteps >= 1, "optimizer.schedule.decay_steps", "must be >= 1, found \(optimizer.schedule.decaySteps)")
+        try require(optimizer.schedule.decayRate > 0, "optimizer.schedule.decay_rate", "must be > 0, found \(optimizer.schedule.decayRate)")
+        try require(collectiveTimeout > 0, "training.collective_timeout", "must be > 0 seconds, found \(collectiveTimeout)")
+        try require(consistencyCheckEvery >= 0, "training.consistency_check_every", "must be >= 0, found \(consistencyCheckEvery)")
+        try require(checkpointEverySteps >= 0, "checkpoint.every_steps", "must be >= 0, found \(checkpointEverySteps)")
+        try require(checkpointEveryEpochs >= 0, "checkpoint.every_epochs", "must be >= 0, found \(checkpointEveryEpochs)")
+        try require(checkpointKeep >= 1, "checkpoint.keep", "must be >= 1, found \(checkpointKeep)")
+        try require(validationSplit >= 0 && validationSplit < 1, "training.validation_split", "must be in [0, 1), found \(validationSplit)")
+        try require((earlyStoppingPatience ?? 0) >= 0, "training.early_stopping.patience", "must be >= 0, found \(earlyStoppingPatience ?? 0)")
+        if earlyStoppingPatience != nil && validationSplit == 0 {
+            throw ConfigError.invalid(key: "training.early_stopping", reason: "monitors the validation loss: set training.validation_split too")
+        }
     }
 
     /// Checks what depends on the number of ranks.
@@ -179,11 +300,21 @@ public struct TrainConfig: Sendable, Equatable {
         }
     }
 
+    /// Loads `split` from an MNIST-format directory with this config's limits and label mapping.
+    public func loadDataset(directory: String, split: Dataset.Split) throws -> Dataset {
+        let data = try Dataset.load(directory: directory, split: split, limit: split == .train ? trainLimit : testLimit)
+        switch labels {
+        case .digits: return data
+        case .even: return data.relabeled(classes: 2) { $0 % 2 == 0 ? 1 : 0 }
+        }
+    }
+
     /// Builds the optimizer this config names for `parameterCount` parameters.
     public func makeOptimizer(parameterCount: Int) -> any Optimizer {
         switch optimizer.kind {
-        case .adam:
-            return Adam(parameterCount: parameterCount, beta1: Float(optimizer.beta1), beta2: Float(optimizer.beta2), epsilon: Float(optimizer.epsilon))
+        case .adam, .adamw:
+            return Adam(parameterCount: parameterCount, beta1: Float(optimizer.beta1), beta2: Float(optimizer.beta2), epsilon: Float(optimizer.epsilon),
+                        amsgrad: optimizer.amsgrad, weightDecay: Float(optimizer.weightDecay))
         case .sgd:
             return SGD(parameterCount: parameterCount, momentum: Float(optimizer.momentum), nesterov: optimizer.nesterov)
         }

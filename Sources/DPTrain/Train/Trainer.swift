@@ -1,6 +1,7 @@
 import Foundation
 
-/// What a finished run reports (rank 0's view; every rank returns the same training figures).
+/// What a finished run reports (every rank returns the same training figures; evaluation
+/// figures are rank 0's).
 public struct TrainSummary: Sendable {
     public var testLoss: Double?
     public var testAccuracy: Double?
@@ -9,23 +10,30 @@ public struct TrainSummary: Sendable {
     public var epochSeconds: [Double]
     public var samplesPerSecond: Double
     public var worldSize: Int
-    public var replicasIdentical: Bool
+    public var skippedSteps: Int
+    public var stoppedEarly: Bool
     public var parameterChecksum: UInt64
 }
 
 /// Synchronous data-parallel training: every rank runs the same steps; each step computes the
 /// local gradient of its slice of the global batch, sums gradients over ranks in one allreduce,
-/// and takes the same optimizer step. Rank 0 alone evaluates and writes metrics.
+/// and takes the same optimizer step. Rank 0 alone evaluates, writes metrics and checkpoints.
 public final class Trainer {
     public let config: TrainConfig
     public let comm: any Communicator
     public let model: Model
     public let optimizer: any Optimizer
-    let train: Dataset
-    let test: Dataset?
     public let schedule: EpochSchedule
+    let train: Dataset
+    let validation: Dataset?
+    let test: Dataset?
+    let configText: String
     let metrics: MetricsSink?
+    let checkpointer: Checkpointer?
     let log: (String) -> Void
+    /// Told the step in progress, for its timeout message (see `Watchdog`).
+    public var watchdog: Watchdog?
+    public private(set) var position = TrainingPosition()
 
     // Per-step buffers, allocated once.
     private var labels: [UInt8]
@@ -35,134 +43,235 @@ public final class Trainer {
     /// loss sum and correct-prediction count.
     static let statisticSlots = 2
 
-    public init(config: TrainConfig, comm: any Communicator, train: Dataset, test: Dataset?,
-                metrics: MetricsSink? = nil, log: @escaping (String) -> Void = { _ in }) throws {
+    /// `train` is the whole training set: with `validationSplit` its last fraction (before any
+    /// shuffling, as Keras does) is held out for validation by rank 0. No collective runs here,
+    /// so a rank that fails to set up never leaves the others waiting (see `Communicator.agree`).
+    public init(config: TrainConfig, configText: String = "", comm: any Communicator, train: Dataset, test: Dataset?,
+                metrics: MetricsSink? = nil, checkpointer: Checkpointer? = nil, log: @escaping (String) -> Void = { _ in }) throws {
         try config.validate(worldSize: comm.worldSize)
         guard train.imageShape == config.inputShape else {
             throw ConfigError.invalid(key: "model.input_shape", reason: "is \(config.inputShape) but the training images are \(train.imageShape)")
         }
+        let held = Int(Double(train.count) * config.validationSplit)
+        guard train.count - held >= 1 else { throw ConfigError.invalid(key: "training.validation_split", reason: "leaves no training samples") }
+        self.train = held > 0 ? train.subset(0..<train.count - held) : train
+        validation = held > 0 && comm.isRoot ? train.subset(train.count - held..<train.count) : nil
         self.config = config
+        self.configText = configText
         self.comm = comm
-        self.train = train
         self.test = test
         self.metrics = metrics
+        self.checkpointer = checkpointer
         self.log = log
-        schedule = EpochSchedule(sampleCount: train.count, globalBatch: config.batchSize, seed: config.seed, shuffle: config.shuffle)
+        schedule = EpochSchedule(sampleCount: self.train.count, globalBatch: config.batchSize, seed: config.seed, shuffle: config.shuffle)
         let local = schedule.maxLocalBatch(worldSize: comm.worldSize)
-        let capacity = comm.isRoot ? max(local, min(config.evalBatchSize, test?.count ?? 0)) : local
+        let evalCount = max(test?.count ?? 0, validation?.count ?? 0)
+        let capacity = comm.isRoot ? max(local, min(config.evalBatchSize, evalCount)) : local
         model = try Model(specs: config.layers, inputShape: config.inputShape, loss: config.loss,
                           capacity: capacity, extraGradientSlots: Self.statisticSlots)
         optimizer = config.makeOptimizer(parameterCount: model.store.count)
         labels = [UInt8](repeating: 0, count: capacity)
         sampleIndices = [Int32](repeating: 0, count: capacity)
         if comm.isRoot { model.initialize(seed: config.seed) }
-        // No collective here: a rank that failed to set up must not leave the others waiting in
-        // one (see `Communicator.agree`). `run` starts with the broadcast.
     }
 
-    /// Trains for `config.epochs` epochs (or `config.maxSteps` steps) and returns the summary.
-    public func run() throws -> TrainSummary {
-        // Rank 0 initialised the parameters; every rank starts from its values.
+    /// Rank 0: continue from `checkpoint` instead of the initial values (verified against the model).
+    public func restore(from checkpoint: Checkpoint, path: String) throws {
+        try checkpoint.restore(into: model, optimizer: optimizer, path: path)
+        let p = checkpoint.position
+        if p.stepInEpoch > 0, let batch = checkpoint.integer("global_batch"), batch != config.batchSize {
+            throw ConfigError.invalid(key: "training.batch_size", reason: "is \(config.batchSize) but \(path) stopped mid-epoch with global batch \(batch); resume with --batch-size \(batch)")
+        }
+        position = p
+    }
+
+    /// Makes every rank start from rank 0's parameters, optimizer state and position.
+    func synchronizeStart() {
         comm.broadcast(model.store.values, root: 0)
-        let n = model.store.count
-        let grads = model.store.gradients.pointer
+        for (_, buffer) in optimizer.state { comm.broadcast(buffer, root: 0) }
+        var packed = position.packed
+        packed.withUnsafeMutableBytes { comm.broadcast($0.baseAddress!, count: $0.count, root: 0) }
+        position = TrainingPosition(packed: packed)
+        optimizer.iterations = position.optimizerIterations
+    }
+
+    /// Trains until `config.epochs` epochs (or `config.maxSteps` steps) are done, or early
+    /// stopping ends the run, and returns the summary.
+    public func run() throws -> TrainSummary {
+        synchronizeStart()
         let totalSteps = min(config.maxSteps ?? Int.max, config.epochs * schedule.stepsPerEpoch)
         let epochs = (totalSteps + schedule.stepsPerEpoch - 1) / schedule.stepsPerEpoch
         var epochSeconds: [Double] = []
-        var samplesSeen = 0
-        var trainSeconds = 0.0
-        var lastEval: Evaluation?
-        var step = 0
+        var samplesSeen = 0, trainSeconds = 0.0
+        var lastTest: Evaluation?
+        var stoppedEarly = false
 
-        for epoch in 0..<epochs {
+        while position.step < totalSteps && !stoppedEarly {
+            let epoch = position.epoch
             let order = schedule.permutation(epoch: epoch)
-            var epochLoss = 0.0, epochCorrect = 0.0, epochSamples = 0
             let started = Self.now()
-            for k in 0..<schedule.stepsPerEpoch where step < totalSteps {
-                let batch = schedule.batchRange(step: k)
-                let local = schedule.localRange(step: k, rank: comm.rank, worldSize: comm.worldSize)
-                order.withUnsafeBufferPointer { o in
-                    labels.withUnsafeMutableBufferPointer { l in
-                        sampleIndices.withUnsafeMutableBufferPointer { s in
-                            BatchGatherer.gather(train, order: o.baseAddress!, positions: local, into: model.input,
-                                                 labels: l.baseAddress!, sampleIndices: s.baseAddress!)
-                            let context = StepContext(training: true, step: step, seed: config.seed, sampleIndices: UnsafePointer(s.baseAddress!))
-                            model.forward(batch: local.count, context: context)
-                            // The loss is the mean over the *global* batch: scale by its size here, sum over ranks below.
-                            let (loss, correct) = model.head.evaluate(model.output, labels: l.baseAddress!, batch: local.count,
-                                                                      gradient: model.outputGradient, scale: 1 / Float(batch.count))
-                            model.backward(batch: local.count, context: context)
-                            grads[n] = Float(loss)
-                            grads[n + 1] = Float(correct)
-                        }
-                    }
-                }
-                comm.allreduceSum(grads, count: n + Self.statisticSlots)
-                let stepLoss = Double(grads[n]) / Double(batch.count)
-                guard stepLoss.isFinite else {
-                    throw TrainingError.nonFiniteLoss(step: step, epoch: epoch + 1)
-                }
-                optimizer.step(parameters: model.store.values.pointer, gradients: grads, count: n, learningRate: Float(config.optimizer.learningRate))
-                epochLoss += Double(grads[n])
-                epochCorrect += Double(grads[n + 1])
-                epochSamples += batch.count
-                step += 1
-                if comm.isRoot, config.logEvery > 0, step % config.logEvery == 0 {
-                    metrics?.write("step", [("step", .int(step)), ("epoch", .int(epoch + 1)), ("loss", .number(stepLoss))])
+            let samplesBefore = position.epochSamples
+            while position.stepInEpoch < schedule.stepsPerEpoch && position.step < totalSteps {
+                try trainStep(order: order)
+                if let checkpointer, config.checkpointEverySteps > 0, position.step % config.checkpointEverySteps == 0 {
+                    try saveCheckpoint(checkpointer)
                 }
             }
             let seconds = Self.now() - started
+            let epochDone = position.stepInEpoch == schedule.stepsPerEpoch
+            let samples = position.epochSamples - samplesBefore
             epochSeconds.append(seconds)
             trainSeconds += seconds
-            samplesSeen += epochSamples
-            let trainLoss = epochLoss / Double(epochSamples), trainAccuracy = epochCorrect / Double(epochSamples)
-            let rate = Double(epochSamples) / seconds
-            var line = String(format: "epoch %d/%d  loss %.4f  accuracy %.4f", epoch + 1, epochs, trainLoss, trainAccuracy)
-            if comm.isRoot {
-                metrics?.write("epoch", [("epoch", .int(epoch + 1)), ("step", .int(step)), ("loss", .number(trainLoss)),
-                                         ("accuracy", .number(trainAccuracy)), ("seconds", .number(seconds)),
-                                         ("samples", .int(epochSamples)), ("samples_per_second", .number(rate))])
-                if let test {
-                    let evalStarted = Self.now()
-                    let e = Evaluator.evaluate(model, on: test)
-                    lastEval = e
-                    metrics?.write("eval", [("epoch", .int(epoch + 1)), ("step", .int(step)), ("split", .string("test")),
-                                            ("loss", .number(e.loss)), ("accuracy", .number(e.accuracy)),
-                                            ("samples", .int(e.count)), ("seconds", .number(Self.now() - evalStarted))])
-                    line += String(format: "  test_loss %.4f  test_accuracy %.4f", e.loss, e.accuracy)
-                }
-                line += String(format: "  %.2fs  %.0f samples/s", seconds, rate)
-                log(line)
+            samplesSeen += samples
+            let (e, stop) = endOfEpoch(epoch: epoch, of: epochs, seconds: seconds, samples: samples)
+            lastTest = e ?? lastTest
+            stoppedEarly = stop
+            if epochDone {
+                position.epoch += 1
+                position.stepInEpoch = 0
+                position.epochLossSum = 0
+                position.epochCorrect = 0
+                position.epochSamples = 0
+            }
+            let last = position.step >= totalSteps || stoppedEarly
+            if let checkpointer, epochDone && !last && config.checkpointEveryEpochs > 0 && position.epoch % config.checkpointEveryEpochs == 0 {
+                try saveCheckpoint(checkpointer)
             }
         }
+        let checksum = try verifyReplicas()
+        if let checkpointer { try saveCheckpoint(checkpointer) }
 
-        let (identical, checksum) = replicaCheck()
-        guard identical else { throw TrainingError.replicasDiverged }
-        let summary = TrainSummary(testLoss: lastEval?.loss, testAccuracy: lastEval?.accuracy, epochs: epochs, steps: step,
-                                   epochSeconds: epochSeconds, samplesPerSecond: Double(samplesSeen) / trainSeconds,
-                                   worldSize: comm.worldSize, replicasIdentical: identical, parameterChecksum: checksum)
+        let summary = TrainSummary(testLoss: lastTest?.loss, testAccuracy: lastTest?.accuracy, epochs: epochSeconds.count, steps: position.step,
+                                   epochSeconds: epochSeconds, samplesPerSecond: trainSeconds > 0 ? Double(samplesSeen) / trainSeconds : 0,
+                                   worldSize: comm.worldSize, skippedSteps: position.skippedSteps, stoppedEarly: stoppedEarly,
+                                   parameterChecksum: checksum)
         if comm.isRoot {
             metrics?.write("summary", [
                 ("test_accuracy", summary.testAccuracy.map(JSONValue.number) ?? .string("n/a")),
                 ("test_loss", summary.testLoss.map(JSONValue.number) ?? .string("n/a")),
-                ("epochs", .int(epochs)), ("steps", .int(step)),
+                ("epochs", .int(summary.epochs)), ("steps", .int(summary.steps)),
                 ("epoch_seconds", .array(epochSeconds.map(JSONValue.number))),
                 ("samples_per_second", .number(summary.samplesPerSecond)),
                 ("world_size", .int(comm.worldSize)), ("global_batch", .int(config.batchSize)),
-                ("replicas_identical", .bool(identical)), ("parameter_checksum", .string(String(checksum, radix: 16))),
+                ("skipped_steps", .int(summary.skippedSteps)), ("stopped_early", .bool(stoppedEarly)),
+                ("replicas_identical", .bool(true)), ("parameter_checksum", .string(String(checksum, radix: 16))),
             ])
         }
         return summary
     }
 
-    /// Whether every rank holds bit-identical parameters, and this rank's checksum of them.
-    public func replicaCheck() -> (Bool, UInt64) {
+    /// One global step: gather this rank's slice, forward, loss, backward, one allreduce of the
+    /// gradients and statistics, then the same optimizer step on every rank.
+    func trainStep(order: [Int32]) throws {
+        watchdog?.setStep(position.step)
+        let n = model.store.count
+        let grads = model.store.gradients.pointer
+        let batch = schedule.batchRange(step: position.stepInEpoch)
+        let local = schedule.localRange(step: position.stepInEpoch, rank: comm.rank, worldSize: comm.worldSize)
+        order.withUnsafeBufferPointer { o in
+            labels.withUnsafeMutableBufferPointer { l in
+                sampleIndices.withUnsafeMutableBufferPointer { s in
+                    BatchGatherer.gather(train, order: o.baseAddress!, positions: local, into: model.input,
+                                         labels: l.baseAddress!, sampleIndices: s.baseAddress!)
+                    let context = StepContext(training: true, step: position.step, seed: config.seed, sampleIndices: UnsafePointer(s.baseAddress!))
+                    model.forward(batch: local.count, context: context)
+                    // The loss is the mean over the *global* batch: scale by its size here, sum over ranks below.
+                    let (loss, correct) = model.head.evaluate(model.output, labels: l.baseAddress!, batch: local.count,
+                                                              gradient: model.outputGradient, scale: 1 / Float(batch.count))
+                    model.backward(batch: local.count, context: context)
+                    grads[n] = Float(loss)
+                    grads[n + 1] = Float(correct)
+                }
+            }
+        }
+        comm.allreduceSum(grads, count: n + Self.statisticSlots)
+        let penalty = model.regularizers.isEmpty ? 0 : model.applyRegularization(to: grads)
+        let stepLoss = Double(grads[n]) / Double(batch.count) + penalty
+        if !stepLoss.isFinite || !FiniteCheck.allFinite(grads, count: n) {
+            guard config.skipNonFinite else { throw TrainingError.nonFinite(step: position.step + 1, epoch: position.epoch + 1) }
+            position.skippedSteps += 1
+            log("warning: skipped global step \(position.step + 1): non-finite loss or gradient (\(position.skippedSteps) skipped so far)")
+        } else {
+            optimizer.step(parameters: model.store.values.pointer, gradients: grads, count: n,
+                           learningRate: config.optimizer.schedule.rate(step: position.step))
+            position.epochLossSum += stepLoss * Double(batch.count)
+            position.epochCorrect += Double(grads[n + 1])
+        }
+        position.epochSamples += batch.count
+        position.optimizerIterations = optimizer.iterations
+        position.step += 1
+        position.stepInEpoch += 1
+        if comm.isRoot, config.logEvery > 0, position.step % config.logEvery == 0 {
+            metrics?.write("step", [("step", .int(position.step)), ("epoch", .int(position.epoch + 1)), ("loss", .number(stepLoss)),
+                                    ("learning_rate", .number(Double(config.optimizer.schedule.rate(step: position.step - 1))))])
+        }
+        if config.consistencyCheckEvery > 0, position.step % config.consistencyCheckEvery == 0 {
+            _ = try verifyReplicas()
+        }
+    }
+
+    /// Rank 0 reports the epoch, evaluates, and decides on early stopping (broadcast to all).
+    func endOfEpoch(epoch: Int, of epochs: Int, seconds: Double, samples: Int) -> (Evaluation?, Bool) {
+        var testEval: Evaluation?
+        var stop: Int32 = 0
+        if comm.isRoot {
+            let kept = Double(max(position.epochSamples, 1))
+            let (loss, accuracy) = (position.epochLossSum / kept, position.epochCorrect / kept)
+            let rate = Double(samples) / seconds
+            var line = String(format: "epoch %d/%d  loss %.4f  accuracy %.4f", epoch + 1, epochs, loss, accuracy)
+            metrics?.write("epoch", [("epoch", .int(epoch + 1)), ("step", .int(position.step)), ("loss", .number(loss)),
+                                     ("accuracy", .number(accuracy)), ("seconds", .number(seconds)),
+                                     ("samples", .int(samples)), ("samples_per_second", .number(rate))])
+            for (split, data) in [("validation", validation), ("test", test)] {
+                guard let data else { continue }
+                let started = Self.now()
+                let e = Evaluator.evaluate(model, on: data)
+                metrics?.write("eval", [("epoch", .int(epoch + 1)), ("step", .int(position.step)), ("split", .string(split)),
+                                        ("loss", .number(e.loss)), ("accuracy", .number(e.accuracy)),
+                                        ("samples", .int(e.count)), ("seconds", .number(Self.now() - started))])
+                let prefix = split == "test" ? "test" : "val"
+                line += String(format: "  %@_loss %.4f  %@_accuracy %.4f", prefix, e.loss, prefix, e.accuracy)
+                if split == "test" { testEval = e }
+                if split == "validation", let patience = config.earlyStoppingPatience {
+                    if e.loss < position.bestValidationLoss - config.earlyStoppingMinDelta {
+                        position.bestValidationLoss = e.loss
+                        position.epochsWithoutImprovement = 0
+                    } else {
+                        position.epochsWithoutImprovement += 1
+                        if position.epochsWithoutImprovement > patience { stop = 1 }
+                    }
+                }
+            }
+            line += String(format: "  %.2fs  %.0f samples/s", seconds, rate)
+            log(line)
+            if stop == 1 { log("early stopping: validation loss has not improved for \(position.epochsWithoutImprovement) epochs") }
+        }
+        if config.earlyStoppingPatience != nil {
+            comm.broadcast(&stop, count: 4, root: 0)
+        }
+        return (testEval, stop == 1)
+    }
+
+    func saveCheckpoint(_ checkpointer: Checkpointer) throws {
+        guard comm.isRoot else { return }
+        guard FiniteCheck.allFinite(model.store.values.pointer, count: model.store.count) else {
+            throw TrainingError.nonFinite(step: position.step, epoch: position.epoch + 1)
+        }
+        let started = Self.now()
+        let c = Checkpoint.capture(model: model, optimizer: optimizer, position: position, config: config,
+                                   configText: configText, worldSize: comm.worldSize)
+        let (path, bytes) = try checkpointer.save(c, step: position.step)
+        metrics?.write("checkpoint", [("step", .int(position.step)), ("path", .string(path)), ("bytes", .int(bytes)),
+                                      ("seconds", .number(Self.now() - started))])
+    }
+
+    /// Throws naming the ranks whose parameters differ from rank 0's; returns the checksum.
+    func verifyReplicas() throws -> UInt64 {
         let checksum = Checksum.fnv1a(UnsafeRawBufferPointer(model.store.values.buffer))
-        // 53 bits of the hash fit a double exactly; max(h) == -max(-h) iff all ranks agree.
-        let h = Double(checksum >> 11)
-        var pair = [h, -h]
-        pair.withUnsafeMutableBufferPointer { comm.allreduceMax($0.baseAddress!, count: 2) }
-        return (pair[0] == -pair[1], checksum)
+        let all = comm.allgather(Int32(truncatingIfNeeded: checksum))
+        let differing = all.indices.filter { all[$0] != all[0] }
+        guard differing.isEmpty else { throw TrainingError.replicasDiverged(step: position.step, ranks: differing) }
+        return checksum
     }
 
     static func now() -> Double { Double(DispatchTime.now().uptimeNanoseconds) * 1e-9 }
@@ -170,15 +279,28 @@ public final class Trainer {
 
 /// Training that cannot go on.
 public enum TrainingError: Error, CustomStringConvertible {
-    case nonFiniteLoss(step: Int, epoch: Int)
-    case replicasDiverged
+    case nonFinite(step: Int, epoch: Int)
+    case replicasDiverged(step: Int, ranks: [Int])
 
     public var description: String {
         switch self {
-        case .nonFiniteLoss(let step, let epoch):
-            return "the loss became non-finite (NaN or infinity) at global step \(step + 1) (epoch \(epoch)); lower optimizer.learning_rate"
-        case .replicasDiverged:
-            return "the ranks' parameters differ after training (replicas diverged); this is a bug, please report it"
+        case .nonFinite(let step, let epoch):
+            return "the loss or gradient became non-finite (NaN or infinity) at global step \(step) (epoch \(epoch)); "
+                + "no checkpoint of this state was written. Lower optimizer.learning_rate, or set training.on_nonfinite: skip"
+        case .replicasDiverged(let step, let ranks):
+            return "after global step \(step) the parameters of rank(s) \(ranks.map(String.init).joined(separator: ", ")) differ from rank 0's (replicas diverged)"
         }
+    }
+}
+
+/// Whether a float buffer holds only finite values, checked on the exponent bits so the loop
+/// vectorises (an integer max reduction).
+public enum FiniteCheck {
+    public static func allFinite(_ p: UnsafePointer<Float>, count: Int) -> Bool {
+        var worst: UInt32 = 0
+        p.withMemoryRebound(to: UInt32.self, capacity: count) { bits in
+            for i in 0..<count { worst = max(worst, bits[i] & 0x7F80_0000) }
+        }
+        return worst != 0x7F80_0000
     }
 }

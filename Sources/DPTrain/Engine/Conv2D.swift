@@ -1,0 +1,145 @@
+/// 2-D convolution over NHWC samples (Keras's `Conv2D`, channels last), computed as im2col
+/// followed by one `cblas_sgemm` per batch; the kernel has Keras's layout
+/// `[kernelHeight, kernelWidth, inputChannels, filters]`, Glorot-uniform initialised, zero bias.
+///
+/// Padding `valid` uses only whole windows; `same` pads with zeros so that the output is
+/// `ceil(input / stride)`, the extra row or column going at the bottom or right, as TensorFlow does.
+public final class Conv2D: Layer {
+    public enum Padding: String, Sendable { case valid, same }
+
+    public let name: String
+    public let inputShape: [Int]
+    public let outputShape: [Int]
+    let kh: Int, kw: Int, cin: Int, filters: Int, stride: Int
+    let padTop: Int, padLeft: Int
+    var patchSize: Int { kh * kw * cin }
+    var positions: Int { outputShape[0] * outputShape[1] }
+    private var cols = FloatBuffer(count: 0), dcols = FloatBuffer(count: 0)
+    private var w: UnsafeMutablePointer<Float>!, dw: UnsafeMutablePointer<Float>!
+    private var b: UnsafeMutablePointer<Float>!, db: UnsafeMutablePointer<Float>!
+
+    public init(name: String, inputShape: [Int], filters: Int, kernel: (Int, Int), stride: Int, padding: Padding) throws {
+        precondition(inputShape.count == 3)
+        self.name = name
+        self.inputShape = inputShape
+        (kh, kw) = kernel
+        cin = inputShape[2]
+        self.filters = filters
+        self.stride = stride
+        let (h, wi) = (inputShape[0], inputShape[1])
+        let oh: Int, ow: Int
+        switch padding {
+        case .valid:
+            guard h >= kh, wi >= kw else {
+                throw ConfigError.invalid(key: "\(name).kernel_size", reason: "a \(kh)x\(kw) kernel does not fit a \(h)x\(wi) input with valid padding")
+            }
+            (oh, ow) = ((h - kh) / stride + 1, (wi - kw) / stride + 1)
+            (padTop, padLeft) = (0, 0)
+        case .same:
+            (oh, ow) = ((h + stride - 1) / stride, (wi + stride - 1) / stride)
+            padTop = max((oh - 1) * stride + kh - h, 0) / 2
+            padLeft = max((ow - 1) * stride + kw - wi, 0) / 2
+        }
+        outputShape = [oh, ow, filters]
+    }
+
+    public var parameterShapes: [(suffix: String, shape: [Int])] { [("kernel", [kh, kw, cin, filters]), ("bias", [filters])] }
+
+    public func bind(_ store: ParameterStore) {
+        (w, dw) = view("kernel", in: store)
+        (b, db) = view("bias", in: store)
+    }
+
+    public func initialize(_ store: ParameterStore, rng: inout SplitMix64) {
+        // Keras's Glorot uniform for convolutions: fan_in = kh*kw*cin, fan_out = kh*kw*filters.
+        let limit = (6 / Float(kh * kw * (cin + filters))).squareRoot()
+        for i in 0..<patchSize * filters { w[i] = rng.uniform(-limit, limit) }
+        b.update(repeating: 0, count: filters)
+    }
+
+    public func prepare(capacity: Int) {
+        cols = FloatBuffer(count: capacity * positions * patchSize)
+        dcols = FloatBuffer(count: capacity * positions * patchSize)
+    }
+
+    /// Writes every receptive field of `batch` samples as one row of `cols` (zeros in the padding).
+    func im2col(_ x: UnsafePointer<Float>, batch: Int) {
+        let (h, wi) = (inputShape[0], inputShape[1]), (oh, ow) = (outputShape[0], outputShape[1])
+        var row = cols.pointer
+        for n in 0..<batch {
+            let sample = x + n * h * wi * cin
+            for oy in 0..<oh {
+                for ox in 0..<ow {
+                    for ky in 0..<kh {
+                        let iy = oy * stride + ky - padTop
+                        let dst = row + ky * kw * cin
+                        guard iy >= 0 && iy < h else { dst.update(repeating: 0, count: kw * cin); continue }
+                        let x0 = ox * stride - padLeft
+                        if x0 >= 0 && x0 + kw <= wi {
+                            // The whole kernel row is inside the image: one contiguous run.
+                            let src = sample + (iy * wi + x0) * cin
+                            for j in 0..<kw * cin { dst[j] = src[j] }
+                            continue
+                        }
+                        for kx in 0..<kw {
+                            let ix = x0 + kx
+                            for c in 0..<cin { dst[kx * cin + c] = ix >= 0 && ix < wi ? sample[(iy * wi + ix) * cin + c] : 0 }
+                        }
+                    }
+                    row += patchSize
+                }
+            }
+        }
+    }
+
+    /// The adjoint of `im2col`: adds every row of `dcols` back onto the input positions it came from.
+    func col2im(_ dx: UnsafeMutablePointer<Float>, batch: Int) {
+        let (h, wi) = (inputShape[0], inputShape[1]), (oh, ow) = (outputShape[0], outputShape[1])
+        dx.update(repeating: 0, count: batch * h * wi * cin)
+        var row = UnsafePointer(dcols.pointer)
+        for n in 0..<batch {
+            let sample = dx + n * h * wi * cin
+            for oy in 0..<oh {
+                for ox in 0..<ow {
+                    for ky in 0..<kh {
+                        let iy = oy * stride + ky - padTop
+                        guard iy >= 0 && iy < h else { continue }
+                        for kx in 0..<kw {
+                            let ix = ox * stride + kx - padLeft
+                            guard ix >= 0 && ix < wi else { continue }
+                            let src = row + (ky * kw + kx) * cin, dst = sample + (iy * wi + ix) * cin
+                            for c in 0..<cin { dst[c] += src[c] }
+                        }
+                    }
+                    row += patchSize
+                }
+            }
+        }
+    }
+
+    public func forward(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, batch: Int, context: StepContext) {
+        guard batch > 0 else { return }
+        im2col(x, batch: batch)
+        let rows = batch * positions
+        for r in 0..<rows { (y + r * filters).update(from: b, count: filters) }
+        sgemm(m: rows, n: filters, k: patchSize, a: cols.pointer, lda: patchSize, b: w, ldb: filters, beta: 1, c: y, ldc: filters)
+    }
+
+    public func backward(input x: UnsafePointer<Float>, output: UnsafePointer<Float>, outputGradient dy: UnsafePointer<Float>,
+                         inputGradient dx: UnsafeMutablePointer<Float>?, batch: Int, context: StepContext) {
+        guard batch > 0 else {
+            dw.update(repeating: 0, count: patchSize * filters)
+            db.update(repeating: 0, count: filters)
+            return
+        }
+        let rows = batch * positions
+        // cols still holds this batch's patches from the forward pass.
+        sgemm(transA: true, m: patchSize, n: filters, k: rows, a: cols.pointer, lda: patchSize, b: dy, ldb: filters, beta: 0, c: dw, ldc: filters)
+        columnSums(dy, rows: rows, columns: filters, into: db)
+        if let dx {
+            sgemm(transB: true, m: rows, n: patchSize, k: filters, a: dy, lda: filters, b: w, ldb: filters, beta: 0, c: dcols.pointer, ldc: patchSize)
+            col2im(dx, batch: batch)
+        }
+    }
+}
+

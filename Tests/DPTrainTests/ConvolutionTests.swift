@@ -1,0 +1,113 @@
+@testable import DPTrain
+import Foundation
+import Testing
+
+@Suite("Convolution and pooling")
+struct ConvolutionTests {
+    static let cases: [(padding: Conv2D.Padding, stride: Int)] = [(.valid, 1), (.same, 1), (.valid, 2), (.same, 2)]
+
+    @Test(arguments: 0..<4)
+    func conv2DGradients(_ index: Int) throws {
+        let (padding, stride) = Self.cases[index]
+        let conv = try Conv2D(name: "conv2d_1", inputShape: [7, 6, 2], filters: 3, kernel: (3, 3), stride: stride, padding: padding)
+        GradientCheckTests.checkLayer(conv, batch: 2) { $0.uniform(-1, 1) }
+    }
+
+    @Test func maxPoolingGradients() throws {
+        let pool = try MaxPooling2D(name: "max_pooling2d_1", inputShape: [6, 5, 3], pool: 2, stride: 2)
+        // Distinct values, far apart relative to the finite-difference step, so no window's argmax moves.
+        var next: Float = 0
+        GradientCheckTests.checkLayer(pool, batch: 2) { rng in
+            next += 1
+            return (next * 0.37).truncatingRemainder(dividingBy: 7) + Float(rng.next(below: 3)) * 0.05
+        }
+        #expect(pool.outputShape == [3, 2, 3])
+    }
+
+    @Test func outputShapesFollowKeras() throws {
+        #expect(try Conv2D(name: "c", inputShape: [28, 28, 1], filters: 32, kernel: (3, 3), stride: 1, padding: .valid).outputShape == [26, 26, 32])
+        #expect(try Conv2D(name: "c", inputShape: [28, 28, 1], filters: 8, kernel: (3, 3), stride: 1, padding: .same).outputShape == [28, 28, 8])
+        #expect(try Conv2D(name: "c", inputShape: [28, 28, 1], filters: 8, kernel: (3, 3), stride: 2, padding: .same).outputShape == [14, 14, 8])
+        #expect(try Conv2D(name: "c", inputShape: [28, 28, 1], filters: 8, kernel: (5, 5), stride: 2, padding: .valid).outputShape == [12, 12, 8])
+        #expect(try MaxPooling2D(name: "p", inputShape: [26, 26, 32], pool: 2, stride: 2).outputShape == [13, 13, 32])
+    }
+
+    /// The im2col + GEMM forward pass against a direct convolution written from the definition.
+    @Test(arguments: 0..<4)
+    func forwardMatchesDirectConvolution(_ index: Int) throws {
+        let (padding, stride) = Self.cases[index]
+        let (h, w, cin, f, k) = (9, 8, 3, 4, 3)
+        let conv = try Conv2D(name: "conv2d_1", inputShape: [h, w, cin], filters: f, kernel: (k, k), stride: stride, padding: padding)
+        let store = ParameterStore(entries: [.init(name: "conv2d_1.kernel", shape: [k, k, cin, f], offset: 0),
+                                             .init(name: "conv2d_1.bias", shape: [f], offset: k * k * cin * f)])
+        conv.bind(store)
+        var rng = SplitMix64(seed: 2)
+        for i in 0..<store.count { store.values.pointer[i] = rng.uniform(-1, 1) }
+        let batch = 2
+        conv.prepare(capacity: batch)
+        let x = (0..<batch * h * w * cin).map { _ in rng.uniform(-1, 1) }
+        let (oh, ow) = (conv.outputShape[0], conv.outputShape[1])
+        var y = [Float](repeating: 0, count: batch * oh * ow * f)
+        x.withUnsafeBufferPointer { xp in y.withUnsafeMutableBufferPointer { conv.forward(xp.baseAddress!, $0.baseAddress!, batch: batch, context: StepContext(training: false)) } }
+        // TensorFlow's 'same': total padding max((o-1)*s + k - i, 0), the smaller half on top/left.
+        let padTop = padding == .same ? max((oh - 1) * stride + k - h, 0) / 2 : 0
+        let padLeft = padding == .same ? max((ow - 1) * stride + k - w, 0) / 2 : 0
+        let kernel = Array(store.values.buffer[0..<k * k * cin * f]), bias = Array(store.values.buffer[k * k * cin * f..<store.count])
+        for n in 0..<batch {
+            for oy in 0..<oh {
+                for ox in 0..<ow {
+                    for o in 0..<f {
+                        var sum = Double(bias[o])
+                        for ky in 0..<k {
+                            for kx in 0..<k {
+                                let (iy, ix) = (oy * stride + ky - padTop, ox * stride + kx - padLeft)
+                                guard iy >= 0, iy < h, ix >= 0, ix < w else { continue }
+                                for c in 0..<cin {
+                                    sum += Double(x[((n * h + iy) * w + ix) * cin + c]) * Double(kernel[((ky * k + kx) * cin + c) * f + o])
+                                }
+                            }
+                        }
+                        let got = y[((n * oh + oy) * ow + ox) * f + o]
+                        #expect(abs(Double(got) - sum) < 1e-4, "\(padding) stride \(stride) at n\(n) y\(oy) x\(ox) f\(o): \(got) vs \(sum)")
+                    }
+                }
+            }
+        }
+    }
+
+    @Test func wholeCNN() throws {
+        let specs: [LayerSpec] = [.conv2d(filters: 3, kernel: 3, stride: 1, padding: .same, activation: .relu, l2: 0),
+                                  .maxPooling2d(pool: 2, stride: 2), .flatten,
+                                  .dense(units: 5, activation: .tanh, l2: 0), .dense(units: 4, activation: .softmax, l2: 0)]
+        let model = try Model(specs: specs, inputShape: [6, 6, 1], loss: .sparseCategoricalCrossentropy, capacity: 3)
+        model.initialize(seed: 8)
+        var rng = SplitMix64(seed: 9)
+        for i in 0..<3 * 36 { model.input[i] = rng.uniform(0, 1) }
+        let labels: [UInt8] = [0, 3, 1]
+        let context = StepContext(training: false)
+        func loss(gradient: Bool) -> Double {
+            model.forward(batch: 3, context: context)
+            return labels.withUnsafeBufferPointer {
+                model.head.evaluate(model.output, labels: $0.baseAddress!, batch: 3, gradient: gradient ? model.outputGradient : nil, scale: 1).loss
+            }
+        }
+        _ = loss(gradient: true)
+        model.backward(batch: 3, context: context)
+        let analytic = model.store.gradients.array
+        let p = model.store.values.pointer
+        let h: Float = 1e-3  // small: a larger step may cross a ReLU kink or move a pooling argmax
+        var failures = 0
+        for i in 0..<model.store.count {
+            let saved = p[i]
+            p[i] = saved + h
+            let up = loss(gradient: false)
+            p[i] = saved - h
+            let down = loss(gradient: false)
+            p[i] = saved
+            let numeric = (up - down) / (2 * Double(h))
+            if abs(numeric - Double(analytic[i])) > 3e-3 + 2e-2 * abs(Double(analytic[i])) { failures += 1 }
+        }
+        // A kink crossing can spoil a rare coordinate; a wrong backward pass spoils many.
+        #expect(failures <= model.store.count / 100, "\(failures) of \(model.store.count) parameters disagree")
+    }
+}
