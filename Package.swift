@@ -1,6 +1,11 @@
 // swift-tools-version:6.0
 import PackageDescription
 
+// DPTRAIN_TARGET_CPU=native (Launch/common.sh sets it) lets the compiler use this machine's
+// vector units (AVX2/AVX-512) for the element-wise loops; Adam's update runs ~1.6x faster.
+// Leave it unset for a binary that must run on older CPUs than the one that built it.
+let targetCPU: [String] = Context.environment["DPTRAIN_TARGET_CPU"].map { $0.isEmpty ? [] : ["-target-cpu", $0] } ?? []
+
 let package = Package(
     name: "dptrain",
     platforms: [.macOS(.v13)],
@@ -33,7 +38,7 @@ let package = Package(
             ],
             swiftSettings: [
                 // Hot loops index unsafe buffers whose bounds are checked where they are built.
-                .unsafeFlags(["-Ounchecked"], .when(configuration: .release)),
+                .unsafeFlags(["-Ounchecked"] + targetCPU, .when(configuration: .release)),
                 // Float.squareRoot() goes through a C shim; with errno semantics it cannot be
                 // vectorised (Adam's update ran 4x slower). Nothing here reads errno after math.
                 .unsafeFlags(["-Xcc", "-fno-math-errno"]),

@@ -30,7 +30,10 @@ then run this command again."
     fi
 }
 
-# Builds the release binary (incremental) and sets DPTRAIN_BIN to it.
+# Builds the release binary (incremental) and sets DPTRAIN_BIN to it. By default the compiler
+# targets this machine's CPU (AVX2/AVX-512 for the element-wise loops); set DPTRAIN_TARGET_CPU=
+# (empty) for a binary that must also run on older CPUs, e.g. cluster nodes unlike this one.
+export DPTRAIN_TARGET_CPU=${DPTRAIN_TARGET_CPU-native}
 build_release() {
     say "building (swift build -c release)"
     (cd "$DPTRAIN_ROOT" && swift build -c release >&2) || die "swift build -c release failed (see above)"

@@ -18,29 +18,7 @@ struct TrainCommand: ParsableCommand {
             IDX files, raw or .gz.
             """)
 
-    @Option(name: .long, help: ArgumentHelp("The YAML config (see Configs/).", valueName: "file"))
-    var config: String = "Configs/mlp.yaml"
-
-    @Option(name: .long, help: ArgumentHelp("Directory with the MNIST IDX files (overrides $DPTRAIN_DATA; default data/mnist).", valueName: "dir"))
-    var dataDir: String?
-
-    @Option(name: .long, help: "Number of epochs (overrides training.epochs).")
-    var epochs: Int?
-
-    @Option(name: .long, help: "Global batch size, split across ranks (overrides training.batch_size).")
-    var batchSize: Int?
-
-    @Option(name: .long, help: "Seed for initialisation, shuffling and dropout (overrides training.seed).")
-    var seed: Int?
-
-    @Option(name: .long, help: "Stop after this many global steps (for tests and quick looks).")
-    var maxSteps: Int?
-
-    @Option(name: .long, help: "Train on the first N training images only.")
-    var trainLimit: Int?
-
-    @Option(name: .long, help: "Evaluate on the first N test images only.")
-    var testLimit: Int?
+    @OptionGroup var options: TrainingOptions
 
     @Option(name: .long, help: ArgumentHelp("Write metrics as JSON Lines to this file (rank 0).", valueName: "file"))
     var metricsFile: String?
@@ -57,25 +35,23 @@ struct TrainCommand: ParsableCommand {
     @Option(name: .long, help: ArgumentHelp("Continue from this checkpoint file.", valueName: "file"))
     var resumeFrom: String?
 
-    @Option(name: .long, help: "BLAS threads per rank (default: $OPENBLAS_NUM_THREADS, else cores / ranks on this node).")
-    var threads: Int?
-
     @Flag(name: .long, help: "Print only errors.")
     var quiet = false
 
     func run() throws {
-        let comm: any Communicator = MPICommunicator.launchedByMPI ? MPICommunicator() : SingleProcessCommunicator()
-        let threads = Launch.blasThreads(requested: threads)
-        BLASThreads.set(threads)
+        let (comm, threads) = options.start()
         let say: (String) -> Void = { line in
             if comm.isRoot && !quiet { FileHandle.standardError.write(Data((line + "\n").utf8)) }
         }
         do {
             let trainer = try comm.agree { () throws -> Trainer in
-                var cfg = try TrainConfig.load(path: config)
-                let configText = try String(contentsOfFile: config, encoding: .utf8)
-                try applyOverrides(to: &cfg)
-                let dir = Launch.dataDirectory(flag: dataDir)
+                var (cfg, configText) = try options.loadConfig()
+                if let logEvery {
+                    guard logEvery >= 0 else { throw ValidationError("--log-every must be >= 0, found \(logEvery)") }
+                    cfg.logEvery = logEvery
+                }
+                if let checkpointDir { cfg.checkpointDirectory = checkpointDir }
+                let dir = options.dataDirectory
                 let train = try cfg.loadDataset(directory: dir, split: .train)
                 let test = comm.isRoot ? try cfg.loadDataset(directory: dir, split: .test) : nil
                 let metrics = comm.isRoot ? try metricsFile.map { try MetricsSink(path: $0) } : nil
@@ -88,18 +64,7 @@ struct TrainCommand: ParsableCommand {
                     trainer.watchdog = watchdog
                 }
                 if comm.isRoot, resume || resumeFrom != nil {
-                    let (checkpoint, path): (Checkpoint, String)
-                    if let resumeFrom {
-                        (checkpoint, path) = (try Checkpoint.read(path: resumeFrom), resumeFrom)
-                    } else {
-                        guard let checkpointer else {
-                            throw ValidationError("--resume needs a checkpoint directory: pass --checkpoint-dir or set checkpoint.dir")
-                        }
-                        (checkpoint, path) = try checkpointer.newestValid { say("dptrain: warning: \($0)") }
-                    }
-                    try trainer.restore(from: checkpoint, path: path)
-                    say("dptrain: resuming from \(path) at global step \(trainer.position.step) (epoch \(trainer.position.epoch + 1), "
-                        + "step \(trainer.position.stepInEpoch) of it), saved by \(checkpoint.metadata["world_size"] ?? "?") rank(s)")
+                    try restore(trainer, checkpointer: checkpointer, say: say)
                 }
                 let s = trainer.schedule
                 say("dptrain: \(comm.summary) x \(threads) BLAS thread\(threads == 1 ? "" : "s"); model \(trainer.model.parameterCount) parameters; "
@@ -118,25 +83,20 @@ struct TrainCommand: ParsableCommand {
         }
     }
 
-    func applyOverrides(to cfg: inout TrainConfig) throws {
-        func positive(_ value: Int?, _ flag: String) throws -> Int? {
-            if let value, value < 1 { throw ValidationError("\(flag) must be >= 1, found \(value)") }
-            return value
+    /// Rank 0: loads `--resume-from`, or the newest valid checkpoint for `--resume`, into `trainer`.
+    func restore(_ trainer: Trainer, checkpointer: Checkpointer?, say: (String) -> Void) throws {
+        let (checkpoint, path): (Checkpoint, String)
+        if let resumeFrom {
+            (checkpoint, path) = (try Checkpoint.read(path: resumeFrom), resumeFrom)
+        } else {
+            guard let checkpointer else {
+                throw ValidationError("--resume needs a checkpoint directory: pass --checkpoint-dir or set checkpoint.dir")
+            }
+            (checkpoint, path) = try checkpointer.newestValid { say("dptrain: warning: \($0)") }
         }
-        cfg.epochs = try positive(epochs, "--epochs") ?? cfg.epochs
-        cfg.batchSize = try positive(batchSize, "--batch-size") ?? cfg.batchSize
-        if let seed {
-            guard seed >= 0 else { throw ValidationError("--seed must be >= 0, found \(seed)") }
-            cfg.seed = UInt64(seed)
-        }
-        if let checkpointDir { cfg.checkpointDirectory = checkpointDir }
-        cfg.maxSteps = try positive(maxSteps, "--max-steps") ?? cfg.maxSteps
-        cfg.trainLimit = try positive(trainLimit, "--train-limit") ?? cfg.trainLimit
-        cfg.testLimit = try positive(testLimit, "--test-limit") ?? cfg.testLimit
-        if let logEvery {
-            guard logEvery >= 0 else { throw ValidationError("--log-every must be >= 0, found \(logEvery)") }
-            cfg.logEvery = logEvery
-        }
-        try cfg.validate()
+        try trainer.restore(from: checkpoint, path: path)
+        let p = trainer.position
+        say("dptrain: resuming from \(path) at global step \(p.step) (epoch \(p.epoch + 1), step \(p.stepInEpoch) of it), "
+            + "saved by \(checkpoint.metadata["world_size"] ?? "?") rank(s)")
     }
 }

@@ -85,4 +85,20 @@ struct EndToEndTests {
         let r3 = try Support.run(bin, ["train", "--config", "/no/such.yaml", "--data-dir", data])
         #expect(r3.status != 0 && r3.stderr.contains("/no/such.yaml"), "\(r3.stderr)")
     }
+
+    @Test func benchReportsEveryPhaseAcrossRanks() throws {
+        let bin = try Support.binary()
+        let data = Support.makeTinyMNIST(train: 128, test: 32)
+        let r = try Support.run(Support.mpirunScript, ["2", bin, "bench", "--data-dir", data, "--steps", "5", "--warmup", "2", "--json"], timeout: 120)
+        #expect(r.status == 0, "\(r.stderr)")
+        let report = try JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as! [String: Any]
+        #expect(report["world_size"] as? Int == 2 && report["steps"] as? Int == 5)
+        let phases = report["phases_seconds"] as! [String: [String: Double]]
+        #expect(Set(phases.keys) == ["gather", "forward", "backward", "allreduce", "optimizer"])
+        for (name, spread) in phases { #expect(spread["min"]! <= spread["median"]! && spread["median"]! <= spread["max"]!, "\(name)") }
+        for key in ["samples_per_second", "gflops", "peak_gflops", "eval_seconds", "startup_seconds"] {
+            #expect((report[key] as? Double ?? -1) > 0, "\(key)")
+        }
+        #expect((report["peak_rss_mb"] as! [String: Double])["max"]! > 0)
+    }
 }

@@ -19,6 +19,8 @@ public protocol Communicator: AnyObject {
     func broadcast(_ bytes: UnsafeMutableRawPointer, count: Int, root: Int)
     /// Every rank's value, indexed by rank.
     func allgather(_ value: Int32) -> [Int32]
+    /// Every rank's values (the same count on each), indexed by rank.
+    func allgather(_ values: [Double]) -> [[Double]]
     func barrier()
     /// Ends the whole job at once with `code` (after `message` is printed by this rank).
     func abort(code: Int32, message: String) -> Never

@@ -83,6 +83,13 @@ public final class MPICommunicator: Communicator {
         return all
     }
 
+    public func allgather(_ values: [Double]) -> [[Double]] {
+        var mine = values
+        var all = [Double](repeating: 0, count: worldSize * values.count)
+        call("MPI_Allgather") { MPI_Allgather(&mine, Int32(values.count), dpt_double(), &all, Int32(values.count), dpt_double(), world) }
+        return (0..<worldSize).map { Array(all[$0 * values.count..<($0 + 1) * values.count]) }
+    }
+
     public func barrier() { call("MPI_Barrier") { MPI_Barrier(world) } }
 
     public func abort(code: Int32, message: String) -> Never {

@@ -11,6 +11,7 @@ public final class SingleProcessCommunicator: Communicator {
     public func allreduceMax(_ buffer: UnsafeMutablePointer<Double>, count: Int) {}
     public func broadcast(_ bytes: UnsafeMutableRawPointer, count: Int, root: Int) {}
     public func allgather(_ value: Int32) -> [Int32] { [value] }
+    public func allgather(_ values: [Double]) -> [[Double]] { [values] }
     public func barrier() {}
     public func abort(code: Int32, message: String) -> Never {
         FileHandle.standardError.write(Data("dptrain: \(message)\n".utf8))

@@ -45,6 +45,11 @@ public final class Conv2D: Layer {
 
     public var parameterShapes: [(suffix: String, shape: [Int])] { [("kernel", [kh, kw, cin, filters]), ("bias", [filters])] }
 
+    public var gemmFlopsPerSample: (forward: Double, weightGradient: Double, inputGradient: Double) {
+        let f = 2 * Double(positions * patchSize * filters)
+        return (f, f, f)
+    }
+
     public func bind(_ store: ParameterStore) {
         (w, dw) = view("kernel", in: store)
         (b, db) = view("bias", in: store)

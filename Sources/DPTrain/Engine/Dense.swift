@@ -18,6 +18,11 @@ public final class Dense: Layer {
 
     public var parameterShapes: [(suffix: String, shape: [Int])] { [("kernel", [inputs, units]), ("bias", [units])] }
 
+    public var gemmFlopsPerSample: (forward: Double, weightGradient: Double, inputGradient: Double) {
+        let f = 2 * Double(inputs * units)
+        return (f, f, f)
+    }
+
     public func bind(_ store: ParameterStore) {
         (w, dw) = view("kernel", in: store)
         (b, db) = view("bias", in: store)

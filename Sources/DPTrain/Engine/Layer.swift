@@ -44,6 +44,10 @@ public protocol Layer: AnyObject {
     func forward(_ input: UnsafePointer<Float>, _ output: UnsafeMutablePointer<Float>, batch: Int, context: StepContext)
     func backward(input: UnsafePointer<Float>, output: UnsafePointer<Float>, outputGradient: UnsafePointer<Float>,
                   inputGradient: UnsafeMutablePointer<Float>?, batch: Int, context: StepContext)
+
+    /// Floating-point operations of this layer's matrix multiplies for one sample: forward,
+    /// and backward with and without the input gradient (for benchmarks' GFLOP/s).
+    var gemmFlopsPerSample: (forward: Double, weightGradient: Double, inputGradient: Double) { get }
 }
 
 extension Layer {
@@ -51,6 +55,7 @@ extension Layer {
     public var outputSize: Int { outputShape.reduce(1, *) }
     public var parameterShapes: [(suffix: String, shape: [Int])] { [] }
     public var aliasesInput: Bool { false }
+    public var gemmFlopsPerSample: (forward: Double, weightGradient: Double, inputGradient: Double) { (0, 0, 0) }
     public func bind(_ store: ParameterStore) {}
     public func initialize(_ store: ParameterStore, rng: inout SplitMix64) {}
     public func prepare(capacity: Int) {}

@@ -140,6 +140,15 @@ public final class Model {
         if deltas[layers.count] == nil { deltas[layers.count] = fresh(outputSize) }
     }
 
+    /// GEMM floating-point operations of one training step (forward and backward) per sample.
+    public var trainingFlopsPerSample: Double {
+        layers.indices.reduce(0) { sum, i in
+            let f = layers[i].gemmFlopsPerSample
+            let passesInputGradient = !layers[i].aliasesInput && deltas[i] != nil
+            return sum + f.forward + f.weightGradient + (passesInputGradient ? f.inputGradient : 0)
+        }
+    }
+
     /// Keras's initial values, drawn from `seed` (the same on every rank).
     public func initialize(seed: UInt64) {
         var rng = SplitMix64(seed: CounterRNG.key(seed, 0x1417, 0))

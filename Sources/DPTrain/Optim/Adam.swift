@@ -29,7 +29,8 @@ public final class Adam: Optimizer {
         [("adam.m", m), ("adam.v", v)] + (amsgrad ? [("adam.vhat", vMax)] : [])
     }
 
-    public func step(parameters p: UnsafeMutablePointer<Float>, gradients g: UnsafePointer<Float>, count: Int, learningRate: Float) {
+    @discardableResult
+    public func step(parameters p: UnsafeMutablePointer<Float>, gradients g: UnsafePointer<Float>, count: Int, learningRate: Float) -> Bool {
         iterations += 1
         let t = Double(iterations)
         let alpha = Float(Double(learningRate) * (1 - pow(Double(beta2), t)).squareRoot() / (1 - pow(Double(beta1), t)))
@@ -50,9 +51,12 @@ public final class Adam: Optimizer {
                 vhat[i] = max(vhat[i], vi)
                 p[i] -= alpha * mi / (vhat[i].squareRoot() + eps)
             }
-            return
+            return FiniteCheck.allFinite(g, count: count)
         }
+        var worst: UInt32 = 0
+        let bits = UnsafeRawPointer(g).assumingMemoryBound(to: UInt32.self)
         for i in 0..<count {
+            worst = max(worst, bits[i] & 0x7F80_0000)
             let gi = g[i]
             let mi = b1 * m[i] + (1 - b1) * gi
             let vi = b2 * v[i] + (1 - b2) * gi * gi
@@ -60,6 +64,7 @@ public final class Adam: Optimizer {
             v[i] = vi
             p[i] -= alpha * mi / (vi.squareRoot() + eps)
         }
+        return worst != 0x7F80_0000
     }
 }
 

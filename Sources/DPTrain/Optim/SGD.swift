@@ -19,11 +19,12 @@ public final class SGD: Optimizer {
 
     public var state: [(name: String, buffer: FloatBuffer)] { momentum > 0 ? [("sgd.velocity", velocity)] : [] }
 
-    public func step(parameters p: UnsafeMutablePointer<Float>, gradients g: UnsafePointer<Float>, count: Int, learningRate lr: Float) {
+    @discardableResult
+    public func step(parameters p: UnsafeMutablePointer<Float>, gradients g: UnsafePointer<Float>, count: Int, learningRate lr: Float) -> Bool {
         iterations += 1
         guard momentum > 0 else {
             for i in 0..<count { p[i] -= lr * g[i] }
-            return
+            return FiniteCheck.allFinite(g, count: count)
         }
         let v = velocity.pointer, mu = momentum
         if nesterov {
@@ -39,5 +40,6 @@ public final class SGD: Optimizer {
                 p[i] += vi
             }
         }
+        return FiniteCheck.allFinite(g, count: count)
     }
 }

@@ -34,6 +34,8 @@ public final class Trainer {
     /// Told the step in progress, for its timeout message (see `Watchdog`).
     public var watchdog: Watchdog?
     public private(set) var position = TrainingPosition()
+    /// Seconds spent in each phase of the last step (read by `Benchmark`; costs six clock reads).
+    public private(set) var lastStepPhases = StepPhases()
 
     // Per-step buffers, allocated once.
     private var labels: [UInt8]
@@ -126,13 +128,7 @@ public final class Trainer {
             let (e, stop) = endOfEpoch(epoch: epoch, of: epochs, seconds: seconds, samples: samples)
             lastTest = e ?? lastTest
             stoppedEarly = stop
-            if epochDone {
-                position.epoch += 1
-                position.stepInEpoch = 0
-                position.epochLossSum = 0
-                position.epochCorrect = 0
-                position.epochSamples = 0
-            }
+            if epochDone { nextEpoch() }
             let last = position.step >= totalSteps || stoppedEarly
             if let checkpointer, epochDone && !last && config.checkpointEveryEpochs > 0 && position.epoch % config.checkpointEveryEpochs == 0 {
                 try saveCheckpoint(checkpointer)
@@ -168,32 +164,41 @@ public final class Trainer {
         let grads = model.store.gradients.pointer
         let batch = schedule.batchRange(step: position.stepInEpoch)
         let local = schedule.localRange(step: position.stepInEpoch, rank: comm.rank, worldSize: comm.worldSize)
+        var clock = PhaseClock()
         order.withUnsafeBufferPointer { o in
             labels.withUnsafeMutableBufferPointer { l in
                 sampleIndices.withUnsafeMutableBufferPointer { s in
                     BatchGatherer.gather(train, order: o.baseAddress!, positions: local, into: model.input,
                                          labels: l.baseAddress!, sampleIndices: s.baseAddress!)
+                    lastStepPhases.gather = clock.lap()
                     let context = StepContext(training: true, step: position.step, seed: config.seed, sampleIndices: UnsafePointer(s.baseAddress!))
                     model.forward(batch: local.count, context: context)
                     // The loss is the mean over the *global* batch: scale by its size here, sum over ranks below.
                     let (loss, correct) = model.head.evaluate(model.output, labels: l.baseAddress!, batch: local.count,
                                                               gradient: model.outputGradient, scale: 1 / Float(batch.count))
+                    lastStepPhases.forward = clock.lap()
                     model.backward(batch: local.count, context: context)
                     grads[n] = Float(loss)
                     grads[n + 1] = Float(correct)
+                    lastStepPhases.backward = clock.lap()
                 }
             }
         }
         comm.allreduceSum(grads, count: n + Self.statisticSlots)
+        lastStepPhases.allreduce = clock.lap()
+        defer { lastStepPhases.optimizer = clock.lap() }
         let penalty = model.regularizers.isEmpty ? 0 : model.applyRegularization(to: grads)
         let stepLoss = Double(grads[n]) / Double(batch.count) + penalty
-        if !stepLoss.isFinite || !FiniteCheck.allFinite(grads, count: n) {
+        // Non-finite numbers: with on_nonfinite: skip, check before updating and skip the step;
+        // otherwise the optimizer checks the gradients in its own pass and training stops.
+        if !stepLoss.isFinite || (config.skipNonFinite && !FiniteCheck.allFinite(grads, count: n)) {
             guard config.skipNonFinite else { throw TrainingError.nonFinite(step: position.step + 1, epoch: position.epoch + 1) }
             position.skippedSteps += 1
             log("warning: skipped global step \(position.step + 1): non-finite loss or gradient (\(position.skippedSteps) skipped so far)")
         } else {
-            optimizer.step(parameters: model.store.values.pointer, gradients: grads, count: n,
-                           learningRate: config.optimizer.schedule.rate(step: position.step))
+            let finite = optimizer.step(parameters: model.store.values.pointer, gradients: grads, count: n,
+                                        learningRate: config.optimizer.schedule.rate(step: position.step))
+            guard finite else { throw TrainingError.nonFinite(step: position.step + 1, epoch: position.epoch + 1) }
             position.epochLossSum += stepLoss * Double(batch.count)
             position.epochCorrect += Double(grads[n + 1])
         }
@@ -252,6 +257,15 @@ public final class Trainer {
         return (testEval, stop == 1)
     }
 
+    /// Moves the position to the start of the next epoch.
+    func nextEpoch() {
+        position.epoch += 1
+        position.stepInEpoch = 0
+        position.epochLossSum = 0
+        position.epochCorrect = 0
+        position.epochSamples = 0
+    }
+
     func saveCheckpoint(_ checkpointer: Checkpointer) throws {
         guard comm.isRoot else { return }
         guard FiniteCheck.allFinite(model.store.values.pointer, count: model.store.count) else {
@@ -275,6 +289,23 @@ public final class Trainer {
     }
 
     static func now() -> Double { Double(DispatchTime.now().uptimeNanoseconds) * 1e-9 }
+}
+
+/// Seconds spent in each phase of one training step on this rank.
+public struct StepPhases: Sendable {
+    public var gather = 0.0, forward = 0.0, backward = 0.0, allreduce = 0.0, optimizer = 0.0
+    public static let names = ["gather", "forward", "backward", "allreduce", "optimizer"]
+    public var values: [Double] { [gather, forward, backward, allreduce, optimizer] }
+}
+
+/// Successive intervals from a monotonic clock.
+struct PhaseClock {
+    private var last = DispatchTime.now().uptimeNanoseconds
+    mutating func lap() -> Double {
+        let now = DispatchTime.now().uptimeNanoseconds
+        defer { last = now }
+        return Double(now - last) * 1e-9
+    }
 }
 
 /// Training that cannot go on.

@@ -1,0 +1,124 @@
+import Foundation
+
+/// Measures a training configuration: a fixed number of steps after a warm-up, per phase and
+/// across ranks, plus throughput, achieved GFLOP/s against the measured sgemm peak, evaluation
+/// time, peak memory and start-up time. Every rank calls `run`; every rank gets the report.
+public struct BenchmarkReport: Sendable {
+    public struct Spread: Sendable { public var min: Double, median: Double, max: Double }
+
+    public var worldSize: Int
+    public var threadsPerRank: Int
+    public var globalBatch: Int
+    public var steps: Int
+    /// Per phase (`StepPhases.names`), the median seconds per step of each rank, spread across ranks.
+    public var phases: [(name: String, seconds: Spread)]
+    /// Median seconds of a whole step, spread across ranks.
+    public var step: Spread
+    public var samplesPerSecond: Double
+    public var epochSeconds: Double
+    public var gflops: Double
+    public var peakGFLOPS: Double
+    public var evalSeconds: Double
+    public var peakRSSMegabytes: Spread
+    public var startupSeconds: Double
+
+    public var json: JSONValue {
+        func spread(_ s: Spread) -> JSONValue { .object([("min", .number(s.min)), ("median", .number(s.median)), ("max", .number(s.max))]) }
+        return .object([
+            ("world_size", .int(worldSize)), ("threads_per_rank", .int(threadsPerRank)), ("global_batch", .int(globalBatch)),
+            ("steps", .int(steps)), ("phases_seconds", .object(phases.map { ($0.name, spread($0.seconds)) })),
+            ("step_seconds", spread(step)), ("samples_per_second", .number(samplesPerSecond)), ("epoch_seconds", .number(epochSeconds)),
+            ("gflops", .number(gflops)), ("peak_gflops", .number(peakGFLOPS)), ("fraction_of_peak", .number(gflops / peakGFLOPS)),
+            ("eval_seconds", .number(evalSeconds)), ("peak_rss_mb", spread(peakRSSMegabytes)), ("startup_seconds", .number(startupSeconds)),
+        ])
+    }
+
+    public var table: String {
+        var lines = [String(format: "%d rank(s) x %d thread(s), global batch %d, %d steps after warm-up", worldSize, threadsPerRank, globalBatch, steps)]
+        func pad(_ s: String, _ width: Int) -> String { s.count >= width ? s : s + String(repeating: " ", count: width - s.count) }
+        lines.append(pad("phase", 10) + "        min     median        max   (ms per step, across ranks)")
+        for (name, s) in phases + [("step", step)] {
+            lines.append(pad(name, 10) + String(format: " %10.4f %10.4f %10.4f", s.min * 1e3, s.median * 1e3, s.max * 1e3))
+        }
+        lines.append(String(format: "throughput %.0f samples/s, %.3f s/epoch", samplesPerSecond, epochSeconds))
+        lines.append(String(format: "GEMM %.1f GFLOP/s = %.1f%% of the measured sgemm peak (%.1f GFLOP/s for this layout)", gflops, 100 * gflops / peakGFLOPS, peakGFLOPS))
+        lines.append(String(format: "evaluation %.3f s (rank 0, test set); peak RSS %.0f / %.0f / %.0f MB (min/median/max); start to first step %.3f s",
+                            evalSeconds, peakRSSMegabytes.min, peakRSSMegabytes.median, peakRSSMegabytes.max, startupSeconds))
+        return lines.joined(separator: "\n")
+    }
+}
+
+public enum Benchmark {
+    /// Runs `warmup` untimed steps, then `steps` timed ones, then one evaluation (rank 0).
+    public static func run(_ trainer: Trainer, steps: Int, warmup: Int, threads: Int) throws -> BenchmarkReport {
+        let comm = trainer.comm
+        trainer.synchronizeStart()
+        let startup = secondsSinceProcessStart()
+        comm.barrier()
+        let peak = comm.allgather([BLASThreads.measuredPeakGFLOPS()]).reduce(0) { $0 + $1[0] }
+        var order = trainer.schedule.permutation(epoch: 0)
+        var perPhase = [[Double]](repeating: [], count: StepPhases.names.count)
+        var stepTimes: [Double] = []
+        comm.barrier()
+        var started = 0.0
+        for i in 0..<(warmup + steps) {
+            if i == warmup { started = now() }
+            if trainer.position.stepInEpoch == trainer.schedule.stepsPerEpoch {
+                trainer.nextEpoch()
+                order = trainer.schedule.permutation(epoch: trainer.position.epoch)
+            }
+            try trainer.trainStep(order: order)
+            guard i >= warmup else { continue }
+            let phases = trainer.lastStepPhases.values
+            for (k, v) in phases.enumerated() { perPhase[k].append(v) }
+            stepTimes.append(phases.reduce(0, +))
+        }
+        let wall = comm.allgather([now() - started]).map { $0[0] }.max()!
+        var evalSeconds = 0.0
+        if comm.isRoot, let test = trainer.test {
+            let t0 = now()
+            _ = Evaluator.evaluate(trainer.model, on: test)
+            evalSeconds = now() - t0
+        }
+        let mine = perPhase.map(median) + [median(stepTimes), peakRSSMegabytes(), startup, evalSeconds]
+        let all = comm.allgather(mine)
+        func spread(_ k: Int) -> BenchmarkReport.Spread {
+            let v = all.map { $0[k] }.sorted()
+            return .init(min: v.first!, median: median(v), max: v.last!)
+        }
+        let samples = Double(steps * trainer.config.batchSize)
+        let p = StepPhases.names.count
+        return BenchmarkReport(
+            worldSize: comm.worldSize, threadsPerRank: threads, globalBatch: trainer.config.batchSize, steps: steps,
+            phases: StepPhases.names.enumerated().map { ($0.element, spread($0.offset)) }, step: spread(p),
+            samplesPerSecond: samples / wall, epochSeconds: wall / Double(steps) * Double(trainer.schedule.stepsPerEpoch),
+            gflops: trainer.model.trainingFlopsPerSample * samples / wall / 1e9, peakGFLOPS: peak,
+            evalSeconds: all[0][p + 3], peakRSSMegabytes: spread(p + 1), startupSeconds: all.map { $0[p + 2] }.max()!)
+    }
+
+    static func now() -> Double { Double(DispatchTime.now().uptimeNanoseconds) * 1e-9 }
+
+    static func median(_ values: [Double]) -> Double {
+        let v = values.sorted()
+        guard !v.isEmpty else { return 0 }
+        return v.count % 2 == 1 ? v[v.count / 2] : (v[v.count / 2 - 1] + v[v.count / 2]) / 2
+    }
+
+    /// This process's peak resident memory.
+    public static func peakRSSMegabytes() -> Double {
+        var usage = rusage()
+        getrusage(__rusage_who_t(RUSAGE_SELF.rawValue), &usage)
+        return Double(usage.ru_maxrss) / 1024  // kilobytes on Linux
+    }
+
+    /// Seconds since this process started (from /proc; 10 ms resolution).
+    public static func secondsSinceProcessStart() -> Double {
+        guard let stat = try? String(contentsOfFile: "/proc/self/stat", encoding: .utf8),
+              let uptime = try? String(contentsOfFile: "/proc/uptime", encoding: .utf8),
+              let afterName = stat.range(of: ") ", options: .backwards) else { return 0 }
+        // Field 22 (starttime, clock ticks since boot) is the 20th after the command name.
+        let fields = stat[afterName.upperBound...].split(separator: " ")
+        guard fields.count > 19, let ticks = Double(fields[19]), let up = Double(uptime.split(separator: " ")[0]) else { return 0 }
+        return up - ticks / Double(sysconf(Int32(_SC_CLK_TCK)))
+    }
+}

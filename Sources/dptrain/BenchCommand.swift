@@ -1,0 +1,55 @@
+import ArgumentParser
+import DPTrain
+import Foundation
+
+/// `dptrain bench`: times a fixed number of training steps, phase by phase, across ranks.
+struct BenchCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "bench",
+        abstract: "Benchmark training steps of a config: per phase, across ranks.",
+        discussion: """
+            Runs --warmup untimed steps, then --steps timed ones, then one evaluation of the test set on rank 0. \
+            Prints per-phase times (batch gather, forward, backward, allreduce, optimizer) as min / median / max \
+            across ranks of each rank's median, samples/s (slowest rank's wall time), achieved GEMM GFLOP/s and \
+            its fraction of the sgemm peak measured in the same run, evaluation time, peak RSS per rank and the \
+            time from process start to the first step. Launch it like train (under mpirun for several ranks); \
+            Launch/bench-scaling.sh sweeps layouts. It prints figures and never fails on them.
+            """)
+
+    @OptionGroup var options: TrainingOptions
+
+    @Option(name: .long, help: "Timed steps.")
+    var steps: Int = 300
+
+    @Option(name: .long, help: "Untimed warm-up steps.")
+    var warmup: Int = 30
+
+    @Flag(name: .long, help: "Print one JSON object instead of the table.")
+    var json = false
+
+    func run() throws {
+        let (comm, threads) = options.start()
+        do {
+            guard steps >= 1, warmup >= 0 else { throw ValidationError("--steps must be >= 1 and --warmup >= 0") }
+            let trainer = try comm.agree { () throws -> Trainer in
+                let (cfg, text) = try options.loadConfig()
+                let train = try cfg.loadDataset(directory: options.dataDirectory, split: .train)
+                let test = comm.isRoot ? try cfg.loadDataset(directory: options.dataDirectory, split: .test) : nil
+                return try Trainer(config: cfg, configText: text, comm: comm, train: train, test: test)
+            }
+            let report = try Benchmark.run(trainer, steps: steps, warmup: warmup, threads: threads)
+            if comm.isRoot {
+                if json {
+                    var fields: [(String, JSONValue)] = [("config", .string(options.config))]
+                    if case .object(let rest) = report.json { fields += rest }
+                    print(JSONValue.object(fields).encoded)
+                } else {
+                    print("dptrain bench \(options.config): " + report.table)
+                }
+            }
+            comm.finalize()
+        } catch {
+            Launch.fail(error, comm: comm)
+        }
+    }
+}

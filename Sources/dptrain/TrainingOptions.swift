@@ -1,0 +1,65 @@
+import ArgumentParser
+import DPTrain
+import Foundation
+
+/// The options `train` and `bench` share: the config, the data, the overrides and the threads.
+struct TrainingOptions: ParsableArguments {
+    @Option(name: .long, help: ArgumentHelp("The YAML config (see Configs/).", valueName: "file"))
+    var config: String = "Configs/mlp.yaml"
+
+    @Option(name: .long, help: ArgumentHelp("Directory with the MNIST IDX files (overrides $DPTRAIN_DATA; default data/mnist).", valueName: "dir"))
+    var dataDir: String?
+
+    @Option(name: .long, help: "Number of epochs (overrides training.epochs).")
+    var epochs: Int?
+
+    @Option(name: .long, help: "Global batch size, split across ranks (overrides training.batch_size).")
+    var batchSize: Int?
+
+    @Option(name: .long, help: "Seed for initialisation, shuffling and dropout (overrides training.seed).")
+    var seed: Int?
+
+    @Option(name: .long, help: "Stop after this many global steps (for tests and quick looks).")
+    var maxSteps: Int?
+
+    @Option(name: .long, help: "Train on the first N training images only.")
+    var trainLimit: Int?
+
+    @Option(name: .long, help: "Evaluate on the first N test images only.")
+    var testLimit: Int?
+
+    @Option(name: .long, help: "BLAS threads per rank (default: $OPENBLAS_NUM_THREADS, else cores / ranks on this node).")
+    var threads: Int?
+
+    /// The config file with the flags applied, and the file's text (stored in checkpoints).
+    func loadConfig() throws -> (TrainConfig, String) {
+        var cfg = try TrainConfig.load(path: config)
+        let text = try String(contentsOfFile: config, encoding: .utf8)
+        func positive(_ value: Int?, _ flag: String) throws -> Int? {
+            if let value, value < 1 { throw ValidationError("\(flag) must be >= 1, found \(value)") }
+            return value
+        }
+        cfg.epochs = try positive(epochs, "--epochs") ?? cfg.epochs
+        cfg.batchSize = try positive(batchSize, "--batch-size") ?? cfg.batchSize
+        if let seed {
+            guard seed >= 0 else { throw ValidationError("--seed must be >= 0, found \(seed)") }
+            cfg.seed = UInt64(seed)
+        }
+        cfg.maxSteps = try positive(maxSteps, "--max-steps") ?? cfg.maxSteps
+        cfg.trainLimit = try positive(trainLimit, "--train-limit") ?? cfg.trainLimit
+        cfg.testLimit = try positive(testLimit, "--test-limit") ?? cfg.testLimit
+        try cfg.validate()
+        return (cfg, text)
+    }
+
+    var dataDirectory: String { Launch.dataDirectory(flag: dataDir) }
+
+    /// The communicator for this launch (MPI under mpirun/srun, else one process) with the BLAS
+    /// threads set.
+    func start() -> (any Communicator, Int) {
+        let comm: any Communicator = MPICommunicator.launchedByMPI ? MPICommunicator() : SingleProcessCommunicator()
+        let n = Launch.blasThreads(requested: threads)
+        BLASThreads.set(n)
+        return (comm, n)
+    }
+}
