@@ -70,6 +70,7 @@ struct TrainCommand: ParsableCommand {
                 say("dptrain: \(comm.summary) x \(threads) BLAS thread\(threads == 1 ? "" : "s"); model \(trainer.model.parameterCount) parameters; "
                     + "global batch \(cfg.batchSize) (\(s.maxLocalBatch(worldSize: comm.worldSize)) per rank), \(s.stepsPerEpoch) steps/epoch, "
                     + "\(train.count) training images from \(dir)")
+                say(trainer.model.summary)
                 return trainer
             }
             let summary = try trainer.run()

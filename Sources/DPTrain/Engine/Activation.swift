@@ -5,9 +5,10 @@ public enum ActivationKind: String, Sendable, CaseIterable {
     case linear, relu, sigmoid, tanh, softmax
 }
 
-/// An activation applied as its own layer. Dense layers with `activation:` in the config are
-/// built as Dense followed by this; the output activation is fused into the loss when the loss
-/// allows it (softmax + cross-entropy, sigmoid + binary cross-entropy).
+/// An activation applied as its own layer: Keras's `Activation(...)`, and softmax when it is not
+/// fused into the loss. Dense and Conv2D apply element-wise activations themselves, in the same
+/// pass as their bias; the output activation is fused into the loss when the loss allows it
+/// (softmax + cross-entropy, sigmoid + binary cross-entropy).
 public final class Activation: Layer {
     public let name: String
     public let kind: ActivationKind
@@ -47,15 +48,41 @@ public final class Activation: Layer {
         }
     }
 
+    /// `y = f(y + bias)` row by row, in place: the bias add and an element-wise activation in one
+    /// pass over a layer's output (Dense and Conv2D call it after their GEMM).
+    static func addBiasAndApply(_ kind: ActivationKind, _ y: UnsafeMutablePointer<Float>, bias: UnsafePointer<Float>, rows: Int, columns: Int) {
+        precondition(kind != .softmax, "softmax is row-wise: it is its own layer or fused into the loss")
+        for r in 0..<rows {
+            let row = y + r * columns
+            switch kind {
+            case .linear: for j in 0..<columns { row[j] += bias[j] }
+            case .relu: for j in 0..<columns { row[j] = max(row[j] + bias[j], 0) }
+            case .sigmoid: for j in 0..<columns { row[j] = 1 / (1 + exp(-(row[j] + bias[j]))) }
+            case .tanh: for j in 0..<columns { row[j] = Foundation.tanh(row[j] + bias[j]) }
+            case .softmax: break
+            }
+        }
+    }
+
+    /// Turns the gradient with respect to an activation's output `y` into the gradient with
+    /// respect to its input, in place (element-wise activations only).
+    static func backpropagateInPlace(_ kind: ActivationKind, output y: UnsafePointer<Float>, gradient dy: UnsafeMutablePointer<Float>, count n: Int) {
+        switch kind {
+        case .linear, .softmax: break
+        case .relu: for i in 0..<n { dy[i] = y[i] > 0 ? dy[i] : 0 }
+        case .sigmoid: for i in 0..<n { dy[i] *= y[i] * (1 - y[i]) }
+        case .tanh: for i in 0..<n { dy[i] *= 1 - y[i] * y[i] }
+        }
+    }
+
     public func backward(input: UnsafePointer<Float>, output y: UnsafePointer<Float>, outputGradient dy: UnsafePointer<Float>,
                          inputGradient dx: UnsafeMutablePointer<Float>?, batch: Int, context: StepContext) {
         guard let dx else { return }
         let n = batch * inputSize
         switch kind {
-        case .linear: if UnsafePointer(dx) != dy { dx.update(from: dy, count: n) }
-        case .relu: for i in 0..<n { dx[i] = y[i] > 0 ? dy[i] : 0 }
-        case .sigmoid: for i in 0..<n { dx[i] = dy[i] * y[i] * (1 - y[i]) }
-        case .tanh: for i in 0..<n { dx[i] = dy[i] * (1 - y[i] * y[i]) }
+        case .linear, .relu, .sigmoid, .tanh:
+            if UnsafePointer(dx) != dy { dx.update(from: dy, count: n) }
+            Self.backpropagateInPlace(kind, output: y, gradient: dx, count: n)
         case .softmax:
             // dx_j = y_j (dy_j - sum_k dy_k y_k)
             let c = inputSize

@@ -1,5 +1,5 @@
 /// 2-D convolution over NHWC samples (Keras's `Conv2D`, channels last), computed as im2col
-/// followed by one `cblas_sgemm` per batch; the kernel has Keras's layout
+/// followed by one `cblas_sgemm` per batch, then bias and element-wise activation in one pass; the kernel has Keras's layout
 /// `[kernelHeight, kernelWidth, inputChannels, filters]`, Glorot-uniform initialised, zero bias.
 ///
 /// Padding `valid` uses only whole windows; `same` pads with zeros so that the output is
@@ -12,14 +12,20 @@ public final class Conv2D: Layer {
     public let outputShape: [Int]
     let kh: Int, kw: Int, cin: Int, filters: Int, stride: Int
     let padTop: Int, padLeft: Int
+    public let activation: ActivationKind
     var patchSize: Int { kh * kw * cin }
     var positions: Int { outputShape[0] * outputShape[1] }
     private var cols = FloatBuffer(count: 0), dcols = FloatBuffer(count: 0)
+    /// Offset of each element of a receptive field from the field's top-left input element.
+    private let patchOffsets: [Int32]
     private var w: UnsafeMutablePointer<Float>!, dw: UnsafeMutablePointer<Float>!
     private var b: UnsafeMutablePointer<Float>!, db: UnsafeMutablePointer<Float>!
 
-    public init(name: String, inputShape: [Int], filters: Int, kernel: (Int, Int), stride: Int, padding: Padding) throws {
+    public init(name: String, inputShape: [Int], filters: Int, kernel: (Int, Int), stride: Int, padding: Padding,
+                activation: ActivationKind = .linear) throws {
         precondition(inputShape.count == 3)
+        precondition(activation != .softmax, "softmax is a layer of its own (or fused into the loss)")
+        self.activation = activation
         self.name = name
         self.inputShape = inputShape
         (kh, kw) = kernel
@@ -41,6 +47,9 @@ public final class Conv2D: Layer {
             padLeft = max((ow - 1) * stride + kw - wi, 0) / 2
         }
         outputShape = [oh, ow, filters]
+        var offsets: [Int32] = []
+        for ky in 0..<kh { for kx in 0..<kw { for c in 0..<cin { offsets.append(Int32((ky * wi + kx) * cin + c)) } } }
+        patchOffsets = offsets
     }
 
     public var parameterShapes: [(suffix: String, shape: [Int])] { [("kernel", [kh, kw, cin, filters]), ("bias", [filters])] }
@@ -68,30 +77,34 @@ public final class Conv2D: Layer {
     }
 
     /// Writes every receptive field of `batch` samples as one row of `cols` (zeros in the padding).
+    /// Fields wholly inside the image (all of them with valid padding) are one branch-free
+    /// gather through `patchOffsets`; only border fields check bounds.
     func im2col(_ x: UnsafePointer<Float>, batch: Int) {
         let (h, wi) = (inputShape[0], inputShape[1]), (oh, ow) = (outputShape[0], outputShape[1])
+        let k = patchSize
         var row = cols.pointer
-        for n in 0..<batch {
-            let sample = x + n * h * wi * cin
-            for oy in 0..<oh {
-                for ox in 0..<ow {
-                    for ky in 0..<kh {
-                        let iy = oy * stride + ky - padTop
-                        let dst = row + ky * kw * cin
-                        guard iy >= 0 && iy < h else { dst.update(repeating: 0, count: kw * cin); continue }
+        patchOffsets.withUnsafeBufferPointer { offsets in
+            let offsets = offsets.baseAddress!
+            for n in 0..<batch {
+                let sample = x + n * h * wi * cin
+                for oy in 0..<oh {
+                    let y0 = oy * stride - padTop
+                    for ox in 0..<ow {
                         let x0 = ox * stride - padLeft
-                        if x0 >= 0 && x0 + kw <= wi {
-                            // The whole kernel row is inside the image: one contiguous run.
-                            let src = sample + (iy * wi + x0) * cin
-                            for j in 0..<kw * cin { dst[j] = src[j] }
-                            continue
+                        if y0 >= 0 && y0 + kh <= h && x0 >= 0 && x0 + kw <= wi {
+                            let origin = sample + (y0 * wi + x0) * cin
+                            for j in 0..<k { row[j] = origin[Int(offsets[j])] }
+                        } else {
+                            for ky in 0..<kh {
+                                for kx in 0..<kw {
+                                    let (iy, ix) = (y0 + ky, x0 + kx)
+                                    let inside = iy >= 0 && iy < h && ix >= 0 && ix < wi
+                                    for c in 0..<cin { row[(ky * kw + kx) * cin + c] = inside ? sample[(iy * wi + ix) * cin + c] : 0 }
+                                }
+                            }
                         }
-                        for kx in 0..<kw {
-                            let ix = x0 + kx
-                            for c in 0..<cin { dst[kx * cin + c] = ix >= 0 && ix < wi ? sample[(iy * wi + ix) * cin + c] : 0 }
-                        }
+                        row += k
                     }
-                    row += patchSize
                 }
             }
         }
@@ -126,8 +139,8 @@ public final class Conv2D: Layer {
         guard batch > 0 else { return }
         im2col(x, batch: batch)
         let rows = batch * positions
-        for r in 0..<rows { (y + r * filters).update(from: b, count: filters) }
-        sgemm(m: rows, n: filters, k: patchSize, a: cols.pointer, lda: patchSize, b: w, ldb: filters, beta: 1, c: y, ldc: filters)
+        sgemm(m: rows, n: filters, k: patchSize, a: cols.pointer, lda: patchSize, b: w, ldb: filters, beta: 0, c: y, ldc: filters)
+        Activation.addBiasAndApply(activation, y, bias: b, rows: rows, columns: filters)
     }
 
     public func backward(input x: UnsafePointer<Float>, output: UnsafePointer<Float>, outputGradient dy: UnsafePointer<Float>,
@@ -138,6 +151,8 @@ public final class Conv2D: Layer {
             return
         }
         let rows = batch * positions
+        let dy = UnsafeMutablePointer(mutating: dy)  // this layer's own gradient buffer
+        Activation.backpropagateInPlace(activation, output: output, gradient: dy, count: rows * filters)
         // cols still holds this batch's patches from the forward pass.
         sgemm(transA: true, m: patchSize, n: filters, k: rows, a: cols.pointer, lda: patchSize, b: dy, ldb: filters, beta: 0, c: dw, ldc: filters)
         columnSums(dy, rows: rows, columns: filters, into: db)

@@ -1,14 +1,18 @@
-/// Fully connected layer `y = x W + b` with a Keras-layout kernel `[inputs, units]`.
-/// Glorot-uniform kernel and zero bias, as Keras initialises them.
+/// Fully connected layer `y = f(x W + b)` with a Keras-layout kernel `[inputs, units]` and an
+/// element-wise activation `f` applied in the same pass as the bias. Glorot-uniform kernel and
+/// zero bias, as Keras initialises them.
 public final class Dense: Layer {
     public let name: String
     public let inputShape: [Int]
     public let outputShape: [Int]
     let inputs: Int, units: Int
+    public let activation: ActivationKind
     private var w: UnsafeMutablePointer<Float>!, dw: UnsafeMutablePointer<Float>!
     private var b: UnsafeMutablePointer<Float>!, db: UnsafeMutablePointer<Float>!
 
-    public init(name: String, inputs: Int, units: Int) {
+    public init(name: String, inputs: Int, units: Int, activation: ActivationKind = .linear) {
+        precondition(activation != .softmax, "softmax is a layer of its own (or fused into the loss)")
+        self.activation = activation
         self.name = name
         self.inputs = inputs
         self.units = units
@@ -36,8 +40,8 @@ public final class Dense: Layer {
 
     public func forward(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, batch: Int, context: StepContext) {
         guard batch > 0 else { return }
-        for r in 0..<batch { (y + r * units).update(from: b, count: units) }
-        sgemm(m: batch, n: units, k: inputs, a: x, lda: inputs, b: w, ldb: units, beta: 1, c: y, ldc: units)
+        sgemm(m: batch, n: units, k: inputs, a: x, lda: inputs, b: w, ldb: units, beta: 0, c: y, ldc: units)
+        Activation.addBiasAndApply(activation, y, bias: b, rows: batch, columns: units)
     }
 
     public func backward(input x: UnsafePointer<Float>, output: UnsafePointer<Float>, outputGradient dy: UnsafePointer<Float>,
@@ -47,7 +51,10 @@ public final class Dense: Layer {
             db.update(repeating: 0, count: units)
             return
         }
-        // dW = x^T dy ; db = column sums of dy ; dx = dy W^T
+        // dz = dy * f'(z), in place: dy is this layer's own gradient buffer, read by nobody else.
+        let dy = UnsafeMutablePointer(mutating: dy)
+        Activation.backpropagateInPlace(activation, output: output, gradient: dy, count: batch * units)
+        // dW = x^T dz ; db = column sums of dz ; dx = dz W^T
         sgemm(transA: true, m: inputs, n: units, k: batch, a: x, lda: inputs, b: dy, ldb: units, beta: 0, c: dw, ldc: units)
         columnSums(dy, rows: batch, columns: units, into: db)
         if let dx {

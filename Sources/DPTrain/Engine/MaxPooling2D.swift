@@ -35,7 +35,8 @@ public final class MaxPooling2D: Layer {
             let base = n * h * w * c
             for oy in 0..<oh {
                 for ox in 0..<ow {
-                    // Channel-innermost: each window position is a contiguous run of c values.
+                    // Channel-innermost: each window position is a contiguous run of c values,
+                    // compared with selects so the channel loop vectorises.
                     let first = base + (oy * stride * w + ox * stride) * c
                     for ch in 0..<c {
                         y[o + ch] = x[first + ch]
@@ -43,10 +44,12 @@ public final class MaxPooling2D: Layer {
                     }
                     for py in 0..<pool {
                         for px in 0..<pool where py + px > 0 {
-                            let row = base + ((oy * stride + py) * w + ox * stride + px) * c
-                            for ch in 0..<c where x[row + ch] > y[o + ch] {
-                                y[o + ch] = x[row + ch]
-                                arg[o + ch] = Int32(row + ch)
+                            let row = Int32(base + ((oy * stride + py) * w + ox * stride + px) * c)
+                            let xr = x + Int(row), yo = y + o, ao = arg + o
+                            for ch in 0..<c {
+                                let v = xr[ch], better = v > yo[ch]
+                                yo[ch] = better ? v : yo[ch]
+                                ao[ch] = better ? row + Int32(ch) : ao[ch]
                             }
                         }
                     }

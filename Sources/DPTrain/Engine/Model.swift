@@ -32,7 +32,7 @@ public final class Model {
         self.capacity = capacity
         var specs = specs
         var fused: ActivationKind?
-        // Keras's Dense(activation=) is a Dense then an activation; fuse the last one into the loss.
+        // The last layer's activation is fused into the loss when the loss allows it.
         if case .dense(let units, let act, let l2)? = specs.last, act == loss.fusableActivation {
             specs[specs.count - 1] = .dense(units: units, activation: .linear, l2: l2)
             fused = act
@@ -57,21 +57,22 @@ public final class Model {
                     throw ConfigError.invalid(key: "model.layers[\(index)]",
                                               reason: "dense needs a flat input, got shape \(shape); add a flatten layer before it")
                 }
-                let dense = Dense(name: nextName("dense"), inputs: shape[0], units: units)
+                let dense = Dense(name: nextName("dense"), inputs: shape[0], units: units, activation: activation == .softmax ? .linear : activation)
                 built.append(dense)
                 if l2 > 0 { regularized.append(("\(dense.name).kernel", l2)) }
-                if activation != .linear {
-                    built.append(Activation(name: nextName(activation.rawValue), kind: activation, shape: [units]))
+                if activation == .softmax {
+                    built.append(Activation(name: nextName("softmax"), kind: .softmax, shape: [units]))
                 }
             case .conv2d(let filters, let kernel, let stride, let padding, let activation, let l2):
                 guard shape.count == 3 else {
                     throw ConfigError.invalid(key: "model.layers[\(index)]", reason: "conv2d needs an image input (height, width, channels), got shape \(shape)")
                 }
-                let conv = try Conv2D(name: nextName("conv2d"), inputShape: shape, filters: filters, kernel: (kernel, kernel), stride: stride, padding: padding)
+                let conv = try Conv2D(name: nextName("conv2d"), inputShape: shape, filters: filters, kernel: (kernel, kernel), stride: stride,
+                                      padding: padding, activation: activation == .softmax ? .linear : activation)
                 built.append(conv)
                 if l2 > 0 { regularized.append(("\(conv.name).kernel", l2)) }
-                if activation != .linear {
-                    built.append(Activation(name: nextName(activation.rawValue), kind: activation, shape: conv.outputShape))
+                if activation == .softmax {
+                    built.append(Activation(name: nextName("softmax"), kind: .softmax, shape: conv.outputShape))
                 }
             case .maxPooling2d(let pool, let stride):
                 guard shape.count == 3 else {
@@ -139,6 +140,23 @@ public final class Model {
         }
         if deltas[layers.count] == nil { deltas[layers.count] = fresh(outputSize) }
     }
+
+    /// A table like Keras's `model.summary()`: each layer, its output shape and parameter count.
+    public var summary: String {
+        func pad(_ s: String, _ n: Int) -> String { s + String(repeating: " ", count: max(n - s.count, 1)) }
+        var lines = [pad("Layer (type)", 30) + pad("Output Shape", 20) + "Param #"]
+        for layer in layers {
+            let params = layer.parameterShapes.reduce(0) { $0 + $1.shape.reduce(1, *) }
+            let type = String(describing: Swift.type(of: layer))
+            lines.append(pad("\(layer.name) (\(type))", 30) + pad("(None, " + layer.outputShape.map(String.init).joined(separator: ", ") + ")", 20) + "\(params)")
+        }
+        if let fused = head.fused { lines.append("output activation \(fused.rawValue), fused into \(head.kind.rawValue)") }
+        lines.append("Total params: \(parameterCount)")
+        return lines.joined(separator: "\n")
+    }
+
+    /// Floats of activation and gradient buffers per sample of capacity (for sizing batches by memory).
+    public var bufferFloatsPerSample: Int { buffers.reduce(0) { $0 + $1.count } / max(capacity, 1) }
 
     /// GEMM floating-point operations of one training step (forward and backward) per sample.
     public var trainingFlopsPerSample: Double {

@@ -68,7 +68,11 @@ public final class Trainer {
         schedule = EpochSchedule(sampleCount: self.train.count, globalBatch: config.batchSize, seed: config.seed, shuffle: config.shuffle)
         let local = schedule.maxLocalBatch(worldSize: comm.worldSize)
         let evalCount = max(test?.count ?? 0, validation?.count ?? 0)
-        let capacity = comm.isRoot ? max(local, min(config.evalBatchSize, evalCount)) : local
+        // Rank 0 evaluates in chunks of up to eval_batch_size samples, fewer when the model's
+        // buffers for that many would pass ~64 MB (the CNN's activations are 87 KB a sample).
+        let perSample = try Model(specs: config.layers, inputShape: config.inputShape, loss: config.loss, capacity: 1).bufferFloatsPerSample
+        let evalChunk = min(config.evalBatchSize, evalCount, (16 << 20) / max(perSample, 1))
+        let capacity = comm.isRoot ? max(local, evalChunk) : local
         model = try Model(specs: config.layers, inputShape: config.inputShape, loss: config.loss,
                           capacity: capacity, extraGradientSlots: Self.statisticSlots)
         optimizer = config.makeOptimizer(parameterCount: model.store.count)

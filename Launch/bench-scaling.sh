@@ -1,0 +1,102 @@
+#!/usr/bin/env bash
+# Sweeps process layouts on this node and prints/writes how dptrain scales, next to the floor
+# program (../shared/floor/ddp.c: only the GEMMs and one allreduce per step) and, when they are
+# installed (PEERS_DIR, see ../shared/peers/setup.sh), the mpi4py+numpy peer, in the same run.
+#
+#   Launch/bench-scaling.sh                      # MLP and CNN, global batches 32 and 128
+#   Launch/bench-scaling.sh --quick              # MLP only, batch 32, fewer steps
+#   Launch/bench-scaling.sh --repeats 5 --out bench-results --max-ranks 4 --models cnn --batches "32 128"
+#
+# Layouts: 1 rank x 1 thread, 1 rank x all cores, one rank per core, and oversubscribed rank
+# counts (marked). Strong scaling keeps the global batch; weak scaling keeps the batch per rank.
+# Efficiency = throughput(N) / (N x throughput(1 rank x 1 thread)), throughput from the slowest
+# rank. Writes OUT/scaling.csv, OUT/scaling.json, OUT/scaling.svg and prints a table; then the
+# performance model (Launch/perf_model.py) fitted to these runs. Figures only: never fails on them.
+set -euo pipefail
+source "$(dirname "$0")/common.sh"
+cd "$DPTRAIN_ROOT"
+
+models="mlp cnn"; batches="32 128"; repeats=3; out=bench-results; steps=400; quick=0; max_ranks=8
+while [ $# -gt 0 ]; do
+    case $1 in
+        --quick) quick=1; models=mlp; batches=32; steps=300; repeats=3 ;;
+        --models) models=$2; shift ;;
+        --batches) batches=$2; shift ;;
+        --repeats) repeats=$2; shift ;;
+        --out) out=$2; shift ;;
+        --max-ranks) max_ranks=$2; shift ;;
+        *) die "unknown option $1 (see the comment at the top of Launch/bench-scaling.sh)" ;;
+    esac
+    shift
+done
+
+ensure_deps
+build_release
+"$DPTRAIN_ROOT/Launch/fetch-mnist.sh" "$DPTRAIN_ROOT/data/mnist"
+data="$DPTRAIN_ROOT/data/mnist"
+cores=$(nproc)
+mkdir -p "$out"
+raw="$out/runs.jsonl"; : > "$raw"
+
+floor_src="$DPTRAIN_ROOT/../shared/floor/ddp.c"
+floor_bin=""
+if [ -f "$floor_src" ] && command -v mpicc >/dev/null; then
+    floor_bin="$out/ddp-floor"
+    mpicc -O2 "$floor_src" -o "$floor_bin" $(pkg-config --cflags --libs openblas) || floor_bin=""
+fi
+PEERS_DIR=${PEERS_DIR:-$HOME/.cache/dptrain-peers}
+peer_py="$PEERS_DIR/mpi/bin/python"
+peer_src="$DPTRAIN_ROOT/../shared/peers/mpi_numpy_peer.py"
+
+# run_layout MODEL KIND RANKS THREADS GLOBAL_BATCH: appends one JSON line per repeat.
+run_layout() {
+    local model=$1 kind=$2 ranks=$3 threads=$4 batch=$5 over=false r
+    [ "$ranks" -gt "$cores" ] && over=true
+    local s=$steps; [ "$model" = cnn ] && s=$(( steps / 4 ))
+    for r in $(seq "$repeats"); do
+        local args=(bench --config "Configs/$model.yaml" --data-dir "$data" --batch-size "$batch" --steps "$s" --warmup 20 --threads "$threads" --json)
+        local line
+        if [ "$ranks" = 1 ]; then
+            line=$(OPENBLAS_NUM_THREADS=$threads "$DPTRAIN_BIN" "${args[@]}")
+        else
+            line=$(OPENBLAS_NUM_THREADS=$threads "$DPTRAIN_ROOT/Launch/mpirun.sh" "$ranks" "$DPTRAIN_BIN" "${args[@]}" 2>/dev/null)
+        fi
+        local floor=null
+        if [ -n "$floor_bin" ] && [ $(( batch % ranks )) = 0 ]; then
+            floor=$(OPENBLAS_NUM_THREADS=$threads "$DPTRAIN_ROOT/Launch/mpirun.sh" "$ranks" "$floor_bin" -m "$model" -B "$batch" -e 2 2>/dev/null \
+                    | sed -n 's/.*epoch s med \([0-9.]*\).*/\1/p' || true)
+            floor=${floor:-null}
+        fi
+        local peer=null
+        if [ "$model" = mlp ] && [ -x "$peer_py" ] && [ -f "$peer_src" ] && [ "$threads" = 1 ] && [ $(( batch % ranks )) = 0 ]; then
+            # The peer reads the .gz files: from ../shared/datasets/mnist unless MNIST_DIR says otherwise.
+            peer=$(cd "$(dirname "$peer_src")" && OPENBLAS_NUM_THREADS=1 "$DPTRAIN_ROOT/Launch/mpirun.sh" "$ranks" "$peer_py" mpi_numpy_peer.py \
+                   --batch $(( batch / ranks )) --epochs 2 2>/dev/null | tail -1 || true)
+            peer=${peer:-null}
+        fi
+        printf '{"model":"%s","kind":"%s","ranks":%d,"threads":%d,"global_batch":%d,"oversubscribed":%s,"bench":%s,"floor_epoch_s":%s,"peer":%s}\n' \
+            "$model" "$kind" "$ranks" "$threads" "$batch" "$over" "$line" "$floor" "$peer" >> "$raw"
+        say "$model $kind ranks=$ranks threads=$threads batch=$batch run $r/$repeats done"
+    done
+}
+
+for model in $models; do
+    for batch in $batches; do
+        run_layout "$model" layout 1 1 "$batch"
+        run_layout "$model" layout 1 "$cores" "$batch"
+        for n in 2 4 8; do
+            if [ "$n" -le "$max_ranks" ] && [ "$n" -le "$batch" ]; then run_layout "$model" strong "$n" 1 "$batch"; fi
+        done
+    done
+    [ $quick = 1 ] && continue
+    for n in 1 2 4; do
+        if [ "$n" -le "$max_ranks" ]; then run_layout "$model" weak "$n" 1 $(( 32 * n )); fi
+    done
+done
+
+python3 "$DPTRAIN_ROOT/Launch/scaling_report.py" "$raw" "$out"
+for model in $models; do
+    for network in 10gbe 100gbe; do
+        python3 "$DPTRAIN_ROOT/Launch/perf_model.py" "$raw" --model "$model" --batch "${batches%% *}" --network "$network" || true
+    done
+done

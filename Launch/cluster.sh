@@ -1,0 +1,43 @@
+#!/usr/bin/env bash
+# Trains across several machines with mpirun (OpenMPI), one rank per slot.
+#
+#   DPTRAIN_HOSTFILE=Launch/hostfile.example Launch/cluster.sh --config Configs/mlp.yaml
+#   DPTRAIN_HOSTS=node01:16,node02:16 Launch/cluster.sh --epochs 5
+#   DPTRAIN_HOSTS=localhost:2 Launch/cluster.sh              # the same line on one machine
+#
+# The options that matter (each can be overridden through the variables below):
+#   --map-by ppr:N:node  N ranks per machine (DPTRAIN_RANKS_PER_NODE; default: the slots)
+#   --bind-to core       pin each rank to a core, so BLAS threads and ranks do not migrate
+#   -x VAR               export OPENBLAS_NUM_THREADS and DPTRAIN_DATA to every rank
+#   --mca btl_tcp_if_include IFACE, --mca oob_tcp_if_include IFACE
+#                        the network interface to use between machines (DPTRAIN_IFACE, e.g. eth0)
+# Threads per rank: DPTRAIN_THREADS (default 1); ranks x threads should equal each machine's cores.
+set -euo pipefail
+source "$(dirname "$0")/common.sh"
+cd "$DPTRAIN_ROOT"
+ensure_deps
+# DPTRAIN_BIN: a binary already built (for instance on a shared file system); else build here.
+if [ -z "${DPTRAIN_BIN:-}" ]; then build_release; fi
+[ -x "$DPTRAIN_BIN" ] || die "DPTRAIN_BIN=$DPTRAIN_BIN is not an executable"
+
+args=()
+if [ -n "${DPTRAIN_HOSTFILE:-}" ]; then
+    [ -f "$DPTRAIN_HOSTFILE" ] || die "DPTRAIN_HOSTFILE=$DPTRAIN_HOSTFILE: no such file"
+    args+=(--hostfile "$DPTRAIN_HOSTFILE")
+    ranks=$(awk '!/^#/ && NF { for (i = 2; i <= NF; i++) if ($i ~ /^slots=/) { split($i, s, "="); n += s[2] } } END { print n + 0 }' "$DPTRAIN_HOSTFILE")
+elif [ -n "${DPTRAIN_HOSTS:-}" ]; then
+    args+=(-H "$DPTRAIN_HOSTS")
+    ranks=$(echo "$DPTRAIN_HOSTS" | tr ',' '\n' | awk -F: '{ n += ($2 == "" ? 1 : $2) } END { print n }')
+else
+    die "set DPTRAIN_HOSTFILE (see Launch/hostfile.example) or DPTRAIN_HOSTS=host1:slots,host2:slots"
+fi
+[ "$ranks" -ge 1 ] || die "no slots found in the host list"
+threads=${DPTRAIN_THREADS:-1}
+export OPENBLAS_NUM_THREADS=$threads
+args+=(-np "$ranks" --bind-to "${DPTRAIN_BIND:-core}" -x OPENBLAS_NUM_THREADS)
+[ -n "${DPTRAIN_RANKS_PER_NODE:-}" ] && args+=(--map-by "ppr:$DPTRAIN_RANKS_PER_NODE:node")
+[ -n "${DPTRAIN_DATA:-}" ] && args+=(-x DPTRAIN_DATA)
+[ -n "${DPTRAIN_IFACE:-}" ] && args+=(--mca btl_tcp_if_include "$DPTRAIN_IFACE" --mca oob_tcp_if_include "$DPTRAIN_IFACE")
+[ "$(id -u)" = 0 ] && args+=(--allow-run-as-root)
+say "mpirun ${args[*]} $DPTRAIN_BIN train $*"
+exec mpirun "${args[@]}" "$DPTRAIN_BIN" train "$@"
