@@ -16,6 +16,8 @@ let package = Package(
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
         .package(url: "https://github.com/jpsim/Yams", from: "5.0.1"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.5.0"),
+        .package(url: "https://github.com/apple/swift-crypto", from: "3.12.3"),
     ],
     targets: [
         // OpenMPI, with inline C shims for the handle macros Swift cannot import.
@@ -35,6 +37,7 @@ let package = Package(
             dependencies: [
                 "CMPI", "CBLAS", "CZlib",
                 .product(name: "Yams", package: "Yams"),
+                .product(name: "Crypto", package: "swift-crypto"),
             ],
             swiftSettings: [
                 // Hot loops index unsafe buffers whose bounds are checked where they are built.
@@ -48,6 +51,7 @@ let package = Package(
             dependencies: [
                 "DPTrain",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
             ]),
         .testTarget(
             name: "DPTrainTests",

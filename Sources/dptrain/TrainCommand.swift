@@ -1,6 +1,7 @@
 import ArgumentParser
 import DPTrain
 import Foundation
+import Logging
 
 /// `dptrain train`: trains the model a config describes, data-parallel over the MPI ranks.
 struct TrainCommand: ParsableCommand {
@@ -23,6 +24,9 @@ struct TrainCommand: ParsableCommand {
     @Option(name: .long, help: ArgumentHelp("Write metrics as JSON Lines to this file (rank 0).", valueName: "file"))
     var metricsFile: String?
 
+    @Option(name: .long, help: ArgumentHelp("Write TensorBoard event files (scalars: losses, accuracies, learning rate, samples/s, allreduce time) to this directory (rank 0).", valueName: "dir"))
+    var tensorboard: String?
+
     @Option(name: .long, help: "Write a step event to the metrics file every N steps (overrides training.log_every; 0: never).")
     var logEvery: Int?
 
@@ -35,13 +39,37 @@ struct TrainCommand: ParsableCommand {
     @Option(name: .long, help: ArgumentHelp("Continue from this checkpoint file.", valueName: "file"))
     var resumeFrom: String?
 
-    @Flag(name: .long, help: "Print only errors.")
+    @Flag(name: .long, help: "Print only errors (same as --log-level error).")
     var quiet = false
+
+    @Flag(name: .long, help: "Also print what every rank does (same as --log-level debug).")
+    var verbose = false
+
+    @Option(name: .long, help: "trace, debug, info, notice, warning, error or critical (default info; rank 0 prints info, other ranks warnings, unless debug or trace).")
+    var logLevel: String?
+
+    @Flag(name: .long, inversion: .prefixedNo, help: "A progress bar per epoch when stderr is a terminal (default on).")
+    var progress = true
+
+    func validate() throws {
+        if let logLevel, Logger.Level(rawValue: logLevel) == nil {
+            throw ValidationError("--log-level must be one of trace, debug, info, notice, warning, error, critical; found '\(logLevel)'")
+        }
+    }
 
     func run() throws {
         let (comm, threads) = options.start()
-        let say: (String) -> Void = { line in
-            if comm.isRoot && !quiet { FileHandle.standardError.write(Data((line + "\n").utf8)) }
+        let level = quiet ? .error : verbose ? .debug : logLevel.flatMap { Logger.Level(rawValue: $0) } ?? .info
+        let logger = Console.logger(rank: comm.rank, worldSize: comm.worldSize, level: level)
+        var activeBar: ProgressBar?  // set below when stderr is a terminal
+        let say: (String) -> Void = { line in  // rank 0's human lines
+            guard comm.isRoot else { return }
+            activeBar?.clear()
+            if line.hasPrefix("warning: ") || line.hasPrefix("dptrain: warning: ") {
+                logger.warning("\(line.replacingOccurrences(of: "dptrain: warning: ", with: "").replacingOccurrences(of: "warning: ", with: ""))")
+            } else {
+                logger.info("\(line)")
+            }
         }
         do {
             let trainer = try comm.agree { () throws -> Trainer in
@@ -54,7 +82,12 @@ struct TrainCommand: ParsableCommand {
                 let dir = options.dataDirectory
                 let train = try cfg.loadDataset(directory: dir, split: .train)
                 let test = comm.isRoot ? try cfg.loadDataset(directory: dir, split: .test) : nil
-                let metrics = comm.isRoot ? try metricsFile.map { try MetricsSink(path: $0) } : nil
+                var sinks: [any MetricsSink] = []
+                if comm.isRoot {
+                    if let metricsFile { sinks.append(try JSONLinesSink(path: metricsFile)) }
+                    if let tensorboard { sinks.append(try TensorBoardWriter(directory: tensorboard)) }
+                }
+                let metrics: (any MetricsSink)? = sinks.isEmpty ? nil : MetricsFanout(sinks)
                 let checkpointer = cfg.checkpointDirectory.map { Checkpointer(directory: $0, keep: cfg.checkpointKeep) }
                 let trainer = try Trainer(config: cfg, configText: configText, comm: comm, train: train, test: test,
                                           metrics: metrics, checkpointer: checkpointer, log: say)
@@ -71,6 +104,12 @@ struct TrainCommand: ParsableCommand {
                     + "global batch \(cfg.batchSize) (\(s.maxLocalBatch(worldSize: comm.worldSize)) per rank), \(s.stepsPerEpoch) steps/epoch, "
                     + "\(train.count) training images from \(dir)")
                 say(trainer.model.summary)
+                logger.debug("rank \(comm.rank): \(train.count) training images, up to \(s.maxLocalBatch(worldSize: comm.worldSize)) per step, \(threads) BLAS threads")
+                if comm.isRoot && progress && level <= .info && Console.stderrIsTerminal {
+                    let progressBar = ProgressBar(stepsPerEpoch: s.stepsPerEpoch)
+                    activeBar = progressBar
+                    trainer.onStep = { position, elapsed in progressBar.update(position, elapsed: elapsed) }
+                }
                 return trainer
             }
             let summary = try trainer.run()

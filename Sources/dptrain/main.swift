@@ -10,7 +10,7 @@ struct DPTrainCommand: ParsableCommand {
             or alone for one process that uses every core through BLAS threads. Launch/train.sh does the \
             set-up and picks the layout for you.
             """,
-        subcommands: [TrainCommand.self, EvalCommand.self, PredictCommand.self, BenchCommand.self, InspectCommand.self])
+        subcommands: [TrainCommand.self, EvalCommand.self, PredictCommand.self, BenchCommand.self, InspectCommand.self, PlotCommand.self, DataCommand.self])
 }
 
 DPTrainCommand.main()

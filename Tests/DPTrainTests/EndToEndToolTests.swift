@@ -49,5 +49,137 @@ extension EndToEndTests {
             let short = try Support.run(bin, ["inspect", "\(tmp)/short.safetensors"])
             #expect(short.status == 1 && short.stderr.contains("short.safetensors"), "\(short.stderr)")
         }
+    
+        @Test func dataVerifyDetectsAModifiedByteAndNamesTheFile() throws {
+            let real = try Support.realMNIST()
+            let tmp = Support.temporaryDirectory()
+            for stem in KnownDataset.files {
+                let path = try Dataset.locate(directory: real, stem: stem)
+                try FileManager.default.copyItem(atPath: path, toPath: "\(tmp)/\((path as NSString).lastPathComponent)")
+            }
+            let good = try Support.run(bin, ["data", "verify", "--data-dir", tmp])
+            #expect(good.status == 0 && good.stdout.components(separatedBy: "ok ").count - 1 == 4, "\(good.stdout)\(good.stderr)")
+            // Replace the training labels by a raw copy with one label changed.
+            let labels = try Dataset.locate(directory: tmp, stem: "train-labels-idx1-ubyte")
+            let file = try IDXFile.read(path: labels)
+            var bytes = file.bytes
+            bytes[123] = (bytes[123] + 1) % 10
+            try FileManager.default.removeItem(atPath: labels)
+            Support.write(IDXFile.encode(dimensions: file.dimensions, bytes: bytes), to: "\(tmp)/train-labels-idx1-ubyte")
+            let bad = try Support.run(bin, ["data", "verify", "--data-dir", tmp])
+            #expect(bad.status == 1)
+            #expect(bad.stdout.contains("MISMATCH \(tmp)/train-labels-idx1-ubyte") && bad.stdout.contains(KnownDataset.mnist.sha256["train-labels-idx1-ubyte"]!), "\(bad.stdout)")
+        }
+
+        /// Reads the TensorBoard file back with a reader written here from the TFRecord and
+        /// protobuf specs (bitwise CRC32C, no table), and checks every scalar against the metrics.
+        @Test func tensorBoardScalarsMatchTheMetrics() throws {
+            let data = Support.makeTinyMNIST(train: 200, test: 40)
+            let tmp = Support.temporaryDirectory()
+            let r = try Support.run(bin, ["train", "--data-dir", data, "--epochs", "3", "--log-every", "2", "--tensorboard", "\(tmp)/tb",
+                                          "--metrics-file", "\(tmp)/m.jsonl", "--config", "Configs/binary.yaml", "--batch-size", "32"])
+            #expect(r.status == 0, "\(r.stderr)")
+            let files = try FileManager.default.contentsOfDirectory(atPath: "\(tmp)/tb")
+            let file = try #require(files.first { $0.hasPrefix("events.out.tfevents.") })
+            let events = try TFRecordReader.read("\(tmp)/tb/\(file)")
+            #expect(events.first?.fileVersion == "brain.Event:2")
+            var scalars: [String: [Int: Float]] = [:]
+            for e in events { for (tag, v) in e.values { scalars[tag, default: [:]][e.step] = v } }
+            let metrics = try Support.readMetrics("\(tmp)/m.jsonl")
+            var checked = 0
+            for m in metrics {
+                let step = m["step"] as? Int ?? -1
+                func check(_ tag: String, _ key: String) {
+                    guard let expected = m[key] as? Double else { return }
+                    #expect(scalars[tag]?[step] == Float(expected), "\(tag) at step \(step)")
+                    checked += 1
+                }
+                switch m["event"] as? String {
+                case "step": check("train/step_loss", "loss"); check("train/learning_rate", "learning_rate")
+                case "epoch": check("train/loss", "loss"); check("train/accuracy", "accuracy"); check("perf/samples_per_second", "samples_per_second")
+                    check("perf/allreduce_ms", "allreduce_ms")
+                case "eval":
+                    let split = m["split"] as! String
+                    check("\(split)/loss", "loss"); check("\(split)/accuracy", "accuracy")
+                default: break
+                }
+            }
+            #expect(checked >= 3 * 4 + 3 * 4, "every epoch's and eval's scalars were checked (\(checked))")
+            #expect(scalars["validation/loss"]?.count == 3 && scalars["test/accuracy"]?.count == 3)
+        }
+    }
+}
+
+/// An independent TFRecord + Event reader: length, masked CRC32C of the length, data, masked
+/// CRC32C of the data; Event fields 1 (wall_time), 2 (step), 3 (file_version), 5 (summary).
+enum TFRecordReader {
+    struct Event { var step = 0; var fileVersion: String?; var values: [(String, Float)] = [] }
+
+    static func crc32c(_ bytes: ArraySlice<UInt8>) -> UInt32 {
+        var crc: UInt32 = 0xFFFF_FFFF
+        for b in bytes {
+            crc ^= UInt32(b)
+            for _ in 0..<8 { crc = (crc >> 1) ^ (0x82F6_3B78 & (0 &- (crc & 1))) }
+        }
+        let c = ~crc
+        return ((c >> 15) | (c << 17)) &+ 0xA282_EAD8
+    }
+
+    static func le<T: FixedWidthInteger>(_ b: [UInt8], _ at: Int, _: T.Type) -> T {
+        (0..<MemoryLayout<T>.size).reduce(T(0)) { $0 | T(b[at + $1]) << (8 * $1) }
+    }
+
+    static func read(_ path: String) throws -> [Event] {
+        let b = [UInt8](try Data(contentsOf: URL(fileURLWithPath: path)))
+        var events: [Event] = [], i = 0
+        while i < b.count {
+            let n = Int(le(b, i, UInt64.self))
+            #expect(le(b, i + 8, UInt32.self) == crc32c(b[i..<i + 8]), "length CRC")
+            let body = Array(b[i + 12..<i + 12 + n])
+            #expect(le(b, i + 12 + n, UInt32.self) == crc32c(body[...]), "data CRC")
+            events.append(parseEvent(body))
+            i += 16 + n
+        }
+        return events
+    }
+
+    /// Walks protobuf fields: (field number, wire type, varint value or byte slice).
+    static func fields(_ b: [UInt8]) -> [(Int, UInt64, [UInt8])] {
+        var out: [(Int, UInt64, [UInt8])] = [], i = 0
+        func varint() -> UInt64 {
+            var v: UInt64 = 0, shift: UInt64 = 0
+            while true { let x = b[i]; i += 1; v |= UInt64(x & 0x7F) << shift; shift += 7; if x < 0x80 { return v } }
+        }
+        while i < b.count {
+            let key = varint(), field = Int(key >> 3)
+            switch key & 7 {
+            case 0: out.append((field, varint(), []))
+            case 1: out.append((field, 0, Array(b[i..<i + 8]))); i += 8
+            case 5: out.append((field, 0, Array(b[i..<i + 4]))); i += 4
+            default: let n = Int(varint()); out.append((field, 0, Array(b[i..<i + n]))); i += n
+            }
+        }
+        return out
+    }
+
+    static func parseEvent(_ b: [UInt8]) -> Event {
+        var e = Event()
+        for (field, v, bytes) in fields(b) {
+            switch field {
+            case 2: e.step = Int(v)
+            case 3: e.fileVersion = String(decoding: bytes, as: UTF8.self)
+            case 5:
+                for (f, _, value) in fields(bytes) where f == 1 {
+                    var tag = "", x: Float = .nan
+                    for (vf, _, vb) in fields(value) {
+                        if vf == 1 { tag = String(decoding: vb, as: UTF8.self) }
+                        if vf == 2 { x = Float(bitPattern: le(vb, 0, UInt32.self)) }
+                    }
+                    e.values.append((tag, x))
+                }
+            default: break
+            }
+        }
+        return e
     }
 }

@@ -75,7 +75,8 @@ public struct Dataset: Sendable {
                        imageShape: shape, numClasses: numClasses)
     }
 
-    static func locate(directory: String, stem: String) throws -> String {
+    /// The path of `stem` (raw) or `stem.gz` in `directory`; a missing one throws naming it and the fix.
+    public static func locate(directory: String, stem: String) throws -> String {
         let raw = (directory as NSString).appendingPathComponent(stem)
         if FileManager.default.fileExists(atPath: raw) { return raw }
         if FileManager.default.fileExists(atPath: raw + ".gz") { return raw + ".gz" }

@@ -34,9 +34,24 @@ public enum JSONValue: Sendable, Equatable {
     }
 }
 
+/// Where rank 0 sends metrics events (`step`, `epoch`, `eval`, `checkpoint`, `summary`), each
+/// with named fields. Writers must not throw: a metrics problem never stops training.
+public protocol MetricsSink: AnyObject {
+    func write(_ event: String, _ fields: [(String, JSONValue)])
+}
+
+/// Sends every event to each of several sinks.
+public final class MetricsFanout: MetricsSink {
+    let sinks: [any MetricsSink]
+    public init(_ sinks: [any MetricsSink]) { self.sinks = sinks }
+    public func write(_ event: String, _ fields: [(String, JSONValue)]) {
+        for sink in sinks { sink.write(event, fields) }
+    }
+}
+
 /// Writes metrics as JSON Lines: one object per event, `event` first, flushed per line so a
-/// crashed run keeps everything up to the crash. Only rank 0 creates one.
-public final class MetricsSink {
+/// crashed run keeps everything up to the crash.
+public final class JSONLinesSink: MetricsSink {
     private let handle: FileHandle
     public let path: String
 

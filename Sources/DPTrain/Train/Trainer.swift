@@ -28,14 +28,19 @@ public final class Trainer {
     let validation: Dataset?
     let test: Dataset?
     let configText: String
-    let metrics: MetricsSink?
+    let metrics: (any MetricsSink)?
     let checkpointer: Checkpointer?
     let log: (String) -> Void
+    /// Called on rank 0 after every step with the position and the seconds since the epoch
+    /// started (drives the progress bar; must be cheap).
+    public var onStep: ((TrainingPosition, Double) -> Void)?
     /// Told the step in progress, for its timeout message (see `Watchdog`).
     public var watchdog: Watchdog?
     public private(set) var position = TrainingPosition()
     /// Seconds spent in each phase of the last step (read by `Benchmark`; costs six clock reads).
     public private(set) var lastStepPhases = StepPhases()
+    /// Allreduce seconds summed over the epoch in progress (reported per epoch).
+    private var epochAllreduceSeconds = 0.0
 
     // Per-step buffers, allocated once.
     private var labels: [UInt8]
@@ -49,7 +54,7 @@ public final class Trainer {
     /// shuffling, as Keras does) is held out for validation by rank 0. No collective runs here,
     /// so a rank that fails to set up never leaves the others waiting (see `Communicator.agree`).
     public init(config: TrainConfig, configText: String = "", comm: any Communicator, train: Dataset, test: Dataset?,
-                metrics: MetricsSink? = nil, checkpointer: Checkpointer? = nil, log: @escaping (String) -> Void = { _ in }) throws {
+                metrics: (any MetricsSink)? = nil, checkpointer: Checkpointer? = nil, log: @escaping (String) -> Void = { _ in }) throws {
         try config.validate(worldSize: comm.worldSize)
         guard train.imageShape == config.inputShape else {
             throw ConfigError.invalid(key: "model.input_shape", reason: "is \(config.inputShape) but the training images are \(train.imageShape)")
@@ -119,6 +124,7 @@ public final class Trainer {
             let samplesBefore = position.epochSamples
             while position.stepInEpoch < schedule.stepsPerEpoch && position.step < totalSteps {
                 try trainStep(order: order)
+                onStep?(position, Self.now() - started)
                 if let checkpointer, config.checkpointEverySteps > 0, position.step % config.checkpointEverySteps == 0 {
                     try saveCheckpoint(checkpointer)
                 }
@@ -190,6 +196,7 @@ public final class Trainer {
         }
         comm.allreduceSum(grads, count: n + Self.statisticSlots)
         lastStepPhases.allreduce = clock.lap()
+        epochAllreduceSeconds += lastStepPhases.allreduce
         defer { lastStepPhases.optimizer = clock.lap() }
         let penalty = model.regularizers.isEmpty ? 0 : model.applyRegularization(to: grads)
         let stepLoss = Double(grads[n]) / Double(batch.count) + penalty
@@ -230,7 +237,8 @@ public final class Trainer {
             var line = String(format: "epoch %d/%d  loss %.4f  accuracy %.4f", epoch + 1, epochs, loss, accuracy)
             metrics?.write("epoch", [("epoch", .int(epoch + 1)), ("step", .int(position.step)), ("loss", .number(loss)),
                                      ("accuracy", .number(accuracy)), ("seconds", .number(seconds)),
-                                     ("samples", .int(samples)), ("samples_per_second", .number(rate))])
+                                     ("samples", .int(samples)), ("samples_per_second", .number(rate)),
+                                     ("allreduce_ms", .number(epochAllreduceSeconds * 1e3 / Double(max(samples / max(config.batchSize, 1), 1))))])
             for (split, data) in [("validation", validation), ("test", test)] {
                 guard let data else { continue }
                 let started = Self.now()
@@ -263,6 +271,7 @@ public final class Trainer {
 
     /// Moves the position to the start of the next epoch.
     func nextEpoch() {
+        epochAllreduceSeconds = 0
         position.epoch += 1
         position.stepInEpoch = 0
         position.epochLossSum = 0
