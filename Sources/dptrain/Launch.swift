@@ -20,12 +20,22 @@ enum Launch {
     }
 
     /// Prints the error (once, from the rank that should) and ends every rank with exit code 1.
+    ///
+    /// Errors every rank meets together (set-up agreed through `Communicator.agree`, and
+    /// `TrainingError`s, which follow from allreduced values) end with a normal MPI_Finalize. Any
+    /// other error may have struck one rank alone, while the others wait in a collective: that
+    /// rank aborts the whole job (MPI_Abort), so nobody hangs.
     static func fail(_ error: Error, comm: any Communicator) -> Never {
-        if let failure = error as? CollectiveFailure {
+        let rank = comm.worldSize > 1 ? " (rank \(comm.rank))" : ""
+        switch error {
+        case let failure as CollectiveFailure:
             if failure.reporter, let underlying = failure.underlying {
-                FileHandle.standardError.write(Data("dptrain: error\(comm.worldSize > 1 ? " (rank \(comm.rank))" : ""): \(underlying)\n".utf8))
+                FileHandle.standardError.write(Data("dptrain: error\(rank): \(underlying)\n".utf8))
             }
-        } else {
+        case is TrainingError:
+            if comm.isRoot { FileHandle.standardError.write(Data("dptrain: error: \(error)\n".utf8)) }
+        default:
+            if comm.worldSize > 1 { comm.abort(code: 1, message: "error\(rank): \(error)") }
             FileHandle.standardError.write(Data("dptrain: error: \(error)\n".utf8))
         }
         comm.finalize()

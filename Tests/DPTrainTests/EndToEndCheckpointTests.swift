@@ -77,6 +77,18 @@ extension EndToEndTests {
             #expect(none.status != 0 && none.stderr.contains("no valid checkpoint"), "\(none.stderr)")
         }
 
+        /// Only rank 0 writes checkpoints; when it cannot, the whole job stops at once with the
+        /// reason, instead of rank 1 waiting in the next allreduce.
+        @Test func aCheckpointThatCannotBeWrittenStopsEveryRankPromptly() throws {
+            let data = Support.makeTinyMNIST(train: 128, test: 16)
+            let tmp = Support.temporaryDirectory()
+            Support.write([0], to: "\(tmp)/file")
+            let r = try dptrain(ranks: 2, ["train", "--data-dir", data, "--epochs", "3", "--checkpoint-dir", "\(tmp)/file/ck"], timeout: 60)
+            #expect(r.status != 0)
+            #expect(r.seconds < 30, "took \(r.seconds) s")
+            #expect(r.stderr.contains("cannot write checkpoint") && r.stderr.contains("\(tmp)/file/ck"), "\(r.stderr)")
+        }
+
         @Test func nonFiniteLossStopsNamingTheStepWithoutCheckpointingIt() throws {
             let data = Support.makeTinyMNIST(train: 128, test: 16)
             let tmp = Support.temporaryDirectory()

@@ -281,13 +281,14 @@ public final class Trainer {
 
     func saveCheckpoint(_ checkpointer: Checkpointer) throws {
         guard comm.isRoot else { return }
-        guard FiniteCheck.allFinite(model.store.values.pointer, count: model.store.count) else {
-            throw TrainingError.nonFinite(step: position.step, epoch: position.epoch + 1)
-        }
         let started = Self.now()
+        let path = checkpointer.path(step: position.step)
+        guard FiniteCheck.allFinite(model.store.values.pointer, count: model.store.count) else {
+            throw CheckpointError.writeFailed(path: path, reason: "the parameters hold NaN or infinity at global step \(position.step); not saving them")
+        }
         let c = Checkpoint.capture(model: model, optimizer: optimizer, position: position, config: config,
                                    configText: configText, worldSize: comm.worldSize)
-        let (path, bytes) = try checkpointer.save(c, step: position.step)
+        let (_, bytes) = try checkpointer.save(c, step: position.step)
         metrics?.write("checkpoint", [("step", .int(position.step)), ("path", .string(path)), ("bytes", .int(bytes)),
                                       ("seconds", .number(Self.now() - started))])
     }
