@@ -16,9 +16,9 @@ struct RankLogHandler: LogHandler {
     }
 
     func log(level: Logger.Level, message: Logger.Message, metadata: Logger.Metadata?, source: String, file: String, function: String, line: UInt) {
-        let prefix = worldSize > 1 ? "[rank \(rank)] " : ""
-        let tag = level >= .warning ? "\(level): " : ""
-        FileHandle.standardError.write(Data((prefix + tag + message.description + "\n").utf8))
+        let prefix = (worldSize > 1 ? "[rank \(rank)] " : "") + (level >= .warning ? "\(level): " : "")
+        let text = message.description.split(separator: "\n", omittingEmptySubsequences: false).map { prefix + $0 }.joined(separator: "\n")
+        FileHandle.standardError.write(Data((text + "\n").utf8))
     }
 }
 
