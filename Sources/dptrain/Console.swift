@@ -15,9 +15,9 @@ struct RankLogHandler: LogHandler {
         set { metadata[key] = newValue }
     }
 
-    func log(level: Logger.Level, message: Logger.Message, metadata: Logger.Metadata?, source: String, file: String, function: String, line: UInt) {
-        let prefix = (worldSize > 1 ? "[rank \(rank)] " : "") + (level >= .warning ? "\(level): " : "")
-        let text = message.description.split(separator: "\n", omittingEmptySubsequences: false).map { prefix + $0 }.joined(separator: "\n")
+    func log(event: LogEvent) {
+        let prefix = (worldSize > 1 ? "[rank \(rank)] " : "") + (event.level >= .warning ? "\(event.level): " : "")
+        let text = event.message.description.split(separator: "\n", omittingEmptySubsequences: false).map { prefix + $0 }.joined(separator: "\n")
         FileHandle.standardError.write(Data((text + "\n").utf8))
     }
 }

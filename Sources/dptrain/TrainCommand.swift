@@ -80,8 +80,8 @@ struct TrainCommand: ParsableCommand {
                 }
                 if let checkpointDir { cfg.checkpointDirectory = checkpointDir }
                 let dir = options.dataDirectory
-                let train = try cfg.loadDataset(directory: dir, split: .train)
-                let test = comm.isRoot ? try cfg.loadDataset(directory: dir, split: .test) : nil
+                let train = try cfg.loadDataset(directory: dir, split: .train, digest: comm.isRoot)
+                let test = comm.isRoot ? try cfg.loadDataset(directory: dir, split: .test, digest: true) : nil
                 var sinks: [any MetricsSink] = []
                 if comm.isRoot {
                     if let metricsFile { sinks.append(try JSONLinesSink(path: metricsFile)) }
@@ -102,7 +102,7 @@ struct TrainCommand: ParsableCommand {
                 let s = trainer.schedule
                 say("dptrain: \(comm.summary) x \(threads) BLAS thread\(threads == 1 ? "" : "s"); model \(trainer.model.parameterCount) parameters; "
                     + "global batch \(cfg.batchSize) (\(s.maxLocalBatch(worldSize: comm.worldSize)) per rank), \(s.stepsPerEpoch) steps/epoch, "
-                    + "\(train.count) training images from \(dir)")
+                    + "\(train.count) training images from \(dir) (\(Self.provenance(train, test, directory: dir, say: say)))")
                 say(trainer.model.summary)
                 logger.debug("rank \(comm.rank): \(train.count) training images, up to \(s.maxLocalBatch(worldSize: comm.worldSize)) per step, \(threads) BLAS threads")
                 if comm.isRoot && progress && level <= .info && Console.stderrIsTerminal {
@@ -120,6 +120,24 @@ struct TrainCommand: ParsableCommand {
             comm.finalize()
         } catch {
             Launch.fail(error, comm: comm)
+        }
+    }
+
+    /// Rank 0: which data set the files are, checked against the published SHA-256 sums; files
+    /// that differ from the set the others match are reported as a warning.
+    static func provenance(_ train: Dataset, _ test: Dataset?, directory: String, say: (String) -> Void) -> String {
+        let digests = train.sourceDigests.merging(test?.sourceDigests ?? [:]) { a, _ in a }
+        switch KnownDataset.identify(digests) {
+        case .verified(let set):
+            return "\(set.displayName), SHA-256 of \(digests.count) files verified"
+        case .modified(let set, let files):
+            for stem in files {
+                say("dptrain: warning: \(directory)/\(stem): SHA-256 \(digests[stem]!) differs from \(set.displayName)'s \(set.sha256[stem]!); "
+                    + "the file was modified or is another data set (see dptrain data verify)")
+            }
+            return "\(set.displayName) with \(files.count) modified file\(files.count == 1 ? "" : "s")"
+        case .unknown:
+            return "not a data set dptrain knows: checksums not checked"
         }
     }
 

@@ -50,6 +50,7 @@ struct EndToEndTests {
         let accuracy = try #require(run.summary["test_accuracy"] as? Double)
         #expect(accuracy >= 0.95, "test accuracy \(accuracy) after one epoch")
         #expect(run.result.stderr.contains("epoch 1/1"))
+        #expect(run.result.stderr.contains("(MNIST, SHA-256 of 4 files verified)"), "\(run.result.stderr)")
     }
 
     @Test func aRankWithMissingDataStopsTheWholeJobPromptly() throws {

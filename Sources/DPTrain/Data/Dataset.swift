@@ -8,6 +8,9 @@ public struct Dataset: Sendable {
     /// Height, width, channels.
     public let imageShape: [Int]
     public let numClasses: Int
+    /// SHA-256 of each source file's raw IDX bytes by file stem (`train-images-idx3-ubyte`, ...);
+    /// filled only by `load(..., digest: true)`.
+    public var sourceDigests: [String: String] = [:]
 
     public var count: Int { labels.count }
     public var sampleSize: Int { imageShape.reduce(1, *) }
@@ -29,7 +32,9 @@ public struct Dataset: Sendable {
 
     /// The same images with labels mapped through `f` into `0..<classes`.
     public func relabeled(classes: Int, _ f: (UInt8) -> UInt8) -> Dataset {
-        Dataset(images: images, labels: labels.map(f), imageShape: imageShape, numClasses: classes)
+        var d = Dataset(images: images, labels: labels.map(f), imageShape: imageShape, numClasses: classes)
+        d.sourceDigests = sourceDigests
+        return d
     }
 
     /// Which half of an MNIST-format directory to read.
@@ -41,13 +46,15 @@ public struct Dataset: Sendable {
 
     /// Reads `split` from an MNIST-format directory: the raw IDX file or its `.gz`, whichever is
     /// there (raw first). Validates shapes, counts and label range (`0..<numClasses`).
-    /// `limit` keeps only the first `limit` samples.
-    public static func load(directory: String, split: Split, numClasses: Int = 10, limit: Int? = nil) throws -> Dataset {
+    /// `limit` keeps only the first `limit` samples; `digest` fills `sourceDigests` (whole files).
+    public static func load(directory: String, split: Split, numClasses: Int = 10, limit: Int? = nil, digest: Bool = false) throws -> Dataset {
         let imagesPath = try locate(directory: directory, stem: split.imagesStem)
         let labelsPath = try locate(directory: directory, stem: split.labelsStem)
         let imageFile = try IDXFile.read(path: imagesPath)
         let labelFile = try IDXFile.read(path: labelsPath)
-        return try make(images: imageFile, labels: labelFile, numClasses: numClasses, limit: limit)
+        var data = try make(images: imageFile, labels: labelFile, numClasses: numClasses, limit: limit)
+        if digest { data.sourceDigests = [split.imagesStem: imageFile.sha256, split.labelsStem: labelFile.sha256] }
+        return data
     }
 
     /// Builds a data set from parsed IDX files, validating them against each other.

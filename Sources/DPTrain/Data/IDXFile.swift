@@ -1,3 +1,4 @@
+import Crypto
 import Foundation
 
 /// An IDX file of unsigned bytes (the MNIST format): its dimensions and its data, row-major.
@@ -62,13 +63,25 @@ public struct IDXFile: Sendable {
         return IDXFile(path: path, dimensions: dimensions, bytes: Array(bytes[headerLength...]))
     }
 
-    /// Serialises dimensions and data as an (uncompressed) IDX file of unsigned bytes.
-    public static func encode(dimensions: [Int], bytes: [UInt8]) -> [UInt8] {
+    /// The SHA-256 of the file's uncompressed IDX bytes (header and data), as published for MNIST.
+    public var sha256: String {
+        var hasher = SHA256()
+        hasher.update(data: Self.header(dimensions: dimensions))
+        bytes.withUnsafeBytes { hasher.update(bufferPointer: $0) }
+        return hasher.finalize().map { String(format: "%02x", $0) }.joined()
+    }
+
+    static func header(dimensions: [Int]) -> [UInt8] {
         var out: [UInt8] = [0, 0, 0x08, UInt8(dimensions.count)]
         for d in dimensions {
             out += [UInt8(truncatingIfNeeded: d >> 24), UInt8(truncatingIfNeeded: d >> 16),
                     UInt8(truncatingIfNeeded: d >> 8), UInt8(truncatingIfNeeded: d)]
         }
-        return out + bytes
+        return out
+    }
+
+    /// Serialises dimensions and data as an (uncompressed) IDX file of unsigned bytes.
+    public static func encode(dimensions: [Int], bytes: [UInt8]) -> [UInt8] {
+        header(dimensions: dimensions) + bytes
     }
 }

@@ -29,6 +29,27 @@ public enum KnownDataset: String, CaseIterable, Sendable {
         }
     }
 
+    /// The name people write: MNIST, Fashion-MNIST.
+    public var displayName: String { self == .mnist ? "MNIST" : "Fashion-MNIST" }
+
+    /// What file digests (stem -> SHA-256 of the raw IDX bytes) say about the data.
+    public enum Identity: Sendable, Equatable {
+        /// Every file matches this data set's published checksum.
+        case verified(KnownDataset)
+        /// Some files match this data set; `files` (stems) do not.
+        case modified(KnownDataset, files: [String])
+        /// No file matches a data set dptrain knows.
+        case unknown
+    }
+
+    /// Identifies `digests` against the known data sets: the one most files match.
+    public static func identify(_ digests: [String: String]) -> Identity {
+        let scored = allCases.map { set in (set, digests.filter { set.sha256[$0.key] == $0.value }.count) }
+        guard let (set, matches) = scored.max(by: { $0.1 < $1.1 }), matches > 0 else { return .unknown }
+        if matches == digests.count { return .verified(set) }
+        return .modified(set, files: digests.keys.filter { set.sha256[$0] != digests[$0] }.sorted())
+    }
+
     /// Where a package of this machine's distribution installs the files, if one does.
     public var systemDirectory: (path: String, package: String)? {
         self == .fashionMNIST ? ("/usr/share/datasets/fashion-mnist", "dataset-fashion-mnist") : nil

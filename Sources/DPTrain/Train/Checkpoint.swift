@@ -74,7 +74,7 @@ public struct Checkpoint: Sendable {
             "best_val_loss": "\(p.bestValidationLoss)", "epochs_without_improvement": "\(p.epochsWithoutImprovement)",
             "skipped_steps": "\(p.skippedSteps)",
             "seed": "\(config.seed)", "global_batch": "\(config.batchSize)", "world_size": "\(worldSize)",
-            "config": configText, "config_digest": String(Checksum.fnv1a(UnsafeRawBufferPointer(start: configText, count: configText.utf8.count)), radix: 16),
+            "config": configText, "config_digest": String(Array(configText.utf8).withUnsafeBytes { Checksum.fnv1a($0) }, radix: 16),
             "checksum": String(checksum(of: tensors), radix: 16),
         ]
         return Checkpoint(tensors: tensors, metadata: metadata)

@@ -301,8 +301,8 @@ public struct TrainConfig: Sendable, Equatable {
     }
 
     /// Loads `split` from an MNIST-format directory with this config's limits and label mapping.
-    public func loadDataset(directory: String, split: Dataset.Split) throws -> Dataset {
-        let data = try Dataset.load(directory: directory, split: split, limit: split == .train ? trainLimit : testLimit)
+    public func loadDataset(directory: String, split: Dataset.Split, digest: Bool = false) throws -> Dataset {
+        let data = try Dataset.load(directory: directory, split: split, limit: split == .train ? trainLimit : testLimit, digest: digest)
         switch labels {
         case .digits: return data
         case .even: return data.relabeled(classes: 2) { $0 % 2 == 0 ? 1 : 0 }
