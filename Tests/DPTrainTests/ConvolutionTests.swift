@@ -25,6 +25,39 @@ struct ConvolutionTests {
         #expect(pool.outputShape == [3, 2, 3])
     }
 
+    /// Ties (as after a ReLU, where whole windows are 0) and overlapping windows: the gradient
+    /// goes to the first maximal position of each window, in row-major window order, exactly as a
+    /// direct loop over the windows computes it.
+    @Test(arguments: [1, 2])
+    func maxPoolingRoutesToTheFirstMaximumOnTies(stride: Int) throws {
+        let (h, w, c, batch, pool) = (5, 6, 3, 2, 2)
+        let layer = try MaxPooling2D(name: "p", inputShape: [h, w, c], pool: pool, stride: stride)
+        var rng = SplitMix64(seed: 11)
+        let x = FloatBuffer(count: batch * h * w * c), dy = FloatBuffer(count: batch * layer.outputSize)
+        for i in 0..<x.count { x.pointer[i] = Float(rng.next(below: 3)) }  // values 0, 1, 2: many ties
+        for i in 0..<dy.count { dy.pointer[i] = Float(i % 7) + 0.5 }
+        let y = FloatBuffer(count: dy.count), dx = FloatBuffer(count: x.count)
+        layer.prepare(capacity: batch)
+        let context = StepContext(training: true)
+        layer.forward(x.pointer, y.pointer, batch: batch, context: context)
+        layer.backward(input: x.pointer, output: y.pointer, outputGradient: dy.pointer, inputGradient: dx.pointer, batch: batch, context: context)
+
+        var expectedY = [Float](repeating: 0, count: dy.count), expectedDx = [Float](repeating: 0, count: x.count)
+        let (oh, ow) = (layer.outputShape[0], layer.outputShape[1])
+        for n in 0..<batch { for oy in 0..<oh { for ox in 0..<ow { for ch in 0..<c {
+            var best = -Float.infinity, at = -1
+            for py in 0..<pool { for px in 0..<pool {
+                let i = ((n * h + oy * stride + py) * w + ox * stride + px) * c + ch
+                if x.pointer[i] > best { (best, at) = (x.pointer[i], i) }
+            } }
+            let o = ((n * oh + oy) * ow + ox) * c + ch
+            expectedY[o] = best
+            expectedDx[at] += dy.pointer[o]
+        } } } }
+        #expect(y.array == expectedY)
+        #expect(dx.array == expectedDx)
+    }
+
     @Test func outputShapesFollowKeras() throws {
         #expect(try Conv2D(name: "c", inputShape: [28, 28, 1], filters: 32, kernel: (3, 3), stride: 1, padding: .valid).outputShape == [26, 26, 32])
         #expect(try Conv2D(name: "c", inputShape: [28, 28, 1], filters: 8, kernel: (3, 3), stride: 1, padding: .same).outputShape == [28, 28, 8])
