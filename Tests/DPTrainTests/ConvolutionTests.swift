@@ -25,18 +25,20 @@ struct ConvolutionTests {
         #expect(pool.outputShape == [3, 2, 3])
     }
 
-    /// Ties (as after a ReLU, where whole windows are 0) and overlapping windows: the gradient
-    /// goes to the first maximal position of each window, in row-major window order, exactly as a
-    /// direct loop over the windows computes it.
-    @Test(arguments: [1, 2])
-    func maxPoolingRoutesToTheFirstMaximumOnTies(stride: Int) throws {
-        let (h, w, c, batch, pool) = (5, 6, 3, 2, 2)
+    /// Ties (as after a ReLU, where whole windows are 0), overlapping windows (stride 1), windows
+    /// that leave a row uncovered (height 5) and windows that tile the input (height 6): the
+    /// gradient goes to the first maximal position of each window, in row-major window order,
+    /// exactly as a direct loop over the windows computes it; every other position gets 0.
+    @Test(arguments: [(5, 1), (5, 2), (6, 2)])
+    func maxPoolingRoutesToTheFirstMaximumOnTies(height h: Int, stride: Int) throws {
+        let (w, c, batch, pool) = (6, 3, 2, 2)
         let layer = try MaxPooling2D(name: "p", inputShape: [h, w, c], pool: pool, stride: stride)
         var rng = SplitMix64(seed: 11)
         let x = FloatBuffer(count: batch * h * w * c), dy = FloatBuffer(count: batch * layer.outputSize)
         for i in 0..<x.count { x.pointer[i] = Float(rng.next(below: 3)) }  // values 0, 1, 2: many ties
         for i in 0..<dy.count { dy.pointer[i] = Float(i % 7) + 0.5 }
         let y = FloatBuffer(count: dy.count), dx = FloatBuffer(count: x.count)
+        for i in 0..<dx.count { dx.pointer[i] = 99 }  // stale values from an earlier step
         layer.prepare(capacity: batch)
         let context = StepContext(training: true)
         layer.forward(x.pointer, y.pointer, batch: batch, context: context)

@@ -64,6 +64,33 @@ public final class Activation: Layer {
         }
     }
 
+    /// The backward of `addBiasAndApply`, in one pass: turns `dy` (the gradient with respect to
+    /// the layer's output `y`) into the gradient with respect to its pre-activation, in place,
+    /// and writes the bias gradient, the column sums of that gradient, to `biasGradient`.
+    static func backpropagateSummingBias(_ kind: ActivationKind, output y: UnsafePointer<Float>, gradient dy: UnsafeMutablePointer<Float>,
+                                         rows: Int, columns: Int, biasGradient db: UnsafeMutablePointer<Float>) {
+        db.update(repeating: 0, count: columns)
+        switch kind {
+        case .linear, .softmax: sumRows(y, dy, rows, columns, db) { _, g in g }
+        case .relu: sumRows(y, dy, rows, columns, db) { y, g in y > 0 ? g : 0 }
+        case .sigmoid: sumRows(y, dy, rows, columns, db) { y, g in g * (y * (1 - y)) }
+        case .tanh: sumRows(y, dy, rows, columns, db) { y, g in g * (1 - y * y) }
+        }
+    }
+
+    @inline(__always)
+    private static func sumRows(_ y: UnsafePointer<Float>, _ dy: UnsafeMutablePointer<Float>, _ rows: Int, _ columns: Int,
+                                _ db: UnsafeMutablePointer<Float>, _ derivative: (Float, Float) -> Float) {
+        for r in 0..<rows {
+            let (yr, dyr) = (y + r * columns, dy + r * columns)
+            for j in 0..<columns {
+                let g = derivative(yr[j], dyr[j])
+                dyr[j] = g
+                db[j] += g
+            }
+        }
+    }
+
     /// Turns the gradient with respect to an activation's output `y` into the gradient with
     /// respect to its input, in place (element-wise activations only).
     static func backpropagateInPlace(_ kind: ActivationKind, output y: UnsafePointer<Float>, gradient dy: UnsafeMutablePointer<Float>, count n: Int) {

@@ -152,10 +152,9 @@ public final class Conv2D: Layer {
         }
         let rows = batch * positions
         let dy = UnsafeMutablePointer(mutating: dy)  // this layer's own gradient buffer
-        Activation.backpropagateInPlace(activation, output: output, gradient: dy, count: rows * filters)
+        Activation.backpropagateSummingBias(activation, output: output, gradient: dy, rows: rows, columns: filters, biasGradient: db)
         // cols still holds this batch's patches from the forward pass.
         sgemm(transA: true, m: patchSize, n: filters, k: rows, a: cols.pointer, lda: patchSize, b: dy, ldb: filters, beta: 0, c: dw, ldc: filters)
-        columnSums(dy, rows: rows, columns: filters, into: db)
         if let dx {
             sgemm(transB: true, m: rows, n: patchSize, k: filters, a: dy, lda: filters, b: w, ldb: filters, beta: 0, c: dcols.pointer, ldc: patchSize)
             col2im(dx, batch: batch)

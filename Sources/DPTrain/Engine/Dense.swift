@@ -51,12 +51,11 @@ public final class Dense: Layer {
             db.update(repeating: 0, count: units)
             return
         }
-        // dz = dy * f'(z), in place: dy is this layer's own gradient buffer, read by nobody else.
+        // dz = dy * f'(z), in place: dy is this layer's own gradient buffer, read by nobody else;
+        // db = column sums of dz in the same pass. Then dW = x^T dz ; dx = dz W^T.
         let dy = UnsafeMutablePointer(mutating: dy)
-        Activation.backpropagateInPlace(activation, output: output, gradient: dy, count: batch * units)
-        // dW = x^T dz ; db = column sums of dz ; dx = dz W^T
+        Activation.backpropagateSummingBias(activation, output: output, gradient: dy, rows: batch, columns: units, biasGradient: db)
         sgemm(transA: true, m: inputs, n: units, k: batch, a: x, lda: inputs, b: dy, ldb: units, beta: 0, c: dw, ldc: units)
-        columnSums(dy, rows: batch, columns: units, into: db)
         if let dx {
             sgemm(transB: true, m: batch, n: inputs, k: units, a: dy, lda: units, b: w, ldb: units, beta: 0, c: dx, ldc: inputs)
         }

@@ -12,17 +12,6 @@ func sgemm(transA: Bool = false, transB: Bool = false, m: Int, n: Int, k: Int,
                 blasint(m), blasint(n), blasint(k), alpha, a, blasint(lda), b, blasint(ldb), beta, c, blasint(ldc))
 }
 
-/// `out[j] = sum over rows of m[row, j]` (bias gradients).
-@inline(__always)
-func columnSums(_ m: UnsafePointer<Float>, rows: Int, columns: Int, into out: UnsafeMutablePointer<Float>) {
-    out.update(from: m, count: columns)
-    var row = m + columns
-    for _ in 1..<max(rows, 1) {
-        for j in 0..<columns { out[j] += row[j] }
-        row += columns
-    }
-}
-
 /// OpenBLAS's thread pool size for this process, and what it achieves.
 public enum BLASThreads {
     public static func set(_ n: Int) { openblas_set_num_threads(Int32(n)) }

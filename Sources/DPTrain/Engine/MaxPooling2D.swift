@@ -59,7 +59,10 @@ public final class MaxPooling2D: Layer {
     public func backward(input x: UnsafePointer<Float>, output y: UnsafePointer<Float>, outputGradient dy: UnsafePointer<Float>,
                          inputGradient dx: UnsafeMutablePointer<Float>?, batch: Int, context: StepContext) {
         guard let dx else { return }
-        dx.update(repeating: 0, count: batch * inputSize)
+        // When the windows tile the input exactly (the usual 2x2, stride 2 on an even size), each
+        // input position is visited once and written, not accumulated: no zeroing pass.
+        let tiles = stride == pool && inputShape[0] % pool == 0 && inputShape[1] % pool == 0
+        if !tiles { dx.update(repeating: 0, count: batch * inputSize) }
         let (w, c, pool, rest) = (inputShape[1], inputShape[2], pool, pending.pointer)
         forEachWindow(batch: batch) { o, first in
             let (yo, dyo) = (y + o, dy + o)
@@ -69,10 +72,18 @@ public final class MaxPooling2D: Layer {
                 for px in 0..<pool {
                     let at = first + (py * w + px) * c
                     let (xr, dxr) = (x + at, dx + at)
-                    for ch in 0..<c {
-                        let hit = xr[ch] == yo[ch], g = rest[ch]
-                        dxr[ch] += hit ? g : 0
-                        rest[ch] = hit ? 0 : g
+                    if tiles {
+                        for ch in 0..<c {
+                            let hit = xr[ch] == yo[ch], g = rest[ch]
+                            dxr[ch] = hit ? g : 0
+                            rest[ch] = hit ? 0 : g
+                        }
+                    } else {
+                        for ch in 0..<c {
+                            let hit = xr[ch] == yo[ch], g = rest[ch]
+                            dxr[ch] += hit ? g : 0
+                            rest[ch] = hit ? 0 : g
+                        }
                     }
                 }
             }
