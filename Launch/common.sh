@@ -57,5 +57,8 @@ mpirun_args() {
     [ "$ranks" -eq 1 ] && MPIRUN_ARGS+=(--bind-to none)
     MPIRUN_ARGS+=(-x "OPENBLAS_NUM_THREADS=$threads")
     [ -n "${DPTRAIN_DATA:-}" ] && MPIRUN_ARGS+=(-x DPTRAIN_DATA)
+    # mpirun hands the ranks a pipe, not the terminal: tell rank 0 that its output ends up on one,
+    # so it draws the progress bar.
+    [ -t 2 ] && MPIRUN_ARGS+=(-x DPTRAIN_STDERR_IS_TERMINAL=1)
     return 0
 }

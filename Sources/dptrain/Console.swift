@@ -30,7 +30,11 @@ enum Console {
         return Logger(label: "dptrain") { _ in RankLogHandler(rank: rank, worldSize: worldSize, logLevel: effective) }
     }
 
-    static var stderrIsTerminal: Bool { isatty(STDERR_FILENO) == 1 }
+    /// Whether what rank 0 writes to stderr reaches a terminal: stderr is one, or the launcher
+    /// (Launch/mpirun.sh, whose stderr is one) says so, since mpirun gives the ranks pipes.
+    static var stderrIsTerminal: Bool {
+        isatty(STDERR_FILENO) == 1 || ProcessInfo.processInfo.environment["DPTRAIN_STDERR_IS_TERMINAL"] == "1"
+    }
 }
 
 /// `  123/1875 [====>.........] 2s ETA 5s - loss 0.2931 - accuracy 0.9150 - 61234 samples/s`,
