@@ -11,7 +11,9 @@
 # counts (marked). Strong scaling keeps the global batch; weak scaling keeps the batch per rank.
 # Efficiency = throughput(N) / (N x throughput(1 rank x 1 thread)), throughput from the slowest
 # rank. Writes OUT/scaling.csv, OUT/scaling.json, OUT/scaling.svg and prints a table; then the
-# performance model (Launch/perf_model.py) fitted to these runs. Figures only: never fails on them.
+# time to a target test accuracy (MLP 97%, CNN 98%; Launch/time_to_accuracy.py) in the two
+# one-node layouts, and the performance model (Launch/perf_model.py) fitted to these runs.
+# Figures only: never fails on them.
 set -euo pipefail
 source "$(dirname "$0")/common.sh"
 cd "$DPTRAIN_ROOT"
@@ -95,6 +97,17 @@ for model in $models; do
 done
 
 python3 "$DPTRAIN_ROOT/Launch/scaling_report.py" "$raw" "$out"
+
+# Time to a target accuracy (MLPerf-style): whole training runs in the two one-node layouts.
+for model in $models; do
+    if [ "$model" = mlp ]; then target=0.97 epochs=5; else target=0.98 epochs=3; fi
+    alone="$out/tta-$model-1x$cores.jsonl" ranked="$out/tta-$model-${cores}x1.jsonl"
+    OPENBLAS_NUM_THREADS=$cores "$DPTRAIN_BIN" train --config "Configs/$model.yaml" --data-dir "$data" --epochs $epochs \
+        --quiet --metrics-file "$alone" || true
+    OPENBLAS_NUM_THREADS=1 "$DPTRAIN_ROOT/Launch/mpirun.sh" "$cores" "$DPTRAIN_BIN" train --config "Configs/$model.yaml" \
+        --data-dir "$data" --epochs $epochs --quiet --metrics-file "$ranked" 2>/dev/null || true
+    python3 "$DPTRAIN_ROOT/Launch/time_to_accuracy.py" $target "$model 1 rank x $cores threads=$alone" "$model $cores ranks x 1 thread=$ranked"
+done
 for model in $models; do
     for network in 10gbe 100gbe; do
         python3 "$DPTRAIN_ROOT/Launch/perf_model.py" "$raw" --model "$model" --batch "${batches%% *}" --network "$network" || true
