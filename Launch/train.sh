@@ -5,6 +5,7 @@
 #   Launch/train.sh                                  # the tutorial MLP (Configs/mlp.yaml)
 #   Launch/train.sh --config Configs/mlp.yaml --epochs 1
 #   DPTRAIN_RANKS=4 Launch/train.sh                  # another number of ranks
+#   DPTRAIN_BIN=path/to/dptrain Launch/train.sh      # a binary already built: no build step
 #
 # Arguments pass through to `dptrain train` (see `dptrain train --help`).
 set -euo pipefail
@@ -12,7 +13,8 @@ source "$(dirname "$0")/common.sh"
 cd "$DPTRAIN_ROOT"
 
 ensure_deps
-build_release
+if [ -z "${DPTRAIN_BIN:-}" ]; then build_release; fi
+[ -x "$DPTRAIN_BIN" ] || die "DPTRAIN_BIN=$DPTRAIN_BIN is not an executable"
 data_args=()
 if [[ " $* " != *" --data-dir "* ]]; then
     "$DPTRAIN_ROOT/Launch/fetch-mnist.sh" "$DPTRAIN_ROOT/data/mnist"

@@ -20,6 +20,18 @@ extension EndToEndTests {
             #expect(summary["world_size"] as? Int == 2 && summary["steps"] as? Int == 4)
         }
 
+        /// The README's first command, as written, with the release binary the suite already built.
+        @Test func readmeTrainCommandRunsUnderMpirun() throws {
+            let metrics = Support.temporaryDirectory() + "/m.jsonl"
+            let script = Support.packageRoot.appendingPathComponent("Launch/train.sh").path
+            let r = try Support.run(script, ["--data-dir", try Support.realMNIST(), "--max-steps", "50", "--metrics-file", metrics],
+                                    environment: ["DPTRAIN_BIN": bin], timeout: 300)
+            #expect(r.status == 0, "\(r.stderr)")
+            let ranks = try #require(r.stderr.firstMatch(of: #/dptrain: mpirun -np (\d+) /#).map { Int($0.1)! }, "\(r.stderr)")
+            let summary = try #require(try Support.readMetrics(metrics).last)
+            #expect(summary["world_size"] as? Int == ranks && summary["steps"] as? Int == 50)
+        }
+
         @Test func slurmScriptRunsWithTheVariablesSlurmSets() throws {
             let data = Support.makeTinyMNIST(train: 128, test: 16)
             let metrics = Support.temporaryDirectory() + "/m.jsonl"
