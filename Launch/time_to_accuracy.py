@@ -15,7 +15,7 @@ for arg in sys.argv[2:]:
         print(f"  {label:<24} no metrics ({e.strerror})")
         continue
     seconds = {e["epoch"]: e["seconds"] for e in events if e.get("event") == "epoch"}
-    elapsed, reached = 0.0, None
+    reached = None
     for e in (e for e in events if e.get("event") == "eval" and e.get("split") == "test"):
         elapsed = sum(s for n, s in seconds.items() if n <= e["epoch"])
         if e["accuracy"] >= target:

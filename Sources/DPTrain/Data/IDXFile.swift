@@ -68,7 +68,7 @@ public struct IDXFile: Sendable {
         var hasher = SHA256()
         hasher.update(data: Self.header(dimensions: dimensions))
         bytes.withUnsafeBytes { hasher.update(bufferPointer: $0) }
-        return hasher.finalize().map { String(format: "%02x", $0) }.joined()
+        return Checksum.hex(hasher.finalize())
     }
 
     static func header(dimensions: [Int]) -> [UInt8] {

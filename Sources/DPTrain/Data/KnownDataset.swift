@@ -72,7 +72,7 @@ public enum KnownDataset: String, CaseIterable, Sendable {
                 throw DataError.unreadable(path: path, reason: error.localizedDescription)
             }
             let bytes = Gzip.isGzip(raw) ? try Gzip.inflate(raw, path: path) : raw
-            let digest = SHA256.hash(data: bytes).map { String(format: "%02x", $0) }.joined()
+            let digest = Checksum.hex(SHA256.hash(data: bytes))
             return Check(path: path, expected: sha256[stem]!, found: digest)
         }
     }

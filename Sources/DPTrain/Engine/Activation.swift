@@ -70,23 +70,14 @@ public final class Activation: Layer {
     static func backpropagateSummingBias(_ kind: ActivationKind, output y: UnsafePointer<Float>, gradient dy: UnsafeMutablePointer<Float>,
                                          rows: Int, columns: Int, biasGradient db: UnsafeMutablePointer<Float>) {
         db.update(repeating: 0, count: columns)
-        switch kind {
-        case .linear, .softmax: sumRows(y, dy, rows, columns, db) { _, g in g }
-        case .relu: sumRows(y, dy, rows, columns, db) { y, g in y > 0 ? g : 0 }
-        case .sigmoid: sumRows(y, dy, rows, columns, db) { y, g in g * (y * (1 - y)) }
-        case .tanh: sumRows(y, dy, rows, columns, db) { y, g in g * (1 - y * y) }
-        }
-    }
-
-    @inline(__always)
-    private static func sumRows(_ y: UnsafePointer<Float>, _ dy: UnsafeMutablePointer<Float>, _ rows: Int, _ columns: Int,
-                                _ db: UnsafeMutablePointer<Float>, _ derivative: (Float, Float) -> Float) {
-        for r in 0..<rows {
-            let (yr, dyr) = (y + r * columns, dy + r * columns)
-            for j in 0..<columns {
-                let g = derivative(yr[j], dyr[j])
-                dyr[j] = g
-                db[j] += g
+        withChainRule(kind) { chain in
+            for r in 0..<rows {
+                let (yr, dyr) = (y + r * columns, dy + r * columns)
+                for j in 0..<columns {
+                    let g = chain(yr[j], dyr[j])
+                    dyr[j] = g
+                    db[j] += g
+                }
             }
         }
     }
@@ -94,11 +85,21 @@ public final class Activation: Layer {
     /// Turns the gradient with respect to an activation's output `y` into the gradient with
     /// respect to its input, in place (element-wise activations only).
     static func backpropagateInPlace(_ kind: ActivationKind, output y: UnsafePointer<Float>, gradient dy: UnsafeMutablePointer<Float>, count n: Int) {
+        withChainRule(kind) { chain in
+            for i in 0..<n { dy[i] = chain(y[i], dy[i]) }
+        }
+    }
+
+    /// Calls `body` with `(y, g) -> f'(z) * g` for `kind`, written from the output `y = f(z)`
+    /// (identity for softmax, whose backward is row-wise or fused into the loss). Inlined, so
+    /// each kind's loop is specialised and vectorised.
+    @inline(__always)
+    private static func withChainRule(_ kind: ActivationKind, _ body: ((Float, Float) -> Float) -> Void) {
         switch kind {
-        case .linear, .softmax: break
-        case .relu: for i in 0..<n { dy[i] = y[i] > 0 ? dy[i] : 0 }
-        case .sigmoid: for i in 0..<n { dy[i] *= y[i] * (1 - y[i]) }
-        case .tanh: for i in 0..<n { dy[i] *= 1 - y[i] * y[i] }
+        case .linear, .softmax: body { _, g in g }
+        case .relu: body { y, g in y > 0 ? g : 0 }
+        case .sigmoid: body { y, g in g * (y * (1 - y)) }
+        case .tanh: body { y, g in g * (1 - y * y) }
         }
     }
 

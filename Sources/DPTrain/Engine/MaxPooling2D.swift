@@ -72,18 +72,10 @@ public final class MaxPooling2D: Layer {
                 for px in 0..<pool {
                     let at = first + (py * w + px) * c
                     let (xr, dxr) = (x + at, dx + at)
-                    if tiles {
-                        for ch in 0..<c {
-                            let hit = xr[ch] == yo[ch], g = rest[ch]
-                            dxr[ch] = hit ? g : 0
-                            rest[ch] = hit ? 0 : g
-                        }
-                    } else {
-                        for ch in 0..<c {
-                            let hit = xr[ch] == yo[ch], g = rest[ch]
-                            dxr[ch] += hit ? g : 0
-                            rest[ch] = hit ? 0 : g
-                        }
+                    for ch in 0..<c {
+                        let hit = xr[ch] == yo[ch], g = rest[ch]
+                        dxr[ch] = (tiles ? 0 : dxr[ch]) + (hit ? g : 0)
+                        rest[ch] = hit ? 0 : g
                     }
                 }
             }
