@@ -7,7 +7,7 @@
 #
 # The options that matter (each can be overridden through the variables below):
 #   --map-by ppr:N:node  N ranks per machine (DPTRAIN_RANKS_PER_NODE; default: the slots)
-#   --bind-to core       pin each rank to a core, so BLAS threads and ranks do not migrate
+#   --bind-to core       pin each rank to its cores (PE=threads of them), so ranks do not migrate
 #   -x VAR               export OPENBLAS_NUM_THREADS and DPTRAIN_DATA to every rank
 #   --mca btl_tcp_if_include IFACE, --mca oob_tcp_if_include IFACE
 #                        the network interface to use between machines (DPTRAIN_IFACE, e.g. eth0)
@@ -35,7 +35,10 @@ fi
 threads=${DPTRAIN_THREADS:-1}
 export OPENBLAS_NUM_THREADS=$threads
 args+=(-np "$ranks" --bind-to "${DPTRAIN_BIND:-core}" -x OPENBLAS_NUM_THREADS)
-[ -n "${DPTRAIN_RANKS_PER_NODE:-}" ] && args+=(--map-by "ppr:$DPTRAIN_RANKS_PER_NODE:node")
+# Each rank gets as many cores as it runs threads (PE), N ranks per machine when asked (ppr).
+map=${DPTRAIN_RANKS_PER_NODE:+ppr:$DPTRAIN_RANKS_PER_NODE:node}
+[ "$threads" -gt 1 ] && map="${map:-slot}:PE=$threads"
+[ -n "$map" ] && args+=(--map-by "$map")
 [ -n "${DPTRAIN_DATA:-}" ] && args+=(-x DPTRAIN_DATA)
 [ -n "${DPTRAIN_IFACE:-}" ] && args+=(--mca btl_tcp_if_include "$DPTRAIN_IFACE" --mca oob_tcp_if_include "$DPTRAIN_IFACE")
 [ "$(id -u)" = 0 ] && args+=(--allow-run-as-root)

@@ -42,8 +42,9 @@ build_release() {
 }
 
 # The mpirun options for this machine: --allow-run-as-root when root, --oversubscribe when more
-# ranks than cores, no binding for one rank (so its BLAS threads may use every core), and
-# OPENBLAS_NUM_THREADS so ranks x threads = cores. Usage: mpirun_args RANKS -> MPIRUN_ARGS array.
+# ranks than cores, OPENBLAS_NUM_THREADS so ranks x threads = cores (dptrain runs that many worker
+# threads per rank), and each rank bound to as many cores as it has threads (no binding for one
+# rank). Usage: mpirun_args RANKS -> MPIRUN_ARGS array.
 mpirun_args() {
     local ranks=$1 cores
     cores=$(nproc)
@@ -54,7 +55,11 @@ mpirun_args() {
         say "note: $ranks ranks on $cores cores is oversubscribed: fine for tests, slow for training"
     fi
     local threads=${OPENBLAS_NUM_THREADS:-$(( cores / ranks > 0 ? cores / ranks : 1 ))}
-    [ "$ranks" -eq 1 ] && MPIRUN_ARGS+=(--bind-to none)
+    if [ "$ranks" -eq 1 ]; then
+        MPIRUN_ARGS+=(--bind-to none)
+    elif [ "$threads" -gt 1 ]; then
+        MPIRUN_ARGS+=(--map-by "slot:PE=$threads" --bind-to core)
+    fi
     MPIRUN_ARGS+=(-x "OPENBLAS_NUM_THREADS=$threads")
     [ -n "${DPTRAIN_DATA:-}" ] && MPIRUN_ARGS+=(-x DPTRAIN_DATA)
     # mpirun hands the ranks a pipe, not the terminal: tell rank 0 that its output ends up on one,

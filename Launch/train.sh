@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
 # Trains on MNIST from a fresh machine: installs what is missing, builds the release binary,
-# makes sure MNIST is in data/mnist, and runs one rank per core under mpirun.
+# makes sure MNIST is in data/mnist, and runs under mpirun: by default one rank with a worker
+# thread per core, which trains exactly as one rank per core would (each thread takes a rank's
+# share of the batch) without MPI's copies between processes.
 #
 #   Launch/train.sh                                  # the tutorial MLP (Configs/mlp.yaml)
 #   Launch/train.sh --config Configs/mlp.yaml --epochs 1
-#   DPTRAIN_RANKS=4 Launch/train.sh                  # another number of ranks
+#   DPTRAIN_RANKS=2 Launch/train.sh                  # 2 ranks, cores / 2 threads each
 #   DPTRAIN_BIN=path/to/dptrain Launch/train.sh      # a binary already built: no build step
 #
 # Arguments pass through to `dptrain train` (see `dptrain train --help`).
@@ -20,7 +22,7 @@ if [[ " $* " != *" --data-dir "* ]]; then
     "$DPTRAIN_ROOT/Launch/fetch-mnist.sh" "$DPTRAIN_ROOT/data/mnist"
     data_args=(--data-dir "$DPTRAIN_ROOT/data/mnist")
 fi
-ranks=${DPTRAIN_RANKS:-$(nproc)}
+ranks=${DPTRAIN_RANKS:-1}
 mpirun_args "$ranks"
 say "mpirun ${MPIRUN_ARGS[*]} $DPTRAIN_BIN train ${data_args[*]} $*"
 exec mpirun "${MPIRUN_ARGS[@]}" "$DPTRAIN_BIN" train "${data_args[@]}" "$@"

@@ -35,7 +35,7 @@ struct BenchCommand: ParsableCommand {
                 let (cfg, text) = try options.loadConfig()
                 let train = try cfg.loadDataset(directory: options.dataDirectory, split: .train)
                 let test = comm.isRoot ? try cfg.loadDataset(directory: options.dataDirectory, split: .test) : nil
-                return try Trainer(config: cfg, configText: text, comm: comm, train: train, test: test)
+                return try Trainer(config: cfg, configText: text, comm: comm, threads: threads, train: train, test: test)
             }
             let report = try Benchmark.run(trainer, steps: steps, warmup: warmup, threads: threads)
             if comm.isRoot {

@@ -1,17 +1,17 @@
 import DPTrain
 import Foundation
 
-/// Process-level decisions shared by the subcommands: where data lives, how many BLAS
-/// threads a rank gets, and how a failed run ends.
+/// Process-level decisions shared by the subcommands: where data lives, how many threads a
+/// rank gets, and how a failed run ends.
 enum Launch {
     /// `--data-dir`, else `$DPTRAIN_DATA`, else `data/mnist`.
     static func dataDirectory(flag: String?) -> String {
         flag ?? ProcessInfo.processInfo.environment["DPTRAIN_DATA"] ?? "data/mnist"
     }
 
-    /// `--threads`, else `$OPENBLAS_NUM_THREADS`, else the cores of this node divided among the
-    /// ranks on it, so ranks x threads = cores.
-    static func blasThreads(requested: Int?) -> Int {
+    /// `--threads`, else `$OPENBLAS_NUM_THREADS` (which the Launch/ scripts set), else the cores
+    /// of this node divided among the ranks on it, so ranks x threads = cores.
+    static func threadsPerRank(requested: Int?) -> Int {
         let env = ProcessInfo.processInfo.environment
         if let requested, requested >= 1 { return requested }
         if let s = env["OPENBLAS_NUM_THREADS"], let n = Int(s), n >= 1 { return n }

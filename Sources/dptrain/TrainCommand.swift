@@ -89,7 +89,7 @@ struct TrainCommand: ParsableCommand {
                 }
                 let metrics: (any MetricsSink)? = sinks.isEmpty ? nil : MetricsFanout(sinks)
                 let checkpointer = cfg.checkpointDirectory.map { Checkpointer(directory: $0, keep: cfg.checkpointKeep) }
-                let trainer = try Trainer(config: cfg, configText: configText, comm: comm, train: train, test: test,
+                let trainer = try Trainer(config: cfg, configText: configText, comm: comm, threads: threads, train: train, test: test,
                                           metrics: metrics, checkpointer: checkpointer, log: say)
                 if let mpi = comm as? MPICommunicator, comm.worldSize > 1 {
                     let watchdog = Watchdog(timeout: cfg.collectiveTimeout, rank: comm.rank)
@@ -100,11 +100,11 @@ struct TrainCommand: ParsableCommand {
                     try restore(trainer, checkpointer: checkpointer, say: say)
                 }
                 let s = trainer.schedule
-                say("dptrain: \(comm.summary) x \(threads) BLAS thread\(threads == 1 ? "" : "s"); model \(trainer.model.parameterCount) parameters; "
+                say("dptrain: \(comm.summary) x \(threads) thread\(threads == 1 ? "" : "s"); model \(trainer.model.parameterCount) parameters; "
                     + "global batch \(cfg.batchSize) (\(s.maxLocalBatch(worldSize: comm.worldSize)) per rank), \(s.stepsPerEpoch) steps/epoch, "
                     + "\(train.count) training images from \(dir) (\(Self.provenance(train, test, directory: dir, say: say)))")
                 say(trainer.model.summary)
-                logger.debug("rank \(comm.rank): \(train.count) training images, up to \(s.maxLocalBatch(worldSize: comm.worldSize)) per step, \(threads) BLAS threads")
+                logger.debug("rank \(comm.rank): \(train.count) training images, up to \(s.maxLocalBatch(worldSize: comm.worldSize)) per step, \(threads) worker thread\(threads == 1 ? "" : "s")")
                 if comm.isRoot && progress && level <= .info && Console.stderrIsTerminal {
                     let progressBar = ProgressBar(stepsPerEpoch: s.stepsPerEpoch)
                     activeBar = progressBar

@@ -28,7 +28,7 @@ struct TrainingOptions: ParsableArguments {
     @Option(name: .long, help: "Evaluate on the first N test images only.")
     var testLimit: Int?
 
-    @Option(name: .long, help: "BLAS threads per rank (default: $OPENBLAS_NUM_THREADS, else cores / ranks on this node).")
+    @Option(name: .long, help: ArgumentHelp("Worker threads per rank, each training on its share of the rank's batch with one BLAS thread (default: $OPENBLAS_NUM_THREADS, else cores / ranks on this node).", valueName: "n"))
     var threads: Int?
 
     /// The config file with the flags applied, and the file's text (stored in checkpoints).
@@ -54,12 +54,10 @@ struct TrainingOptions: ParsableArguments {
 
     var dataDirectory: String { Launch.dataDirectory(flag: dataDir) }
 
-    /// The communicator for this launch (MPI under mpirun/srun, else one process) with the BLAS
-    /// threads set.
+    /// The communicator for this launch (MPI under mpirun/srun, else one process) and the
+    /// number of worker threads per rank.
     func start() -> (any Communicator, Int) {
         let comm: any Communicator = MPICommunicator.launchedByMPI ? MPICommunicator() : SingleProcessCommunicator()
-        let n = Launch.blasThreads(requested: threads)
-        BLASThreads.set(n)
-        return (comm, n)
+        return (comm, Launch.threadsPerRank(requested: threads))
     }
 }

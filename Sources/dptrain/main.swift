@@ -7,8 +7,9 @@ struct DPTrainCommand: ParsableCommand {
         abstract: "Data-parallel neural-network training on MNIST over MPI, with a BLAS engine.",
         discussion: """
             Run under mpirun for several processes (`mpirun -np 2 dptrain train --config Configs/mlp.yaml`) \
-            or alone for one process that uses every core through BLAS threads. Launch/train.sh does the \
-            set-up and picks the layout for you.
+            or alone for one process that uses every core: its threads split each batch as ranks would \
+            (--threads), with the same result as that many ranks. Launch/train.sh does the set-up and \
+            picks the layout for you.
             """,
         subcommands: [TrainCommand.self, EvalCommand.self, PredictCommand.self, BenchCommand.self, InspectCommand.self, PlotCommand.self, DataCommand.self])
 }

@@ -28,19 +28,22 @@ struct EndToEndTests {
         let data = Support.makeTinyMNIST(train: 250, test: 40)
         // 250 samples, batch 32: 7 full batches and a partial one of 26 per epoch; 2 epochs.
         let args = ["--epochs", "2", "--batch-size", "32", "--log-every", "1", "--seed", "3"]
-        let alone = try train(ranks: nil, data: data, args)
+        let alone = try train(ranks: nil, data: data, args + ["--threads", "2"])
         #expect(alone.losses.count == 16)
         #expect(alone.losses.last! < alone.losses.first!, "the loss goes down on the tiny data set")
-        for ranks in [1, 2, 4] {
-            let run = try train(ranks: ranks, data: data, args)
-            #expect(run.summary["world_size"] as? Int == ranks)
+        // (ranks, threads per rank): 2 threads split a batch exactly as 2 ranks do, and sum in the same order.
+        for (ranks, threads) in [(nil, 1), (nil, 4), (1, 2), (2, 1), (2, 2), (4, 1)] as [(Int?, Int)] {
+            let run = try train(ranks: ranks, data: data, args + ["--threads", "\(threads)"])
+            let layout = "\(ranks.map { "\($0) rank(s)" } ?? "no mpirun") x \(threads) thread(s)"
+            #expect(run.summary["world_size"] as? Int == ranks ?? 1)
             #expect(run.summary["replicas_identical"] as? Bool == true)
             #expect(run.losses.count == alone.losses.count)
             for (step, (a, b)) in zip(alone.losses, run.losses).enumerated() {
-                #expect(abs(a - b) <= 1e-4, "step \(step + 1): \(ranks) ranks give \(b), one process \(a)")
+                #expect(abs(a - b) <= 1e-4, "step \(step + 1): \(layout) gives \(b), one process x 2 threads \(a)")
             }
-            if ranks == 1 {
-                #expect(run.losses == alone.losses, "mpirun -np 1 must match the run without mpirun exactly")
+            if ranks.map({ $0 * threads }) == 2 {
+                #expect(run.losses == alone.losses, "\(layout) must match one process x 2 threads exactly")
+                #expect(run.summary["parameter_checksum"] as? String == alone.summary["parameter_checksum"] as? String)
             }
         }
     }

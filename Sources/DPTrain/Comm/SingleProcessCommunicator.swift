@@ -1,7 +1,8 @@
 import Foundation
 
 /// One process, no MPI: every collective is the identity. Used when the binary runs without
-/// mpirun (the single-node fallback, where BLAS threads use every core) and in unit tests.
+/// mpirun (the single-node fallback, where the trainer's worker threads use every core) and in
+/// unit tests.
 public final class SingleProcessCommunicator: Communicator {
     public init() {}
     public var rank: Int { 0 }

@@ -26,8 +26,11 @@ public final class Model {
 
     /// Builds the layers of `specs` for samples of `inputShape`; fuses the last activation into
     /// the loss where the loss allows it. `extraGradientSlots` floats follow the gradients in
-    /// `store.gradients` (see `ParameterStore`).
-    public init(specs: [LayerSpec], inputShape: [Int], loss: LossKind, capacity: Int, extraGradientSlots: Int = 0) throws {
+    /// `store.gradients` (see `ParameterStore`). A model built `sharingParametersOf` another
+    /// (of the same specs) uses that model's parameter values, with gradients and activations
+    /// of its own: a worker thread's replica.
+    public init(specs: [LayerSpec], inputShape: [Int], loss: LossKind, capacity: Int, extraGradientSlots: Int = 0,
+                sharingParametersOf primary: Model? = nil) throws {
         self.inputShape = inputShape
         self.capacity = capacity
         var specs = specs
@@ -106,7 +109,7 @@ public final class Model {
                 offset += shape.reduce(1, *)
             }
         }
-        let store = ParameterStore(entries: entries, extraSlots: extraGradientSlots)
+        let store = ParameterStore(entries: entries, extraSlots: extraGradientSlots, sharingValuesOf: primary?.store)
         self.store = store
         regularizers = regularized.map { (store.entry(named: $0.name)!, $0.lambda) }
         for layer in built {

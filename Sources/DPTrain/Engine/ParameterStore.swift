@@ -3,7 +3,8 @@
 /// Layers hold views (offset, shape) into the two buffers, so one allreduce moves every
 /// gradient, an optimizer is one loop over `count` floats, and a checkpoint is the list of
 /// `entries`. The gradient buffer has `extraSlots` floats after the gradients, for per-step
-/// statistics that travel in the same allreduce.
+/// statistics that travel in the same allreduce. Stores made with `sharingValuesOf:` read and
+/// write the same parameter values but have gradients of their own (one per worker thread).
 public final class ParameterStore: @unchecked Sendable {
     /// A named tensor inside the flat buffers.
     public struct Entry: Sendable, Equatable {
@@ -18,10 +19,11 @@ public final class ParameterStore: @unchecked Sendable {
     public let values: FloatBuffer
     public let gradients: FloatBuffer
 
-    public init(entries: [Entry], extraSlots: Int = 0) {
+    public init(entries: [Entry], extraSlots: Int = 0, sharingValuesOf other: ParameterStore? = nil) {
         self.entries = entries
         count = entries.last.map { $0.offset + $0.count } ?? 0
-        values = FloatBuffer(count: count)
+        precondition(other.map { $0.entries == entries } ?? true, "a shared store must have the same entries")
+        values = other?.values ?? FloatBuffer(count: count)
         gradients = FloatBuffer(count: count + extraSlots)
     }
 

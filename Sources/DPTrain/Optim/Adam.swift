@@ -29,19 +29,19 @@ public final class Adam: Optimizer {
         [("adam.m", m), ("adam.v", v)] + (amsgrad ? [("adam.vhat", vMax)] : [])
     }
 
-    @discardableResult
-    public func step(parameters p: UnsafeMutablePointer<Float>, gradients g: UnsafePointer<Float>, count: Int, learningRate: Float) -> Bool {
-        iterations += 1
+    public func update(parameters: UnsafeMutablePointer<Float>, gradients: UnsafePointer<Float>, range: Range<Int>, learningRate: Float) -> Bool {
         let t = Double(iterations)
         let alpha = Float(Double(learningRate) * (1 - pow(Double(beta2), t)).squareRoot() / (1 - pow(Double(beta1), t)))
-        let m = m.pointer, v = v.pointer
+        // Pointers to the range's start and loops from 0: the shape the vectoriser handles best.
+        let (p, g, m, v, count) = (parameters + range.lowerBound, gradients + range.lowerBound, m.pointer + range.lowerBound,
+                                   v.pointer + range.lowerBound, range.count)
         let b1 = beta1, b2 = beta2, eps = epsilon
         if weightDecay > 0 {
             let decay = learningRate * weightDecay
             for i in 0..<count { p[i] -= decay * p[i] }
         }
         if amsgrad {
-            let vhat = vMax.pointer
+            let vhat = vMax.pointer + range.lowerBound
             for i in 0..<count {
                 let gi = g[i]
                 let mi = b1 * m[i] + (1 - b1) * gi

@@ -1,13 +1,23 @@
 /// Updates the flat parameter buffer from the flat (already averaged) gradient buffer.
-/// Every rank calls `step` with identical inputs, so every replica stays identical.
+/// Every rank calls it with identical inputs, so every replica stays identical.
 public protocol Optimizer: AnyObject {
-    /// How many updates have been applied.
+    /// How many updates have been applied (the update in progress included).
     var iterations: Int { get set }
     /// Named state buffers (e.g. Adam's `m` and `v`), each `parameterCount` long, for checkpoints.
     var state: [(name: String, buffer: FloatBuffer)] { get }
-    /// Applies one update with learning rate `learningRate`. Returns false when some gradient
-    /// was NaN or infinite (checked in the same pass, so it costs no extra memory traffic); the
-    /// parameters are then no longer trustworthy and training must stop.
+    /// Applies update number `iterations` to the parameters in `range` (the caller advances
+    /// `iterations` first, once per update). Element-wise, so disjoint ranges may be updated on
+    /// different threads at once, with the same result as one call over all of them. Returns
+    /// false when a gradient in `range` was NaN or infinite (checked in the same pass, so it costs
+    /// no extra memory traffic); the parameters are then no longer trustworthy.
+    func update(parameters: UnsafeMutablePointer<Float>, gradients: UnsafePointer<Float>, range: Range<Int>, learningRate: Float) -> Bool
+}
+
+extension Optimizer {
+    /// One whole update: advances `iterations` and updates all `count` parameters.
     @discardableResult
-    func step(parameters: UnsafeMutablePointer<Float>, gradients: UnsafePointer<Float>, count: Int, learningRate: Float) -> Bool
+    public func step(parameters: UnsafeMutablePointer<Float>, gradients: UnsafePointer<Float>, count: Int, learningRate: Float) -> Bool {
+        iterations += 1
+        return update(parameters: parameters, gradients: gradients, range: 0..<count, learningRate: learningRate)
+    }
 }

@@ -19,15 +19,12 @@ public final class SGD: Optimizer {
 
     public var state: [(name: String, buffer: FloatBuffer)] { momentum > 0 ? [("sgd.velocity", velocity)] : [] }
 
-    @discardableResult
-    public func step(parameters p: UnsafeMutablePointer<Float>, gradients g: UnsafePointer<Float>, count: Int, learningRate lr: Float) -> Bool {
-        iterations += 1
-        guard momentum > 0 else {
+    public func update(parameters: UnsafeMutablePointer<Float>, gradients: UnsafePointer<Float>, range: Range<Int>, learningRate lr: Float) -> Bool {
+        let (p, g, v, count) = (parameters + range.lowerBound, gradients + range.lowerBound, velocity.pointer + range.lowerBound, range.count)
+        let mu = momentum
+        if momentum == 0 {
             for i in 0..<count { p[i] -= lr * g[i] }
-            return FiniteCheck.allFinite(g, count: count)
-        }
-        let v = velocity.pointer, mu = momentum
-        if nesterov {
+        } else if nesterov {
             for i in 0..<count {
                 let vi = mu * v[i] - lr * g[i]
                 v[i] = vi

@@ -55,7 +55,8 @@ public enum Benchmark {
         trainer.synchronizeStart()
         let startup = secondsSinceProcessStart()
         comm.barrier()
-        let peak = comm.allgather([BLASThreads.measuredPeakGFLOPS()]).reduce(0) { $0 + $1[0] }
+        // Every worker multiplies at once, each with its one BLAS thread, as in training.
+        let peak = comm.allgather([trainer.pool.map { _ in BLASThreads.measuredPeakGFLOPS() }.reduce(0, +)]).reduce(0) { $0 + $1[0] }
         var order = trainer.schedule.permutation(epoch: 0)
         var perPhase = [[Double]](repeating: [], count: StepPhases.names.count)
         var stepTimes: [Double] = []
@@ -77,7 +78,7 @@ public enum Benchmark {
         var evalSeconds = 0.0
         if comm.isRoot, let test = trainer.test {
             let t0 = now()
-            _ = Evaluator.evaluate(trainer.model, on: test)
+            _ = trainer.evaluate(on: test)
             evalSeconds = now() - t0
         }
         let mine = perPhase.map(median) + [median(stepTimes), peakRSSMegabytes(), startup, evalSeconds]

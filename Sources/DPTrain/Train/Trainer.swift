@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 
 /// What a finished run reports (every rank returns the same training figures; evaluation
 /// figures are rank 0's).
@@ -18,9 +19,18 @@ public struct TrainSummary: Sendable {
 /// Synchronous data-parallel training: every rank runs the same steps; each step computes the
 /// local gradient of its slice of the global batch, sums gradients over ranks in one allreduce,
 /// and takes the same optimizer step. Rank 0 alone evaluates, writes metrics and checkpoints.
+///
+/// Within a rank, `threads` worker threads split its slice of the batch the same way ranks
+/// split the global batch (worker `w` of rank `r` computes what rank `r * threads + w` of
+/// `worldSize * threads` would), each on its own model replica with single-threaded BLAS; they
+/// sum their gradients, and each updates a slice of the parameters; rank 0's workers evaluate a
+/// part of the test set each. So one process with 2 threads follows exactly the trajectory of
+/// 2 ranks with 1 thread each, without MPI. BLAS runs single-threaded in each worker (a step's
+/// GEMMs are too small to split well across threads; OpenBLAS is set to one thread here).
 public final class Trainer {
     public let config: TrainConfig
     public let comm: any Communicator
+    /// Worker 0's replica: the one that holds the parameters, and that rank 0 evaluates.
     public let model: Model
     public let optimizer: any Optimizer
     public let schedule: EpochSchedule
@@ -42,9 +52,11 @@ public final class Trainer {
     /// Allreduce seconds summed over the epoch in progress (reported per epoch).
     private var epochAllreduceSeconds = 0.0
 
-    // Per-step buffers, allocated once.
-    private var labels: [UInt8]
-    private var sampleIndices: [Int32]
+    /// One replica per worker thread; `replicas[0].model` is `model`.
+    private let replicas: [Replica]
+    let pool: WorkerPool
+    /// Workers whose slice of the optimizer update met a NaN or infinite gradient.
+    private let nonFiniteSlices = Atomic<Int>(0)
 
     /// The gradient buffer holds two extra floats that ride in the same allreduce: the step's
     /// loss sum and correct-prediction count.
@@ -53,8 +65,9 @@ public final class Trainer {
     /// `train` is the whole training set: with `validationSplit` its last fraction (before any
     /// shuffling, as Keras does) is held out for validation by rank 0. No collective runs here,
     /// so a rank that fails to set up never leaves the others waiting (see `Communicator.agree`).
-    public init(config: TrainConfig, configText: String = "", comm: any Communicator, train: Dataset, test: Dataset?,
+    public init(config: TrainConfig, configText: String = "", comm: any Communicator, threads: Int = 1, train: Dataset, test: Dataset?,
                 metrics: (any MetricsSink)? = nil, checkpointer: Checkpointer? = nil, log: @escaping (String) -> Void = { _ in }) throws {
+        precondition(threads >= 1)
         try config.validate(worldSize: comm.worldSize)
         guard train.imageShape == config.inputShape else {
             throw ConfigError.invalid(key: "model.input_shape", reason: "is \(config.inputShape) but the training images are \(train.imageShape)")
@@ -71,20 +84,27 @@ public final class Trainer {
         self.checkpointer = checkpointer
         self.log = log
         schedule = EpochSchedule(sampleCount: self.train.count, globalBatch: config.batchSize, seed: config.seed, shuffle: config.shuffle)
-        let local = schedule.maxLocalBatch(worldSize: comm.worldSize)
+        let local = schedule.maxLocalBatch(worldSize: comm.worldSize * threads)
         let evalCount = max(test?.count ?? 0, validation?.count ?? 0)
-        // Rank 0 evaluates in chunks of up to eval_batch_size samples, fewer when the model's
-        // buffers for that many would pass ~64 MB (the CNN's activations are 87 KB a sample).
+        // Rank 0's workers evaluate in chunks of up to eval_batch_size samples, fewer when their
+        // models' buffers for that many would pass ~64 MB in all (the CNN's take 87 KB a sample).
         let perSample = try Model(specs: config.layers, inputShape: config.inputShape, loss: config.loss, capacity: 1).bufferFloatsPerSample
-        let evalChunk = min(config.evalBatchSize, evalCount, (16 << 20) / max(perSample, 1))
+        let evalChunk = min(config.evalBatchSize, evalCount, (16 << 20) / max(perSample, 1) / threads)
         let capacity = comm.isRoot ? max(local, evalChunk) : local
-        model = try Model(specs: config.layers, inputShape: config.inputShape, loss: config.loss,
-                          capacity: capacity, extraGradientSlots: Self.statisticSlots)
+        let primary = try Model(specs: config.layers, inputShape: config.inputShape, loss: config.loss,
+                                capacity: capacity, extraGradientSlots: Self.statisticSlots)
+        model = primary
+        replicas = try [Replica(model: primary)] + (1..<threads).map { _ in
+            Replica(model: try Model(specs: config.layers, inputShape: config.inputShape, loss: config.loss, capacity: capacity,
+                                     extraGradientSlots: Self.statisticSlots, sharingParametersOf: primary))
+        }
         optimizer = config.makeOptimizer(parameterCount: model.store.count)
-        labels = [UInt8](repeating: 0, count: capacity)
-        sampleIndices = [Int32](repeating: 0, count: capacity)
         if comm.isRoot { model.initialize(seed: config.seed) }
+        pool = WorkerPool(count: threads)
+        BLASThreads.set(1)
     }
+
+    deinit { pool.stop() }
 
     /// Rank 0: continue from `checkpoint` instead of the initial values (verified against the model).
     public func restore(from checkpoint: Checkpoint, path: String) throws {
@@ -166,31 +186,33 @@ public final class Trainer {
         return summary
     }
 
-    /// One global step: gather this rank's slice, forward, loss, backward, one allreduce of the
-    /// gradients and statistics, then the same optimizer step on every rank.
+    /// One global step: each worker gathers its slice of the global batch, runs forward, loss and
+    /// backward; the workers sum their gradients and statistics, one allreduce sums them over
+    /// ranks, then every rank takes the same optimizer step (each worker updating a slice).
     func trainStep(order: [Int32]) throws {
         watchdog?.setStep(position.step)
         let n = model.store.count
         let grads = model.store.gradients.pointer
         let batch = schedule.batchRange(step: position.stepInEpoch)
-        let local = schedule.localRange(step: position.stepInEpoch, rank: comm.rank, worldSize: comm.worldSize)
+        let (step, stepInEpoch, seed) = (position.step, position.stepInEpoch, config.seed)
+        let (threads, parts, firstPart) = (pool.count, comm.worldSize * pool.count, comm.rank * pool.count)
         var clock = PhaseClock()
-        order.withUnsafeBufferPointer { o in
-            labels.withUnsafeMutableBufferPointer { l in
-                sampleIndices.withUnsafeMutableBufferPointer { s in
-                    BatchGatherer.gather(train, order: o.baseAddress!, positions: local, into: model.input,
-                                         labels: l.baseAddress!, sampleIndices: s.baseAddress!)
-                    lastStepPhases.gather = clock.lap()
-                    let context = StepContext(training: true, step: position.step, seed: config.seed, sampleIndices: UnsafePointer(s.baseAddress!))
-                    model.forward(batch: local.count, context: context)
-                    // The loss is the mean over the *global* batch: scale by its size here, sum over ranks below.
-                    let (loss, correct) = model.head.evaluate(model.output, labels: l.baseAddress!, batch: local.count,
-                                                              gradient: model.outputGradient, scale: 1 / Float(batch.count))
-                    lastStepPhases.forward = clock.lap()
-                    model.backward(batch: local.count, context: context)
-                    grads[n] = Float(loss)
-                    grads[n + 1] = Float(correct)
-                    lastStepPhases.backward = clock.lap()
+        order.withUnsafeBufferPointer { order in
+            pool.run { w in
+                let positions = schedule.localRange(step: stepInEpoch, rank: firstPart + w, worldSize: parts)
+                let phases = replicas[w].computeGradients(train, order: order.baseAddress!, positions: positions,
+                                                          globalBatch: batch.count, step: step, seed: seed)
+                if w == 0 { (lastStepPhases.gather, lastStepPhases.forward, lastStepPhases.backward) = phases }
+            }
+        }
+        _ = clock.lap()
+        if threads > 1 {
+            // In a fixed order, so the sum does not depend on which worker finished first.
+            pool.run { w in
+                let range = pool.slice(w, of: n + Self.statisticSlots)
+                for r in 1..<threads {
+                    let g = replicas[r].model.store.gradients.pointer
+                    for i in range { grads[i] += g[i] }
                 }
             }
         }
@@ -207,9 +229,15 @@ public final class Trainer {
             position.skippedSteps += 1
             log("warning: skipped global step \(position.step + 1): non-finite loss or gradient (\(position.skippedSteps) skipped so far)")
         } else {
-            let finite = optimizer.step(parameters: model.store.values.pointer, gradients: grads, count: n,
-                                        learningRate: config.optimizer.schedule.rate(step: position.step))
-            guard finite else { throw TrainingError.nonFinite(step: position.step + 1, epoch: position.epoch + 1) }
+            optimizer.iterations += 1
+            let (parameters, rate) = (model.store.values.pointer, config.optimizer.schedule.rate(step: position.step))
+            nonFiniteSlices.store(0, ordering: .relaxed)
+            pool.run { w in
+                if !optimizer.update(parameters: parameters, gradients: grads, range: pool.slice(w, of: n), learningRate: rate) {
+                    nonFiniteSlices.add(1, ordering: .relaxed)
+                }
+            }
+            guard nonFiniteSlices.load(ordering: .relaxed) == 0 else { throw TrainingError.nonFinite(step: position.step + 1, epoch: position.epoch + 1) }
             position.epochLossSum += stepLoss * Double(batch.count)
             position.epochCorrect += Double(grads[n + 1])
         }
@@ -242,7 +270,7 @@ public final class Trainer {
             for (split, data) in [("validation", validation), ("test", test)] {
                 guard let data else { continue }
                 let started = Self.now()
-                let e = Evaluator.evaluate(model, on: data)
+                let e = evaluate(on: data)
                 metrics?.write("eval", [("epoch", .int(epoch + 1)), ("step", .int(position.step)), ("split", .string(split)),
                                         ("loss", .number(e.loss)), ("accuracy", .number(e.accuracy)),
                                         ("samples", .int(e.count)), ("seconds", .number(Self.now() - started))])
@@ -267,6 +295,11 @@ public final class Trainer {
             comm.broadcast(&stop, count: 4, root: 0)
         }
         return (testEval, stop == 1)
+    }
+
+    /// Rank 0's loss and accuracy on `data`, each worker taking a part.
+    public func evaluate(on data: Dataset) -> Evaluation {
+        Evaluator.evaluate(replicas.map(\.model), on: data, pool: pool)
     }
 
     /// Moves the position to the start of the next epoch.

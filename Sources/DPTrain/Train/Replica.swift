@@ -1,0 +1,42 @@
+/// What one worker thread of a rank trains with: a model that shares the rank's parameter
+/// values but has activations and gradients of its own, and the labels and data-set indices of
+/// the samples it gathers. Sized for `model.capacity` samples; allocated once.
+final class Replica {
+    let model: Model
+    let labels: UnsafeMutablePointer<UInt8>
+    let sampleIndices: UnsafeMutablePointer<Int32>
+
+    init(model: Model) {
+        self.model = model
+        labels = .allocate(capacity: model.capacity)
+        labels.initialize(repeating: 0, count: model.capacity)
+        sampleIndices = .allocate(capacity: model.capacity)
+        sampleIndices.initialize(repeating: 0, count: model.capacity)
+    }
+
+    deinit {
+        labels.deallocate()
+        sampleIndices.deallocate()
+    }
+
+    /// This replica's share of a training step: gathers the samples `order[positions]`, runs
+    /// forward, the loss (the mean over a global batch of `globalBatch`, so that shares add up)
+    /// and backward. Leaves the parameter gradients in `model.store.gradients`, followed by the
+    /// share's loss sum and correct-prediction count, and returns the seconds of each part.
+    func computeGradients(_ data: Dataset, order: UnsafePointer<Int32>, positions: Range<Int>, globalBatch: Int,
+                          step: Int, seed: UInt64) -> (gather: Double, forward: Double, backward: Double) {
+        var clock = PhaseClock()
+        BatchGatherer.gather(data, order: order, positions: positions, into: model.input, labels: labels, sampleIndices: sampleIndices)
+        let gather = clock.lap()
+        let context = StepContext(training: true, step: step, seed: seed, sampleIndices: sampleIndices)
+        model.forward(batch: positions.count, context: context)
+        let (loss, correct) = model.head.evaluate(model.output, labels: labels, batch: positions.count,
+                                                  gradient: model.outputGradient, scale: 1 / Float(globalBatch))
+        let forward = clock.lap()
+        model.backward(batch: positions.count, context: context)
+        let statistics = model.store.gradients.pointer + model.store.count
+        statistics[0] = Float(loss)
+        statistics[1] = Float(correct)
+        return (gather, forward, clock.lap())
+    }
+}

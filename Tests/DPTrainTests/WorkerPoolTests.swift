@@ -1,0 +1,124 @@
+import CAffinity
+@testable import DPTrain
+import Foundation
+import Testing
+
+@Suite("Worker threads")
+struct WorkerPoolTests {
+    /// Every run calls each worker exactly once and returns only after all of them: each worker
+    /// bumps its own counter without atomics, so a run that returned early or called a worker
+    /// twice shows up as a wrong count.
+    @Test(.timeLimit(.minutes(1)), arguments: [1, 2, 3, 8])
+    func runCallsEveryWorkerOnceAndWaitsForAll(count: Int) {
+        let pool = WorkerPool(count: count, pinned: false)
+        defer { pool.stop() }
+        let counters = UnsafeMutableBufferPointer<Int>.allocate(capacity: count * 16)
+        counters.initialize(repeating: 0)
+        defer { counters.deallocate() }
+        for run in 1...2000 {
+            pool.run { w in counters[w * 16] += 1 }
+            let seen = (0..<count).map { counters[$0 * 16] }
+            if seen != [Int](repeating: run, count: count) {
+                Issue.record("after run \(run): \(seen)")
+                return
+            }
+        }
+        #expect(pool.map { $0 * 10 } == (0..<count).map { $0 * 10 })
+    }
+
+    /// With no spinning, workers sleep between runs: every run must still wake them (a lost
+    /// wake-up hangs here and the time limit fails the test).
+    @Test(.timeLimit(.minutes(1)))
+    func sleepingWorkersAreWokenForEveryRun() {
+        let pool = WorkerPool(count: 3, spinSeconds: 0, pinned: false)
+        defer { pool.stop() }
+        var total = 0
+        for _ in 0..<3000 { total += pool.map { $0 + 1 }.reduce(0, +) }
+        #expect(total == 3000 * 6)
+    }
+
+    @Test func slicesCoverTheRangeInOrderAtCacheLineBoundaries() {
+        for count in 1...5 {
+            let pool = WorkerPool(count: count, spinSeconds: 0, pinned: false)
+            defer { pool.stop() }
+            for n in [0, 1, 15, 16, 17, 1000, 101_772] {
+                let slices = (0..<count).map { pool.slice($0, of: n) }
+                #expect(slices.first?.lowerBound == 0 && slices.last?.upperBound == n)
+                for (a, b) in zip(slices, slices.dropFirst()) { #expect(a.upperBound == b.lowerBound) }
+                #expect(slices.allSatisfy { $0.lowerBound % 16 == 0 }, "\(count) workers, \(n) floats: \(slices)")
+            }
+        }
+    }
+
+    /// Worker w runs on the w-th CPU the process may use (checked from inside each worker).
+    @Test(.timeLimit(.minutes(1)))
+    func workersArePinnedToTheAllowedCPUs() throws {
+        let allowed = WorkerPool.allowedCPUs()
+        #expect(!allowed.isEmpty)
+        guard allowed.count >= 2 else { return }
+        // A thread of its own creates the pool, so the test runner's threads stay unpinned.
+        final class Seen: @unchecked Sendable { var pinned: [Int] = [], running: [Int] = [] }
+        let seen = Seen()
+        let done = DispatchSemaphore(value: 0)
+        Thread {
+            let pool = WorkerPool(count: 2)
+            seen.pinned = pool.cpus
+            seen.running = pool.map { _ in Int(dptrain_current_cpu()) }
+            pool.stop()
+            done.signal()
+        }.start()
+        done.wait()
+        #expect(seen.pinned == Array(allowed.prefix(2)))
+        #expect(seen.running == seen.pinned)
+    }
+
+    /// An optimizer update split into the pool's slices gives bit for bit the update done in one call.
+    @Test(arguments: ["adam", "amsgrad", "adamw", "sgd", "nesterov"])
+    func slicedUpdateEqualsOneUpdate(kind: String) {
+        let n = 1_000
+        func make() -> any Optimizer {
+            switch kind {
+            case "amsgrad": return Adam(parameterCount: n, amsgrad: true)
+            case "adamw": return Adam(parameterCount: n, weightDecay: 0.01)
+            case "sgd": return SGD(parameterCount: n, momentum: 0.9)
+            case "nesterov": return SGD(parameterCount: n, momentum: 0.9, nesterov: true)
+            default: return Adam(parameterCount: n)
+            }
+        }
+        let (whole, sliced) = (make(), make())
+        let (a, b, g) = (FloatBuffer(count: n), FloatBuffer(count: n), FloatBuffer(count: n))
+        for i in 0..<n { a.pointer[i] = sin(Float(i)); b.pointer[i] = a.pointer[i] }
+        let pool = WorkerPool(count: 3, pinned: false)
+        defer { pool.stop() }
+        for step in 0..<4 {
+            for i in 0..<n { g.pointer[i] = cos(Float(i * (step + 1))) * 0.1 }
+            #expect(whole.step(parameters: a.pointer, gradients: g.pointer, count: n, learningRate: 0.01))
+            sliced.iterations += 1
+            let finite = pool.map { w in sliced.update(parameters: b.pointer, gradients: g.pointer, range: pool.slice(w, of: n), learningRate: 0.01) }
+            #expect(finite == [true, true, true])
+        }
+        #expect(a.array == b.array)
+        #expect(zip(whole.state, sliced.state).allSatisfy { $0.buffer.array == $1.buffer.array })
+    }
+
+    /// Workers evaluating parts of a data set add up to the evaluation of the whole by one model.
+    @Test func evaluationSplitAcrossWorkersMatchesOneModel() throws {
+        let specs: [LayerSpec] = [.flatten, .dense(units: 8, activation: .relu, l2: 0), .dense(units: 3, activation: .softmax, l2: 0)]
+        let count = 103
+        var rng = SplitMix64(seed: 5)
+        let images = (0..<count * 16).map { _ in UInt8(rng.next() % 256) }
+        let labels = (0..<count).map { _ in UInt8(rng.next() % 3) }
+        let data = Dataset(images: images, labels: labels, imageShape: [4, 4, 1], numClasses: 3)
+        let one = try Model(specs: specs, inputShape: [4, 4, 1], loss: .sparseCategoricalCrossentropy, capacity: 10)
+        one.initialize(seed: 2)
+        let replicas = try [one] + (1..<3).map { _ in
+            try Model(specs: specs, inputShape: [4, 4, 1], loss: .sparseCategoricalCrossentropy, capacity: 7, sharingParametersOf: one)
+        }
+        let pool = WorkerPool(count: 3, pinned: false)
+        defer { pool.stop() }
+        let (whole, split) = (Evaluator.evaluate(one, on: data), Evaluator.evaluate(replicas, on: data, pool: pool))
+        #expect(split.count == count && split.accuracy == whole.accuracy && split.confusion == whole.confusion)
+        #expect(abs(split.loss - whole.loss) <= 1e-9 * whole.loss)
+        #expect(whole.confusion.joined().reduce(0, +) == count)
+    }
+}
