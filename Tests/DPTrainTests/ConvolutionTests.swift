@@ -60,6 +60,39 @@ struct ConvolutionTests {
         #expect(dx.array == expectedDx)
     }
 
+    /// The model moves a convolution's ReLU after the max pooling that follows it; outputs and
+    /// every gradient must be bit for bit those of the ReLU applied before the pooling.
+    @Test(arguments: [2, 1])
+    func reluMovedAfterMaxPoolingChangesNoBit(poolStride: Int) throws {
+        func build(_ specs: [LayerSpec]) throws -> Model {
+            let m = try Model(specs: specs, inputShape: [9, 8, 2], loss: .sparseCategoricalCrossentropy, capacity: 3)
+            m.initialize(seed: 4)
+            return m
+        }
+        let tail: [LayerSpec] = [.maxPooling2d(pool: 2, stride: poolStride), .flatten, .dense(units: 5, activation: .softmax, l2: 0)]
+        let conv = { (a: ActivationKind) in LayerSpec.conv2d(filters: 4, kernel: 3, stride: 1, padding: .valid, activation: a, l2: 0) }
+        let fused = try build([conv(.relu)] + tail)
+        let explicit = try build([conv(.linear), .activation(.relu)] + tail)
+        #expect((fused.layers[1] as? MaxPooling2D)?.activation == .relu && (fused.layers[0] as? Conv2D)?.activation == .linear)
+        var rng = SplitMix64(seed: 9)
+        // Sample 0 is all zeros: with the zero initial bias its convolution is exactly 0, a
+        // maximum of 0 that must pass no gradient (ReLU'(0) = 0), as in the explicit model.
+        let inputs = (0..<3 * 9 * 8 * 2).map { $0 < 9 * 8 * 2 ? 0 : rng.uniform(-1, 1) }
+        let labels: [UInt8] = [0, 3, 4]
+        var results: [([Float], [Float])] = []
+        for model in [fused, explicit] {
+            for i in inputs.indices { model.input[i] = inputs[i] }
+            let context = StepContext(training: true)
+            model.forward(batch: 3, context: context)
+            _ = labels.withUnsafeBufferPointer { model.head.evaluate(model.output, labels: $0.baseAddress!, batch: 3, gradient: model.outputGradient, scale: 1) }
+            model.backward(batch: 3, context: context)
+            results.append((Array(UnsafeBufferPointer(start: model.output, count: 3 * 5)), Array(model.store.gradients.buffer.prefix(model.store.count))))
+        }
+        #expect(results[0].0 == results[1].0)
+        #expect(results[0].1 == results[1].1)
+        #expect(results[0].1.contains { $0 != 0 } && inputs.count > 0)
+    }
+
     @Test func outputShapesFollowKeras() throws {
         #expect(try Conv2D(name: "c", inputShape: [28, 28, 1], filters: 32, kernel: (3, 3), stride: 1, padding: .valid).outputShape == [26, 26, 32])
         #expect(try Conv2D(name: "c", inputShape: [28, 28, 1], filters: 8, kernel: (3, 3), stride: 1, padding: .same).outputShape == [28, 28, 8])

@@ -70,6 +70,13 @@ public final class Activation: Layer {
     static func backpropagateSummingBias(_ kind: ActivationKind, output y: UnsafePointer<Float>, gradient dy: UnsafeMutablePointer<Float>,
                                          rows: Int, columns: Int, biasGradient db: UnsafeMutablePointer<Float>) {
         db.update(repeating: 0, count: columns)
+        if kind == .linear {  // dy is already the pre-activation gradient: only sum it
+            for r in 0..<rows {
+                let dyr = dy + r * columns
+                for j in 0..<columns { db[j] += dyr[j] }
+            }
+            return
+        }
         withChainRule(kind) { chain in
             for r in 0..<rows {
                 let (yr, dyr) = (y + r * columns, dy + r * columns)

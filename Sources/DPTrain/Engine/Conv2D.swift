@@ -1,6 +1,8 @@
 /// 2-D convolution over NHWC samples (Keras's `Conv2D`, channels last), computed as im2col
-/// followed by one `cblas_sgemm` per batch, then bias and element-wise activation in one pass; the kernel has Keras's layout
-/// `[kernelHeight, kernelWidth, inputChannels, filters]`, Glorot-uniform initialised, zero bias.
+/// followed by one `cblas_sgemm` per batch that adds to the bias, then the element-wise
+/// activation; the kernel has Keras's layout `[kernelHeight, kernelWidth, inputChannels,
+/// filters]`, Glorot-uniform initialised, zero bias. A ReLU followed by max pooling is applied
+/// by the pooling layer instead, after the maximum (see `Model`).
 ///
 /// Padding `valid` uses only whole windows; `same` pads with zeros so that the output is
 /// `ceil(input / stride)`, the extra row or column going at the bottom or right, as TensorFlow does.
@@ -139,8 +141,14 @@ public final class Conv2D: Layer {
         guard batch > 0 else { return }
         im2col(x, batch: batch)
         let rows = batch * positions
-        sgemm(m: rows, n: filters, k: patchSize, a: cols.pointer, lda: patchSize, b: w, ldb: filters, beta: 0, c: y, ldc: filters)
-        Activation.addBiasAndApply(activation, y, bias: b, rows: rows, columns: filters)
+        // The bias goes into C first and the GEMM adds to it (beta 1): OpenBLAS would otherwise
+        // zero C itself (beta 0) and a second pass over the output add the bias.
+        for r in 0..<rows {
+            let row = y + r * filters
+            for j in 0..<filters { row[j] = b[j] }
+        }
+        sgemm(m: rows, n: filters, k: patchSize, a: cols.pointer, lda: patchSize, b: w, ldb: filters, beta: 1, c: y, ldc: filters)
+        if activation != .linear { Activation.apply(activation, y, y, rows: rows, columns: filters) }
     }
 
     public func backward(input x: UnsafePointer<Float>, output: UnsafePointer<Float>, outputGradient dy: UnsafePointer<Float>,

@@ -3,15 +3,22 @@
 /// position that holds the maximum (the first one in the window, on ties), found again by
 /// comparing input and output, as TensorFlow's MaxPoolGrad does: the forward pass stays a
 /// plain, vectorised maximum and stores no indices.
+///
+/// `activation` (ReLU or linear) is applied after the maximum: the model moves a convolution's
+/// ReLU here, where it touches a quarter of the values, because `relu(max(z)) == max(relu(z))`
+/// exactly, and the gradient that reaches the maximum is the same either way.
 public final class MaxPooling2D: Layer {
     public let name: String
     public let inputShape: [Int]
     public let outputShape: [Int]
+    public let activation: ActivationKind
     let pool: Int, stride: Int
     /// One window's gradient not yet routed, per channel (backward scratch).
     private let pending: FloatBuffer
 
-    public init(name: String, inputShape: [Int], pool: Int, stride: Int) throws {
+    public init(name: String, inputShape: [Int], pool: Int, stride: Int, activation: ActivationKind = .linear) throws {
+        precondition(activation == .linear || activation == .relu, "only a ReLU commutes exactly with the maximum")
+        self.activation = activation
         self.name = name
         self.inputShape = inputShape
         self.pool = pool
@@ -44,9 +51,11 @@ public final class MaxPooling2D: Layer {
 
     public func forward(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, batch: Int, context: StepContext) {
         let (w, c, pool) = (inputShape[1], inputShape[2], pool)
+        // Starting the maximum at 0 applies the ReLU in the same pass (a NaN stays NaN).
+        let floor: Float = activation == .relu ? 0 : -.infinity
         forEachWindow(batch: batch) { o, first in
-            let yo = y + o
-            yo.update(from: x + first, count: c)
+            let (yo, x0) = (y + o, x + first)
+            for ch in 0..<c { yo[ch] = x0[ch] < floor ? floor : x0[ch] }
             for py in 0..<pool {
                 for px in 0..<pool where py + px > 0 {
                     let xr = x + first + (py * w + px) * c
@@ -63,10 +72,12 @@ public final class MaxPooling2D: Layer {
         // input position is visited once and written, not accumulated: no zeroing pass.
         let tiles = stride == pool && inputShape[0] % pool == 0 && inputShape[1] % pool == 0
         if !tiles { dx.update(repeating: 0, count: batch * inputSize) }
-        let (w, c, pool, rest) = (inputShape[1], inputShape[2], pool, pending.pointer)
+        let (w, c, pool, rest, relu) = (inputShape[1], inputShape[2], pool, pending.pointer, activation == .relu)
         forEachWindow(batch: batch) { o, first in
             let (yo, dyo) = (y + o, dy + o)
-            rest.update(from: dyo, count: c)
+            // With the ReLU after the maximum, an output of 0 passes no gradient (ReLU'(0) = 0),
+            // even when some input in the window is exactly 0; a positive one is the maximum.
+            for ch in 0..<c { rest[ch] = relu && !(yo[ch] > 0) ? 0 : dyo[ch] }
             // Window positions in order; the first that equals the maximum takes the gradient.
             for py in 0..<pool {
                 for px in 0..<pool {

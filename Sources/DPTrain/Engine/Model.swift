@@ -43,6 +43,14 @@ public final class Model {
             specs.removeLast()
             fused = act
         }
+        // A convolution's ReLU moves into the max pooling right after it (exact: see MaxPooling2D).
+        var poolActivation: [Int: ActivationKind] = [:]
+        for i in specs.indices.dropLast() {
+            if case .conv2d(let f, let k, let s, let p, .relu, let l2) = specs[i], case .maxPooling2d = specs[i + 1] {
+                specs[i] = .conv2d(filters: f, kernel: k, stride: s, padding: p, activation: .linear, l2: l2)
+                poolActivation[i + 1] = .relu
+            }
+        }
         var built: [any Layer] = []
         var shape = inputShape
         var counters: [String: Int] = [:]
@@ -81,7 +89,8 @@ public final class Model {
                 guard shape.count == 3 else {
                     throw ConfigError.invalid(key: "model.layers[\(index)]", reason: "max_pooling2d needs an image input (height, width, channels), got shape \(shape)")
                 }
-                built.append(try MaxPooling2D(name: nextName("max_pooling2d"), inputShape: shape, pool: pool, stride: stride))
+                built.append(try MaxPooling2D(name: nextName("max_pooling2d"), inputShape: shape, pool: pool, stride: stride,
+                                              activation: poolActivation[index] ?? .linear))
             case .dropout(let rate):
                 built.append(Dropout(name: nextName("dropout"), rate: rate, shape: shape))
             case .activation(let kind):
