@@ -1,0 +1,95 @@
+#!/usr/bin/env bash
+# Runs dptrain, the floor program and the single-process peers (Keras/TensorFlow, PyTorch, and the
+# numpy trainer) back to back on the same model, batch and cores, and prints seconds per epoch
+# with dptrain's speed-up over each: the machine is shared and noisy, so only ratios measured in
+# the same run mean anything.
+#
+#   Launch/bench-peers.sh                        # MLP at batch 32 and 128, CNN at 32 and 128, 3 rounds
+#   Launch/bench-peers.sh --rounds 5 --cases "mlp:32 cnn:32" --out bench-results/peers
+#
+# Every system uses all cores in one process: dptrain `train`'s default (a worker thread per
+# core), the floor with as many BLAS threads, Keras and PyTorch with their default threads, the
+# numpy trainer with OPENBLAS_NUM_THREADS=cores. Peers come from PEERS_DIR (default
+# ~/.cache/dptrain-peers, installed by ../shared/peers/setup.sh); a missing one is skipped.
+# Figures only: never fails on them.
+set -euo pipefail
+source "$(dirname "$0")/common.sh"
+cd "$DPTRAIN_ROOT"
+
+cases="mlp:32 mlp:128 cnn:32 cnn:128"; rounds=3; out=bench-results/peers
+while [ $# -gt 0 ]; do
+    case $1 in
+        --cases) cases=$2; shift ;;
+        --rounds) rounds=$2; shift ;;
+        --out) out=$2; shift ;;
+        *) die "unknown option $1 (see the comment at the top of Launch/bench-peers.sh)" ;;
+    esac
+    shift
+done
+
+ensure_deps
+build_release
+"$DPTRAIN_ROOT/Launch/fetch-mnist.sh" "$DPTRAIN_ROOT/data/mnist"
+data="$DPTRAIN_ROOT/data/mnist"
+cores=$(nproc)
+mkdir -p "$out"
+raw="$out/peers.jsonl"; : > "$raw"
+peers_src="$DPTRAIN_ROOT/../shared/peers"
+PEERS_DIR=${PEERS_DIR:-$HOME/.cache/dptrain-peers}
+floor_bin="$out/ddp-floor"
+mpicc -O2 "$peers_src/../floor/ddp.c" -o "$floor_bin" $(pkg-config --cflags --libs openblas) 2>/dev/null || floor_bin=""
+
+# record SYSTEM MODEL BATCH EPOCH_SECONDS: one JSON line (nothing when the run gave no figure).
+record() {
+    [ -n "$4" ] && [ "$4" != null ] && printf '{"round":%d,"system":"%s","model":"%s","batch":%s,"epoch_s":%s}\n' "$round" "$1" "$2" "$3" "$4" >> "$raw"
+    return 0
+}
+json_field() { python3 -c "import json,sys; print(json.loads(sys.stdin.readlines()[-1])[sys.argv[1]])" "$1" 2>/dev/null || true; }
+
+for round in $(seq "$rounds"); do
+    for c in $cases; do
+        model=${c%%:*} batch=${c##*:}
+        epochs=3; [ "$model" = cnn ] && epochs=2
+        steps=1500; [ "$model" = cnn ] && steps=300
+        s=$("$DPTRAIN_BIN" bench --config "Configs/$model.yaml" --data-dir "$data" --batch-size "$batch" --steps "$steps" --json | json_field epoch_seconds)
+        record dptrain "$model" "$batch" "$s"
+        if [ -n "$floor_bin" ]; then
+            s=$(OPENBLAS_NUM_THREADS=$cores "$DPTRAIN_ROOT/Launch/mpirun.sh" 1 "$floor_bin" -m "$model" -B "$batch" -e 2 2>/dev/null \
+                | sed -n 's/.*epoch s med \([0-9.]*\).*/\1/p' || true)
+            record floor "$model" "$batch" "$s"
+        fi
+        if [ -x "$PEERS_DIR/tf/bin/python" ]; then
+            s=$(cd "$peers_src" && "$PEERS_DIR/tf/bin/python" keras_peer.py --model "$model" --batch "$batch" --epochs "$epochs" 2>/dev/null | json_field steady_epoch_s)
+            record keras "$model" "$batch" "$s"
+        fi
+        if [ "$model" = mlp ] && [ -x "$PEERS_DIR/torch/bin/python" ]; then
+            s=$(cd "$peers_src" && "$PEERS_DIR/torch/bin/python" torch_peer.py --batch "$batch" --epochs "$epochs" --threads "$cores" 2>/dev/null | json_field median_epoch_s)
+            record pytorch "$model" "$batch" "$s"
+        fi
+        if [ "$model" = mlp ] && [ -x "$PEERS_DIR/mpi/bin/python" ]; then
+            s=$(cd "$peers_src" && OPENBLAS_NUM_THREADS=$cores "$PEERS_DIR/mpi/bin/python" mpi_numpy_peer.py --batch "$batch" --epochs "$epochs" 2>/dev/null \
+                | json_field median_epoch_s)
+            record numpy "$model" "$batch" "$s"
+        fi
+        say "round $round/$rounds: $model batch $batch done"
+    done
+done
+
+python3 - "$raw" "$cores" <<'EOF'
+import json, math, statistics, sys
+rows = [json.loads(l) for l in open(sys.argv[1])]
+cores = sys.argv[2]
+systems = ["dptrain", "floor", "keras", "pytorch", "numpy"]
+def median(v): return statistics.median(v) if v else math.nan
+print(f"seconds per epoch, one process on {cores} cores (medians of the rounds), and ratios taken within each round (medians)")
+print(f"{'model':6} {'batch':>5} " + " ".join(f"{s:>8}" for s in systems) + "  dptrain/floor  keras/dptrain  pytorch/dptrain  numpy/dptrain")
+for key in sorted({(r["model"], r["batch"]) for r in rows}, key=lambda k: (k[0] != "mlp", k)):
+    runs = [r for r in rows if (r["model"], r["batch"]) == key]
+    seconds = {s: median([r["epoch_s"] for r in runs if r["system"] == s]) for s in systems}
+    rounds = {}
+    for r in runs: rounds.setdefault(r["round"], {})[r["system"]] = r["epoch_s"]
+    def ratio(a, b): return median([t[a] / t[b] for t in rounds.values() if a in t and b in t])
+    cells = " ".join(f"{seconds[s]:8.3f}" for s in systems)
+    print(f"{key[0]:6} {key[1]:5d} {cells}  {ratio('dptrain', 'floor'):13.2f}  {ratio('keras', 'dptrain'):12.1f}x  "
+          f"{ratio('pytorch', 'dptrain'):15.1f}x  {ratio('numpy', 'dptrain'):13.1f}x")
+EOF
