@@ -32,12 +32,10 @@ let package = Package(
         .systemLibrary(
             name: "CZlib", path: "Sources/CZlib", pkgConfig: "zlib",
             providers: [.apt(["zlib1g-dev"])]),
-        // sched_setaffinity, for pinning worker threads (glibc declares it only under _GNU_SOURCE).
-        .target(name: "CAffinity", path: "Sources/CAffinity"),
         .target(
             name: "DPTrain",
             dependencies: [
-                "CMPI", "CBLAS", "CZlib", "CAffinity",
+                "CMPI", "CBLAS", "CZlib",
                 .product(name: "Yams", package: "Yams"),
                 .product(name: "Crypto", package: "swift-crypto"),
             ],

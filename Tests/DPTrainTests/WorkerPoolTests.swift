@@ -1,4 +1,3 @@
-import CAffinity
 @testable import DPTrain
 import Foundation
 import Testing
@@ -10,7 +9,7 @@ struct WorkerPoolTests {
     /// twice shows up as a wrong count.
     @Test(.timeLimit(.minutes(1)), arguments: [1, 2, 3, 8])
     func runCallsEveryWorkerOnceAndWaitsForAll(count: Int) {
-        let pool = WorkerPool(count: count, pinned: false)
+        let pool = WorkerPool(count: count)
         defer { pool.stop() }
         let counters = UnsafeMutableBufferPointer<Int>.allocate(capacity: count * 16)
         counters.initialize(repeating: 0)
@@ -30,7 +29,7 @@ struct WorkerPoolTests {
     /// wake-up hangs here and the time limit fails the test).
     @Test(.timeLimit(.minutes(1)))
     func sleepingWorkersAreWokenForEveryRun() {
-        let pool = WorkerPool(count: 3, spinSeconds: 0, pinned: false)
+        let pool = WorkerPool(count: 3, spinSeconds: 0)
         defer { pool.stop() }
         var total = 0
         for _ in 0..<3000 { total += pool.map { $0 + 1 }.reduce(0, +) }
@@ -39,7 +38,7 @@ struct WorkerPoolTests {
 
     @Test func slicesCoverTheRangeInOrderAtCacheLineBoundaries() {
         for count in 1...5 {
-            let pool = WorkerPool(count: count, spinSeconds: 0, pinned: false)
+            let pool = WorkerPool(count: count, spinSeconds: 0)
             defer { pool.stop() }
             for n in [0, 1, 15, 16, 17, 1000, 101_772] {
                 let slices = (0..<count).map { pool.slice($0, of: n) }
@@ -48,28 +47,6 @@ struct WorkerPoolTests {
                 #expect(slices.allSatisfy { $0.lowerBound % 16 == 0 }, "\(count) workers, \(n) floats: \(slices)")
             }
         }
-    }
-
-    /// Worker w runs on the w-th CPU the process may use (checked from inside each worker).
-    @Test(.timeLimit(.minutes(1)))
-    func workersArePinnedToTheAllowedCPUs() throws {
-        let allowed = WorkerPool.allowedCPUs()
-        #expect(!allowed.isEmpty)
-        guard allowed.count >= 2 else { return }
-        // A thread of its own creates the pool, so the test runner's threads stay unpinned.
-        final class Seen: @unchecked Sendable { var pinned: [Int] = [], running: [Int] = [] }
-        let seen = Seen()
-        let done = DispatchSemaphore(value: 0)
-        Thread {
-            let pool = WorkerPool(count: 2)
-            seen.pinned = pool.cpus
-            seen.running = pool.map { _ in Int(dptrain_current_cpu()) }
-            pool.stop()
-            done.signal()
-        }.start()
-        done.wait()
-        #expect(seen.pinned == Array(allowed.prefix(2)))
-        #expect(seen.running == seen.pinned)
     }
 
     /// An optimizer update split into the pool's slices gives bit for bit the update done in one call.
@@ -88,7 +65,7 @@ struct WorkerPoolTests {
         let (whole, sliced) = (make(), make())
         let (a, b, g) = (FloatBuffer(count: n), FloatBuffer(count: n), FloatBuffer(count: n))
         for i in 0..<n { a.pointer[i] = sin(Float(i)); b.pointer[i] = a.pointer[i] }
-        let pool = WorkerPool(count: 3, pinned: false)
+        let pool = WorkerPool(count: 3)
         defer { pool.stop() }
         for step in 0..<4 {
             for i in 0..<n { g.pointer[i] = cos(Float(i * (step + 1))) * 0.1 }
@@ -114,7 +91,7 @@ struct WorkerPoolTests {
         let replicas = try [one] + (1..<3).map { _ in
             try Model(specs: specs, inputShape: [4, 4, 1], loss: .sparseCategoricalCrossentropy, capacity: 7, sharingParametersOf: one)
         }
-        let pool = WorkerPool(count: 3, pinned: false)
+        let pool = WorkerPool(count: 3)
         defer { pool.stop() }
         let (whole, split) = (Evaluator.evaluate(one, on: data), Evaluator.evaluate(replicas, on: data, pool: pool))
         #expect(split.count == count && split.accuracy == whole.accuracy && split.confusion == whole.confusion)

@@ -1,4 +1,3 @@
-import CAffinity
 import Foundation
 import Synchronization
 
@@ -9,16 +8,10 @@ import Synchronization
 /// A training step runs three of these back to back, so the wake-up must cost microseconds, not
 /// the tens a kernel wake-up costs: an idle worker spins (yielding its core to any other runnable
 /// thread) for `spinSeconds`, then sleeps on a condition until the next run, so a pool between
-/// epochs costs no CPU. When the process may use at least `count` CPUs, worker `w` (the calling
-/// thread for 0) is pinned to the `w`-th of them: two spinning threads left to the scheduler
-/// were seen sharing one core for whole runs, at a third of the speed. One caller at a time;
-/// `run` is not reentrant.
+/// epochs costs no CPU. One caller at a time; `run` is not reentrant.
 public final class WorkerPool: @unchecked Sendable {
     public let count: Int
     let spinSeconds: Double
-    /// The CPU each worker is pinned to (empty: not pinned, when asked so or when the process
-    /// may use fewer CPUs than `count`).
-    public let cpus: [Int]
     /// Bumped once per run; workers wait for it to move past the run they last did.
     private let generation = Atomic<Int>(0)
     /// Workers (other than 0) that have not finished the current run.
@@ -30,13 +23,10 @@ public final class WorkerPool: @unchecked Sendable {
     private var job: ((Int) -> Void)?
     private var stopping = false
 
-    public init(count: Int, spinSeconds: Double = 0.002, pinned: Bool = true) {
+    public init(count: Int, spinSeconds: Double = 0.002) {
         precondition(count >= 1)
         self.count = count
         self.spinSeconds = spinSeconds
-        let allowed = count > 1 && pinned ? Self.allowedCPUs() : []
-        cpus = allowed.count >= count ? Array(allowed.prefix(count)) : []
-        if !cpus.isEmpty { Self.pinCallingThread(to: cpus[0]) }
         for index in 1..<count {
             // The thread holds the pool until `stop()` lets it return.
             let thread = Thread { self.workerLoop(index) }
@@ -97,7 +87,6 @@ public final class WorkerPool: @unchecked Sendable {
     }
 
     private func workerLoop(_ index: Int) {
-        if !cpus.isEmpty { Self.pinCallingThread(to: cpus[index]) }
         var seen = 0
         while true {
             seen = waitForRun(after: seen)
@@ -117,17 +106,6 @@ public final class WorkerPool: @unchecked Sendable {
         sleepers.subtract(1, ordering: .sequentiallyConsistent)
         wakeUp.unlock()
         return generation.load(ordering: .acquiring)
-    }
-
-    /// The CPUs this process may run on (its affinity mask, which mpirun's binding sets).
-    static func allowedCPUs() -> [Int] {
-        var cpus = [Int32](repeating: 0, count: 1024)  // glibc's CPU_SETSIZE
-        let n = dptrain_allowed_cpus(&cpus, Int32(cpus.count))
-        return cpus.prefix(Int(n)).map(Int.init)
-    }
-
-    static func pinCallingThread(to cpu: Int) {
-        _ = dptrain_pin_calling_thread(Int32(cpu))
     }
 
     /// Polls `done` until it is true (returns true) or `seconds` have passed (returns false),
