@@ -27,17 +27,10 @@ while [ $# -gt 0 ]; do
     shift
 done
 
-ensure_deps
-build_release
-"$DPTRAIN_ROOT/Launch/fetch-mnist.sh" "$DPTRAIN_ROOT/data/mnist"
-data="$DPTRAIN_ROOT/data/mnist"
-cores=$(nproc)
-mkdir -p "$out"
+bench_setup "$out"
+data=$DATA cores=$CORES floor_bin=$FLOOR_BIN
 raw="$out/peers.jsonl"; : > "$raw"
 peers_src="$DPTRAIN_ROOT/../shared/peers"
-PEERS_DIR=${PEERS_DIR:-$HOME/.cache/dptrain-peers}
-floor_bin="$out/ddp-floor"
-mpicc -O2 "$peers_src/../floor/ddp.c" -o "$floor_bin" $(pkg-config --cflags --libs openblas) 2>/dev/null || floor_bin=""
 
 # record SYSTEM MODEL BATCH EPOCH_SECONDS: one JSON line (nothing when the run gave no figure).
 record() {

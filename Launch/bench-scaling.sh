@@ -32,21 +32,9 @@ while [ $# -gt 0 ]; do
     shift
 done
 
-ensure_deps
-build_release
-"$DPTRAIN_ROOT/Launch/fetch-mnist.sh" "$DPTRAIN_ROOT/data/mnist"
-data="$DPTRAIN_ROOT/data/mnist"
-cores=$(nproc)
-mkdir -p "$out"
+bench_setup "$out"
+data=$DATA cores=$CORES floor_bin=$FLOOR_BIN
 raw="$out/runs.jsonl"; : > "$raw"
-
-floor_src="$DPTRAIN_ROOT/../shared/floor/ddp.c"
-floor_bin=""
-if [ -f "$floor_src" ] && command -v mpicc >/dev/null; then
-    floor_bin="$out/ddp-floor"
-    mpicc -O2 "$floor_src" -o "$floor_bin" $(pkg-config --cflags --libs openblas) || floor_bin=""
-fi
-PEERS_DIR=${PEERS_DIR:-$HOME/.cache/dptrain-peers}
 peer_py="$PEERS_DIR/mpi/bin/python"
 peer_src="$DPTRAIN_ROOT/../shared/peers/mpi_numpy_peer.py"
 

@@ -67,3 +67,22 @@ mpirun_args() {
     [ -t 2 ] && MPIRUN_ARGS+=(-x DPTRAIN_STDERR_IS_TERMINAL=1)
     return 0
 }
+
+# What the benchmark scripts share: dependencies, the release build, MNIST in data/mnist, and the
+# floor program (../shared/floor/ddp.c) built into OUT when it and mpicc are there.
+# Usage: bench_setup OUT -> DATA, CORES, FLOOR_BIN (empty without the floor).
+bench_setup() {
+    ensure_deps
+    build_release
+    "$DPTRAIN_ROOT/Launch/fetch-mnist.sh" "$DPTRAIN_ROOT/data/mnist"
+    DATA="$DPTRAIN_ROOT/data/mnist"
+    CORES=$(nproc)
+    mkdir -p "$1"
+    local floor_src="$DPTRAIN_ROOT/../shared/floor/ddp.c"
+    FLOOR_BIN=""
+    if [ -f "$floor_src" ] && command -v mpicc >/dev/null; then
+        FLOOR_BIN="$1/ddp-floor"
+        mpicc -O2 "$floor_src" -o "$FLOOR_BIN" $(pkg-config --cflags --libs openblas) || FLOOR_BIN=""
+    fi
+    PEERS_DIR=${PEERS_DIR:-$HOME/.cache/dptrain-peers}
+}
