@@ -31,6 +31,10 @@ struct TrainingOptions: ParsableArguments {
     @Option(name: .long, help: ArgumentHelp("Worker threads per rank, each training on its share of the rank's batch with one BLAS thread (default: $OPENBLAS_NUM_THREADS, else cores / ranks on this node).", valueName: "n"))
     var threads: Int?
 
+    func validate() throws {
+        if let threads, threads < 1 { throw ValidationError("--threads must be >= 1, found \(threads)") }
+    }
+
     /// The config file with the flags applied, and the file's text (stored in checkpoints).
     func loadConfig() throws -> (TrainConfig, String) {
         var cfg = try TrainConfig.load(path: config)

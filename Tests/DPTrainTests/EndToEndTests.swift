@@ -86,6 +86,8 @@ struct EndToEndTests {
         #expect(r1.status != 0 && r1.stderr.contains("training.epoch"), "\(r1.stderr)")
         let r2 = try Support.run(bin, ["train", "--data-dir", data, "--epochs", "0"])
         #expect(r2.status != 0 && r2.stderr.contains("--epochs"), "\(r2.stderr)")
+        let threads = try Support.run(bin, ["bench", "--data-dir", data, "--threads", "0"])
+        #expect(threads.status != 0 && threads.stderr.contains("--threads must be >= 1, found 0"), "\(threads.stderr)")
         let r3 = try Support.run(bin, ["train", "--config", "/no/such.yaml", "--data-dir", data])
         #expect(r3.status != 0 && r3.stderr.contains("/no/such.yaml"), "\(r3.stderr)")
     }
