@@ -13,7 +13,7 @@ enum Launch {
     /// of this node divided among the ranks on it, so ranks x threads = cores.
     static func threadsPerRank(requested: Int?) -> Int {
         let env = ProcessInfo.processInfo.environment
-        if let requested, requested >= 1 { return requested }
+        if let requested { return requested }  // validated >= 1 by TrainingOptions
         if let s = env["OPENBLAS_NUM_THREADS"], let n = Int(s), n >= 1 { return n }
         let localRanks = env["OMPI_COMM_WORLD_LOCAL_SIZE"].flatMap { Int($0) } ?? 1
         return max(1, ProcessInfo.processInfo.activeProcessorCount / max(localRanks, 1))
