@@ -22,16 +22,19 @@ extension EndToEndTests {
                 .map { ($0["step"] as! Int, $0["loss"] as! Double) })
         }
 
-        @Test func resumeMidEpochIsBitIdenticalAtTheSameWorldSize() throws {
+        /// In both layouts of 2 workers: 2 ranks, and one process whose 2 threads write each
+        /// update to the other of two parameter buffers (after 11 steps, the second one).
+        @Test(arguments: [(2, 1), (nil, 2)] as [(Int?, Int)])
+        func resumeMidEpochIsBitIdenticalAtTheSameWorldSize(ranks: Int?, threads: Int) throws {
             let data = Support.makeTinyMNIST(train: 250, test: 40)
-            let base = ["train", "--data-dir", data, "--epochs", "2", "--log-every", "1"]
+            let base = ["train", "--data-dir", data, "--epochs", "2", "--log-every", "1", "--threads", "\(threads)"]
             let tmp = Support.temporaryDirectory()
-            let straight = try dptrain(ranks: 2, base + ["--metrics-file", "\(tmp)/a.jsonl", "--checkpoint-dir", "\(tmp)/a"])
+            let straight = try dptrain(ranks: ranks, base + ["--metrics-file", "\(tmp)/a.jsonl", "--checkpoint-dir", "\(tmp)/a"])
             #expect(straight.status == 0, "\(straight.stderr)")
             // Stop after 11 of 16 steps (mid-epoch 2), then resume to the end.
-            let first = try dptrain(ranks: 2, base + ["--max-steps", "11", "--checkpoint-dir", "\(tmp)/b", "--metrics-file", "\(tmp)/b1.jsonl"])
+            let first = try dptrain(ranks: ranks, base + ["--max-steps", "11", "--checkpoint-dir", "\(tmp)/b", "--metrics-file", "\(tmp)/b1.jsonl"])
             #expect(first.status == 0, "\(first.stderr)")
-            let second = try dptrain(ranks: 2, base + ["--resume", "--checkpoint-dir", "\(tmp)/b", "--metrics-file", "\(tmp)/b2.jsonl"])
+            let second = try dptrain(ranks: ranks, base + ["--resume", "--checkpoint-dir", "\(tmp)/b", "--metrics-file", "\(tmp)/b2.jsonl"])
             #expect(second.status == 0 && second.stderr.contains("resuming from"), "\(second.stderr)")
             #expect(try summary("\(tmp)/b2.jsonl")["steps"] as? Int == 16)
             #expect(try summary("\(tmp)/a.jsonl")["parameter_checksum"] as! String == summary("\(tmp)/b2.jsonl")["parameter_checksum"] as! String)

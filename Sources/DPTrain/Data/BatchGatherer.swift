@@ -1,3 +1,5 @@
+import CPrefetch
+
 /// Copies samples from a byte data set into a model's Float32 input, normalising to [0, 1]
 /// (x / 255) on the way, so images stay bytes in memory and no per-step buffer is allocated.
 public enum BatchGatherer {
@@ -19,6 +21,20 @@ public enum BatchGatherer {
                     labels[row] = allLabels[index]
                     sampleIndices[row] = Int32(index)
                 }
+            }
+        }
+    }
+
+    /// Asks the CPU to start loading the samples `order[positions]` into its caches, without
+    /// waiting for them: issued for the next step's samples, which lie at random places in a data
+    /// set larger than the caches, it hides their memory latency behind this step's work.
+    public static func prefetch(_ data: Dataset, order: UnsafePointer<Int32>, positions: Range<Int>) {
+        let d = data.sampleSize
+        data.images.withUnsafeBufferPointer { images in
+            for position in positions {
+                let sample = images.baseAddress! + Int(order[position]) * d
+                for offset in stride(from: 0, to: d, by: 64) { dptrain_prefetch(sample + offset) }
+                dptrain_prefetch(sample + d - 1)
             }
         }
     }

@@ -20,8 +20,11 @@ public final class Conv2D: Layer {
     private var cols = FloatBuffer(count: 0), dcols = FloatBuffer(count: 0)
     /// Offset of each element of a receptive field from the field's top-left input element.
     private let patchOffsets: [Int32]
-    private var w: UnsafeMutablePointer<Float>!, dw: UnsafeMutablePointer<Float>!
-    private var b: UnsafeMutablePointer<Float>!, db: UnsafeMutablePointer<Float>!
+    private var kernelTensor: ParameterView!, biasTensor: ParameterView!
+    private var w: UnsafeMutablePointer<Float> { kernelTensor.values }
+    private var b: UnsafeMutablePointer<Float> { biasTensor.values }
+    private var dw: UnsafeMutablePointer<Float> { kernelTensor.gradients }
+    private var db: UnsafeMutablePointer<Float> { biasTensor.gradients }
 
     public init(name: String, inputShape: [Int], filters: Int, kernel: (Int, Int), stride: Int, padding: Padding,
                 activation: ActivationKind = .linear) throws {
@@ -62,8 +65,8 @@ public final class Conv2D: Layer {
     }
 
     public func bind(_ store: ParameterStore) {
-        (w, dw) = view("kernel", in: store)
-        (b, db) = view("bias", in: store)
+        kernelTensor = view("kernel", in: store)
+        biasTensor = view("bias", in: store)
     }
 
     public func initialize(_ store: ParameterStore, rng: inout SplitMix64) {

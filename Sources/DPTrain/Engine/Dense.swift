@@ -7,8 +7,11 @@ public final class Dense: Layer {
     public let outputShape: [Int]
     let inputs: Int, units: Int
     public let activation: ActivationKind
-    private var w: UnsafeMutablePointer<Float>!, dw: UnsafeMutablePointer<Float>!
-    private var b: UnsafeMutablePointer<Float>!, db: UnsafeMutablePointer<Float>!
+    private var kernelTensor: ParameterView!, biasTensor: ParameterView!
+    private var w: UnsafeMutablePointer<Float> { kernelTensor.values }
+    private var b: UnsafeMutablePointer<Float> { biasTensor.values }
+    private var dw: UnsafeMutablePointer<Float> { kernelTensor.gradients }
+    private var db: UnsafeMutablePointer<Float> { biasTensor.gradients }
 
     public init(name: String, inputs: Int, units: Int, activation: ActivationKind = .linear) {
         precondition(activation != .softmax, "softmax is a layer of its own (or fused into the loss)")
@@ -28,8 +31,8 @@ public final class Dense: Layer {
     }
 
     public func bind(_ store: ParameterStore) {
-        (w, dw) = view("kernel", in: store)
-        (b, db) = view("bias", in: store)
+        kernelTensor = view("kernel", in: store)
+        biasTensor = view("bias", in: store)
     }
 
     public func initialize(_ store: ParameterStore, rng: inout SplitMix64) {

@@ -60,9 +60,9 @@ extension Layer {
     public func initialize(_ store: ParameterStore, rng: inout SplitMix64) {}
     public func prepare(capacity: Int) {}
 
-    /// The view of parameter `suffix` of this layer in `store`'s value and gradient buffers.
-    func view(_ suffix: String, in store: ParameterStore) -> (values: UnsafeMutablePointer<Float>, gradients: UnsafeMutablePointer<Float>) {
+    /// The view of parameter `suffix` of this layer in `store`.
+    func view(_ suffix: String, in store: ParameterStore) -> ParameterView {
         guard let entry = store.entry(named: "\(name).\(suffix)") else { fatalError("\(name).\(suffix) not in the parameter store") }
-        return (store.values.pointer + entry.offset, store.gradients.pointer + entry.offset)
+        return ParameterView(store: store, offset: entry.offset)
     }
 }

@@ -128,6 +128,13 @@ public final class Model {
         allocateBuffers()
     }
 
+    /// Makes `buffer` (of `parameterCount` floats) this model's parameter values from now on:
+    /// a trainer that writes each update into a second buffer switches every replica to it.
+    public func useValues(_ buffer: FloatBuffer) {
+        precondition(buffer.count == store.count)
+        store.values = buffer
+    }
+
     private func allocateBuffers() {
         func fresh(_ perSample: Int) -> UnsafeMutablePointer<Float> {
             let buffer = FloatBuffer(count: capacity * perSample)

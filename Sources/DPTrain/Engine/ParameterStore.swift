@@ -16,7 +16,8 @@ public final class ParameterStore: @unchecked Sendable {
 
     public let entries: [Entry]
     public let count: Int
-    public let values: FloatBuffer
+    /// The current parameter values; `Model.useValues` moves a model to another buffer.
+    public internal(set) var values: FloatBuffer
     public let gradients: FloatBuffer
 
     public init(entries: [Entry], extraSlots: Int = 0, sharingValuesOf other: ParameterStore? = nil) {
@@ -28,4 +29,13 @@ public final class ParameterStore: @unchecked Sendable {
     }
 
     public func entry(named name: String) -> Entry? { entries.first { $0.name == name } }
+}
+
+/// One tensor of a store, as a layer uses it: its values in the store's current value buffer
+/// (which a trainer may switch between steps, see `Model.useValues`) and its gradients.
+public struct ParameterView {
+    let store: ParameterStore
+    let offset: Int
+    var values: UnsafeMutablePointer<Float> { store.values.pointer + offset }
+    var gradients: UnsafeMutablePointer<Float> { store.gradients.pointer + offset }
 }

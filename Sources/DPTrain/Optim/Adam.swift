@@ -29,40 +29,42 @@ public final class Adam: Optimizer {
         [("adam.m", m), ("adam.v", v)] + (amsgrad ? [("adam.vhat", vMax)] : [])
     }
 
-    public func update(parameters: UnsafeMutablePointer<Float>, gradients: UnsafePointer<Float>, range: Range<Int>, learningRate: Float) -> Bool {
+    public func update(parameters: UnsafePointer<Float>, into updated: UnsafeMutablePointer<Float>, gradients: UnsafePointer<Float>,
+                       range: Range<Int>, learningRate: Float) -> Bool {
         let t = Double(iterations)
         let alpha = Float(Double(learningRate) * (1 - pow(Double(beta2), t)).squareRoot() / (1 - pow(Double(beta1), t)))
         // Pointers to the range's start and loops from 0: the shape the vectoriser handles best.
-        let (p, g, m, v, count) = (parameters + range.lowerBound, gradients + range.lowerBound, m.pointer + range.lowerBound,
-                                   v.pointer + range.lowerBound, range.count)
+        var (p, q, g, m, v, count) = (parameters + range.lowerBound, updated + range.lowerBound, gradients + range.lowerBound,
+                                      m.pointer + range.lowerBound, v.pointer + range.lowerBound, range.count)
         let b1 = beta1, b2 = beta2, eps = epsilon
         if weightDecay > 0 {
             let decay = learningRate * weightDecay
-            for i in 0..<count { p[i] -= decay * p[i] }
+            forEachElement(from: p, to: q, count: count) { i, p, q in q[i] = p[i] - decay * p[i] }
+            p = UnsafePointer(q)
         }
         if amsgrad {
             let vhat = vMax.pointer + range.lowerBound
-            for i in 0..<count {
+            forEachElement(from: p, to: q, count: count) { i, p, q in
                 let gi = g[i]
                 let mi = b1 * m[i] + (1 - b1) * gi
                 let vi = b2 * v[i] + (1 - b2) * gi * gi
                 m[i] = mi
                 v[i] = vi
                 vhat[i] = max(vhat[i], vi)
-                p[i] -= alpha * mi / (vhat[i].squareRoot() + eps)
+                q[i] = p[i] - alpha * mi / (vhat[i].squareRoot() + eps)
             }
             return FiniteCheck.allFinite(g, count: count)
         }
         var worst: UInt32 = 0
         let bits = UnsafeRawPointer(g).assumingMemoryBound(to: UInt32.self)
-        for i in 0..<count {
+        forEachElement(from: p, to: q, count: count) { i, p, q in
             worst = max(worst, bits[i] & 0x7F80_0000)
             let gi = g[i]
             let mi = b1 * m[i] + (1 - b1) * gi
             let vi = b2 * v[i] + (1 - b2) * gi * gi
             m[i] = mi
             v[i] = vi
-            p[i] -= alpha * mi / (vi.squareRoot() + eps)
+            q[i] = p[i] - alpha * mi / (vi.squareRoot() + eps)
         }
         return worst != 0x7F80_0000
     }

@@ -6,11 +6,14 @@ public protocol Optimizer: AnyObject {
     /// Named state buffers (e.g. Adam's `m` and `v`), each `parameterCount` long, for checkpoints.
     var state: [(name: String, buffer: FloatBuffer)] { get }
     /// Applies update number `iterations` to the parameters in `range` (the caller advances
-    /// `iterations` first, once per update). Element-wise, so disjoint ranges may be updated on
-    /// different threads at once, with the same result as one call over all of them. Returns
-    /// false when a gradient in `range` was NaN or infinite (checked in the same pass, so it costs
-    /// no extra memory traffic); the parameters are then no longer trustworthy.
-    func update(parameters: UnsafeMutablePointer<Float>, gradients: UnsafePointer<Float>, range: Range<Int>, learningRate: Float) -> Bool
+    /// `iterations` first, once per update), reading them from `parameters` and writing the
+    /// updated values to `updated`, which is either `parameters` itself or a buffer that overlaps
+    /// it nowhere. Element-wise, so disjoint ranges may be updated on different threads at once,
+    /// with the same result as one call over all of them. Returns false when a gradient in `range`
+    /// was NaN or infinite (checked in the same pass, so it costs no extra memory traffic); the
+    /// parameters are then no longer trustworthy.
+    func update(parameters: UnsafePointer<Float>, into updated: UnsafeMutablePointer<Float>, gradients: UnsafePointer<Float>,
+                range: Range<Int>, learningRate: Float) -> Bool
 }
 
 extension Optimizer {
@@ -18,6 +21,21 @@ extension Optimizer {
     @discardableResult
     public func step(parameters: UnsafeMutablePointer<Float>, gradients: UnsafePointer<Float>, count: Int, learningRate: Float) -> Bool {
         iterations += 1
-        return update(parameters: parameters, gradients: gradients, range: 0..<count, learningRate: learningRate)
+        return update(parameters: parameters, into: parameters, gradients: gradients, range: 0..<count, learningRate: learningRate)
+    }
+}
+
+/// Runs `body(i, source, target)` for every `i` in `0..<count`, where `body` reads element `i`
+/// of `source` and writes element `i` of `target`, and `target` is either `source` or a buffer
+/// that overlaps it nowhere. In place, both arguments are the same pointer, so the vectoriser
+/// sees that no other element is involved; given two pointers that might overlap, it would check
+/// at run time, find that they are equal and fall back to one element at a time.
+@inline(__always)
+func forEachElement(from source: UnsafePointer<Float>, to target: UnsafeMutablePointer<Float>, count: Int,
+                    _ body: (Int, UnsafePointer<Float>, UnsafeMutablePointer<Float>) -> Void) {
+    if UnsafeMutablePointer(mutating: source) == target {
+        for i in 0..<count { body(i, UnsafePointer(target), target) }
+    } else {
+        for i in 0..<count { body(i, source, target) }
     }
 }

@@ -19,22 +19,24 @@ public final class SGD: Optimizer {
 
     public var state: [(name: String, buffer: FloatBuffer)] { momentum > 0 ? [("sgd.velocity", velocity)] : [] }
 
-    public func update(parameters: UnsafeMutablePointer<Float>, gradients: UnsafePointer<Float>, range: Range<Int>, learningRate lr: Float) -> Bool {
-        let (p, g, v, count) = (parameters + range.lowerBound, gradients + range.lowerBound, velocity.pointer + range.lowerBound, range.count)
+    public func update(parameters p: UnsafePointer<Float>, into updated: UnsafeMutablePointer<Float>, gradients: UnsafePointer<Float>,
+                       range: Range<Int>, learningRate lr: Float) -> Bool {
+        let (p, q, g, v, count) = (p + range.lowerBound, updated + range.lowerBound, gradients + range.lowerBound,
+                                   velocity.pointer + range.lowerBound, range.count)
         let mu = momentum
         if momentum == 0 {
-            for i in 0..<count { p[i] -= lr * g[i] }
+            forEachElement(from: p, to: q, count: count) { i, p, q in q[i] = p[i] - lr * g[i] }
         } else if nesterov {
-            for i in 0..<count {
+            forEachElement(from: p, to: q, count: count) { i, p, q in
                 let vi = mu * v[i] - lr * g[i]
                 v[i] = vi
-                p[i] += mu * vi - lr * g[i]
+                q[i] = p[i] + (mu * vi - lr * g[i])
             }
         } else {
-            for i in 0..<count {
+            forEachElement(from: p, to: q, count: count) { i, p, q in
                 let vi = mu * v[i] - lr * g[i]
                 v[i] = vi
-                p[i] += vi
+                q[i] = p[i] + vi
             }
         }
         return FiniteCheck.allFinite(g, count: count)

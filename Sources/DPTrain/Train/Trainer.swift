@@ -57,6 +57,13 @@ public final class Trainer {
     let pool: WorkerPool
     /// Workers whose slice of the optimizer update met a NaN or infinite gradient.
     private let nonFiniteSlices = Atomic<Int>(0)
+    /// With several workers, each update is written here and the replicas then switch to it
+    /// (the old values become the spare). In place, a worker's writes would first have to
+    /// invalidate the copies of those values that the other workers' caches took in this step's
+    /// forward pass; a buffer last read two steps ago mostly has none left. Measured, 1 x 2, MLP
+    /// at batch 32: the update takes 40 us instead of 48. One worker updates in place (a second
+    /// buffer there only adds traffic: the CNN's update 0.39 -> 0.48 ms).
+    private var spareValues: FloatBuffer?
 
     /// The gradient buffer holds two extra floats that ride in the same allreduce: the step's
     /// loss sum and correct-prediction count.
@@ -101,6 +108,7 @@ public final class Trainer {
         optimizer = config.makeOptimizer(parameterCount: model.store.count)
         if comm.isRoot { model.initialize(seed: config.seed) }
         pool = WorkerPool(count: threads)
+        spareValues = threads > 1 ? FloatBuffer(count: model.store.count) : nil
         BLASThreads.set(1)
     }
 
@@ -200,7 +208,9 @@ public final class Trainer {
         order.withUnsafeBufferPointer { order in
             pool.run { w in
                 let positions = schedule.localRange(step: stepInEpoch, rank: firstPart + w, worldSize: parts)
-                let phases = replicas[w].computeGradients(train, order: order.baseAddress!, positions: positions,
+                let next = stepInEpoch + 1 < schedule.stepsPerEpoch
+                    ? schedule.localRange(step: stepInEpoch + 1, rank: firstPart + w, worldSize: parts) : 0..<0
+                let phases = replicas[w].computeGradients(train, order: order.baseAddress!, positions: positions, prefetching: next,
                                                           globalBatch: batch.count, step: step, seed: seed)
                 if w == 0 { (lastStepPhases.gather, lastStepPhases.forward, lastStepPhases.backward) = phases }
             }
@@ -230,12 +240,18 @@ public final class Trainer {
             log("warning: skipped global step \(position.step + 1): non-finite loss or gradient (\(position.skippedSteps) skipped so far)")
         } else {
             optimizer.iterations += 1
-            let (parameters, rate) = (model.store.values.pointer, config.optimizer.schedule.rate(step: position.step))
+            let current = model.store.values
+            let (updated, rate) = (spareValues ?? current, config.optimizer.schedule.rate(step: position.step))
             nonFiniteSlices.store(0, ordering: .relaxed)
             pool.run { w in
-                if !optimizer.update(parameters: parameters, gradients: grads, range: pool.slice(w, of: n), learningRate: rate) {
+                if !optimizer.update(parameters: current.pointer, into: updated.pointer, gradients: grads, range: pool.slice(w, of: n),
+                                     learningRate: rate) {
                     nonFiniteSlices.add(1, ordering: .relaxed)
                 }
+            }
+            if updated !== current {
+                for replica in replicas { replica.model.useValues(updated) }
+                spareValues = current
             }
             guard nonFiniteSlices.load(ordering: .relaxed) == 0 else { throw TrainingError.nonFinite(step: position.step + 1, epoch: position.epoch + 1) }
             position.epochLossSum += stepLoss * Double(batch.count)
