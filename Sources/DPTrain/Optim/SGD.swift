@@ -19,9 +19,9 @@ public final class SGD: Optimizer {
 
     public var state: [(name: String, buffer: FloatBuffer)] { momentum > 0 ? [("sgd.velocity", velocity)] : [] }
 
-    public func update(parameters p: UnsafePointer<Float>, into updated: UnsafeMutablePointer<Float>, gradients: UnsafePointer<Float>,
+    public func update(parameters: UnsafePointer<Float>, into updated: UnsafeMutablePointer<Float>, gradients: UnsafePointer<Float>,
                        range: Range<Int>, learningRate lr: Float) -> Bool {
-        let (p, q, g, v, count) = (p + range.lowerBound, updated + range.lowerBound, gradients + range.lowerBound,
+        let (p, q, g, v, count) = (parameters + range.lowerBound, updated + range.lowerBound, gradients + range.lowerBound,
                                    velocity.pointer + range.lowerBound, range.count)
         let mu = momentum
         if momentum == 0 {
