@@ -53,6 +53,20 @@ public final class MaxPooling2D: Layer {
         let (w, c, pool) = (inputShape[1], inputShape[2], pool)
         // Starting the maximum at 0 applies the ReLU in the same pass (a NaN stays NaN).
         let floor: Float = activation == .relu ? 0 : -.infinity
+        if pool == 2 {
+            // The usual 2x2 window with its four inputs in registers: one store per output.
+            forEachWindow(batch: batch) { o, first in
+                let (yo, x0, x1) = (y + o, x + first, x + first + w * c)
+                for ch in 0..<c {
+                    var m = x0[ch] < floor ? floor : x0[ch]
+                    m = x0[c + ch] > m ? x0[c + ch] : m
+                    m = x1[ch] > m ? x1[ch] : m
+                    m = x1[c + ch] > m ? x1[c + ch] : m
+                    yo[ch] = m
+                }
+            }
+            return
+        }
         forEachWindow(batch: batch) { o, first in
             let (yo, x0) = (y + o, x + first)
             for ch in 0..<c { yo[ch] = x0[ch] < floor ? floor : x0[ch] }
