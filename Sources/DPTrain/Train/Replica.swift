@@ -19,12 +19,13 @@ final class Replica {
         sampleIndices.deallocate()
     }
 
-    /// This replica's share of a training step: gathers the samples `order[positions]`, runs
-    /// forward, the loss (the mean over a global batch of `globalBatch`, so that shares add up)
-    /// and backward. Leaves the parameter gradients in `model.store.gradients`, followed by the
-    /// share's loss sum and correct-prediction count, and returns the seconds of each part.
-    func computeGradients(_ data: Dataset, order: UnsafePointer<Int32>, positions: Range<Int>, prefetching next: Range<Int>, globalBatch: Int,
-                          step: Int, seed: UInt64) -> (gather: Double, forward: Double, backward: Double) {
+    /// This replica's share of a training step: gathers the samples `order[positions]` (and
+    /// prefetches `order[next]`, its samples of the next step), runs forward, the loss (the mean
+    /// over a global batch of `globalBatch`, so that shares add up) and backward. Leaves the
+    /// parameter gradients in `model.store.gradients`, followed by the share's loss sum and
+    /// correct-prediction count, and returns the seconds of each part.
+    func computeGradients(_ data: Dataset, order: UnsafePointer<Int32>, positions: Range<Int>, prefetching next: Range<Int>,
+                          globalBatch: Int, step: Int, seed: UInt64) -> (gather: Double, forward: Double, backward: Double) {
         var clock = PhaseClock()
         BatchGatherer.gather(data, order: order, positions: positions, into: model.input, labels: labels, sampleIndices: sampleIndices)
         BatchGatherer.prefetch(data, order: order, positions: next)
