@@ -6,6 +6,7 @@
 #   Launch/bench-scaling.sh                      # MLP and CNN, global batches 32 and 128
 #   Launch/bench-scaling.sh --quick              # MLP only, batch 32, fewer steps
 #   Launch/bench-scaling.sh --repeats 5 --out bench-results --max-ranks 4 --models cnn --batches "32 128"
+#   Launch/bench-scaling.sh --dense-inputs ...   # dptrain multiplies zero inputs too, as the floor does
 #
 # Layouts: 1 rank x 1 thread, 1 rank x all cores, one rank per core, and oversubscribed rank
 # counts (marked). Strong scaling keeps the global batch; weak scaling keeps the batch per rank.
@@ -18,7 +19,7 @@ set -euo pipefail
 source "$(dirname "$0")/common.sh"
 cd "$DPTRAIN_ROOT"
 
-models="mlp cnn"; batches="32 128"; repeats=3; out=bench-results; steps=400; quick=0; max_ranks=8
+models="mlp cnn"; batches="32 128"; repeats=3; out=bench-results; steps=400; quick=0; max_ranks=8; extra=()
 while [ $# -gt 0 ]; do
     case $1 in
         --quick) quick=1; models=mlp; batches=32; steps=300; repeats=3 ;;
@@ -27,6 +28,7 @@ while [ $# -gt 0 ]; do
         --repeats) repeats=$2; shift ;;
         --out) out=$2; shift ;;
         --max-ranks) max_ranks=$2; shift ;;
+        --dense-inputs) extra=(--dense-inputs) ;;
         *) die "unknown option $1 (see the comment at the top of Launch/bench-scaling.sh)" ;;
     esac
     shift
@@ -44,7 +46,7 @@ run_layout() {
     [ "$ranks" -gt "$cores" ] && over=true
     local s=$steps; [ "$model" = cnn ] && s=$(( steps / 4 ))
     for r in $(seq "$repeats"); do
-        local args=(bench --config "Configs/$model.yaml" --data-dir "$data" --batch-size "$batch" --steps "$s" --warmup 20 --threads "$threads" --json)
+        local args=(bench --config "Configs/$model.yaml" --data-dir "$data" --batch-size "$batch" --steps "$s" --warmup 20 --threads "$threads" --json ${extra[@]+"${extra[@]}"})
         local line
         if [ "$ranks" = 1 ]; then
             line=$(OPENBLAS_NUM_THREADS=$threads "$DPTRAIN_BIN" "${args[@]}")

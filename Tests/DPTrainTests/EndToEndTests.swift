@@ -106,5 +106,10 @@ struct EndToEndTests {
             #expect((report[key] as? Double ?? -1) > 0, "\(key)")
         }
         #expect((report["peak_rss_mb"] as! [String: Double])["max"]! > 0)
+        #expect(report["skips_zero_inputs"] as? Bool == true)
+        let dense = try Support.run(bin, ["bench", "--data-dir", data, "--steps", "3", "--warmup", "1", "--json", "--dense-inputs"])
+        #expect(dense.status == 0, "\(dense.stderr)")
+        let denseReport = try JSONSerialization.jsonObject(with: Data(dense.stdout.utf8)) as! [String: Any]
+        #expect(denseReport["skips_zero_inputs"] as? Bool == false)
     }
 }

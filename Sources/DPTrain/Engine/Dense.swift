@@ -1,6 +1,11 @@
 /// Fully connected layer `y = f(x W + b)` with a Keras-layout kernel `[inputs, units]` and an
 /// element-wise activation `f` applied in the same pass as the bias. Glorot-uniform kernel and
 /// zero bias, as Keras initialises them.
+///
+/// When at most `sparseDensityLimit` of a batch's input values are nonzero (a first layer fed
+/// MNIST's images: 19%), the forward pass and the kernel gradient multiply only the nonzero
+/// inputs (`SparseRows`) instead of calling sgemm; the input gradient is always a dense GEMM.
+/// Which way a batch goes depends on its values alone, so every layout computes it the same way.
 public final class Dense: Layer {
     public let name: String
     public let inputShape: [Int]
@@ -12,6 +17,21 @@ public final class Dense: Layer {
     private var b: UnsafeMutablePointer<Float> { biasTensor.values }
     private var dw: UnsafeMutablePointer<Float> { kernelTensor.gradients }
     private var db: UnsafeMutablePointer<Float> { biasTensor.gradients }
+
+    /// The largest fraction of nonzero inputs for which the sparse path is taken (0: never).
+    var sparseDensityLimit = Dense.defaultSparseDensityLimit
+    /// Measured on 784 -> 128 and 5408 -> 128 at batches 16-128 (Zen 4, native build): the
+    /// sparse path takes 0.3x sgemm's time at 10% nonzero, 0.5x at 20%, breaks even near 40%;
+    /// a portable (SSE) build breaks even near 20%. MNIST's images are 19% nonzero.
+    static let defaultSparseDensityLimit = 0.3
+    /// Rows the sparse lists hold; a larger batch is taken in chunks of this many.
+    static let sparseChunkRows = 64
+    private var sparse: SparseRows?
+    /// The input of the last forward pass, whether it went the sparse way, and whether `sparse`
+    /// still holds its lists (one chunk): what backward, which gets the same input, reuses.
+    private var lastForward: (input: UnsafePointer<Float>, batch: Int, sparse: Bool, listed: Bool)?
+    /// Whether the last forward pass multiplied the nonzero inputs only.
+    var lastForwardWasSparse: Bool { lastForward?.sparse ?? false }
 
     public init(name: String, inputs: Int, units: Int, activation: ActivationKind = .linear) {
         precondition(activation != .softmax, "softmax is a layer of its own (or fused into the loss)")
@@ -41,10 +61,51 @@ public final class Dense: Layer {
         b.update(repeating: 0, count: units)
     }
 
+    public func prepare(capacity: Int) {
+        // Too few outputs to amortise listing the inputs (the 10-unit output layer).
+        if units >= 16 { sparse = SparseRows(rowCapacity: Self.sparseChunkRows, columns: inputs) }
+    }
+
     public func forward(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, batch: Int, context: StepContext) {
         guard batch > 0 else { return }
-        sgemm(m: batch, n: units, k: inputs, a: x, lda: inputs, b: w, ldb: units, beta: 0, c: y, ldc: units)
+        if let sparse, sparseDensityLimit > 0, SparseRows.density(x, count: batch * inputs) <= sparseDensityLimit {
+            for first in stride(from: 0, to: batch, by: sparse.rowCapacity) {
+                let rows = min(sparse.rowCapacity, batch - first)
+                sparse.load(x + first * inputs, rows: rows)
+                for r in 0..<rows {
+                    let start = Int(sparse.rowStart[r]), end = Int(sparse.rowStart[r + 1])
+                    weightedRowSum(index: sparse.columnOf + start, value: sparse.rowValue + start, count: end - start,
+                                   matrix: w, stride: units, width: units, into: y + (first + r) * units, accumulate: false)
+                }
+            }
+            lastForward = (x, batch, true, batch <= sparse.rowCapacity)
+        } else {
+            sgemm(m: batch, n: units, k: inputs, a: x, lda: inputs, b: w, ldb: units, beta: 0, c: y, ldc: units)
+            lastForward = (x, batch, false, false)
+        }
         Activation.addBiasAndApply(activation, y, bias: b, rows: batch, columns: units)
+    }
+
+    /// Whether backward on `x` goes the sparse way: as the forward pass on it went.
+    private func forwardWasSparse(_ x: UnsafePointer<Float>, batch: Int) -> Bool {
+        if let last = lastForward, last.input == x, last.batch == batch { return last.sparse }
+        return sparseDensityLimit > 0 && SparseRows.density(x, count: batch * inputs) <= sparseDensityLimit
+    }
+
+    /// `dW = x^T dz` from the nonzero inputs: row `k` of dW sums the rows of dz whose sample has
+    /// input `k` nonzero, chunk by chunk of samples.
+    private func sparseKernelGradient(_ sparse: SparseRows, input x: UnsafePointer<Float>, dz: UnsafePointer<Float>, batch: Int) {
+        let listed = lastForward.map { $0.input == x && $0.batch == batch && $0.listed } ?? false
+        for first in stride(from: 0, to: batch, by: sparse.rowCapacity) {
+            let rows = min(sparse.rowCapacity, batch - first)
+            if !listed { sparse.load(x + first * inputs, rows: rows) }
+            sparse.transpose()
+            for k in 0..<inputs {
+                let start = Int(sparse.columnStart[k]), end = Int(sparse.columnStart[k + 1])
+                weightedRowSum(index: sparse.rowOf + start, value: sparse.columnValue + start, count: end - start,
+                               matrix: dz + first * units, stride: units, width: units, into: dw + k * units, accumulate: first > 0)
+            }
+        }
     }
 
     public func backward(input x: UnsafePointer<Float>, output: UnsafePointer<Float>, outputGradient dy: UnsafePointer<Float>,
@@ -58,7 +119,11 @@ public final class Dense: Layer {
         // db = column sums of dz in the same pass. Then dW = x^T dz ; dx = dz W^T.
         let dy = UnsafeMutablePointer(mutating: dy)
         Activation.backpropagateSummingBias(activation, output: output, gradient: dy, rows: batch, columns: units, biasGradient: db)
-        sgemm(transA: true, m: inputs, n: units, k: batch, a: x, lda: inputs, b: dy, ldb: units, beta: 0, c: dw, ldc: units)
+        if let sparse, forwardWasSparse(x, batch: batch) {
+            sparseKernelGradient(sparse, input: x, dz: dy, batch: batch)
+        } else {
+            sgemm(transA: true, m: inputs, n: units, k: batch, a: x, lda: inputs, b: dy, ldb: units, beta: 0, c: dw, ldc: units)
+        }
         if let dx {
             sgemm(transB: true, m: batch, n: inputs, k: units, a: dy, lda: units, b: w, ldb: units, beta: 0, c: dx, ldc: inputs)
         }

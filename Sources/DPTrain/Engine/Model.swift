@@ -160,6 +160,14 @@ public final class Model {
         if deltas[layers.count] == nil { deltas[layers.count] = fresh(outputSize) }
     }
 
+    /// Whether Dense layers may multiply only the nonzero values of a mostly-zero input (the
+    /// default; see `Dense`). Off, every product is an sgemm: the work the floor program does.
+    public var skipsZeroInputs = true {
+        didSet {
+            for case let dense as Dense in layers { dense.sparseDensityLimit = skipsZeroInputs ? Dense.defaultSparseDensityLimit : 0 }
+        }
+    }
+
     /// A table like Keras's `model.summary()`: each layer, its output shape and parameter count.
     public var summary: String {
         func pad(_ s: String, _ n: Int) -> String { s + String(repeating: " ", count: max(n - s.count, 1)) }

@@ -16,8 +16,12 @@ public struct BenchmarkReport: Sendable {
     public var step: Spread
     public var samplesPerSecond: Double
     public var epochSeconds: Double
+    /// A dense GEMM's floating-point operations per second: what the layers would do if none
+    /// skipped zero inputs (so above the peak when some do).
     public var gflops: Double
     public var peakGFLOPS: Double
+    /// Whether Dense layers skipped zero inputs (`Model.skipsZeroInputs`).
+    public var skipsZeroInputs: Bool
     public var evalSeconds: Double
     public var peakRSSMegabytes: Spread
     public var startupSeconds: Double
@@ -29,6 +33,7 @@ public struct BenchmarkReport: Sendable {
             ("steps", .int(steps)), ("phases_seconds", .object(phases.map { ($0.name, spread($0.seconds)) })),
             ("step_seconds", spread(step)), ("samples_per_second", .number(samplesPerSecond)), ("epoch_seconds", .number(epochSeconds)),
             ("gflops", .number(gflops)), ("peak_gflops", .number(peakGFLOPS)), ("fraction_of_peak", .number(gflops / peakGFLOPS)),
+            ("skips_zero_inputs", .bool(skipsZeroInputs)),
             ("eval_seconds", .number(evalSeconds)), ("peak_rss_mb", spread(peakRSSMegabytes)), ("startup_seconds", .number(startupSeconds)),
         ])
     }
@@ -41,7 +46,8 @@ public struct BenchmarkReport: Sendable {
             lines.append(pad(name, 10) + String(format: " %10.4f %10.4f %10.4f", s.min * 1e3, s.median * 1e3, s.max * 1e3))
         }
         lines.append(String(format: "throughput %.0f samples/s, %.3f s/epoch", samplesPerSecond, epochSeconds))
-        lines.append(String(format: "GEMM %.1f GFLOP/s = %.1f%% of the measured sgemm peak (%.1f GFLOP/s for this layout)", gflops, 100 * gflops / peakGFLOPS, peakGFLOPS))
+        lines.append(String(format: "GEMM %.1f GFLOP/s = %.1f%% of the measured sgemm peak (%.1f GFLOP/s for this layout)%@", gflops, 100 * gflops / peakGFLOPS, peakGFLOPS,
+                            skipsZeroInputs ? "; dense-equivalent: zero inputs skipped" : ""))
         lines.append(String(format: "evaluation %.3f s (rank 0, test set); peak RSS %.0f / %.0f / %.0f MB (min/median/max); start to first step %.3f s",
                             evalSeconds, peakRSSMegabytes.min, peakRSSMegabytes.median, peakRSSMegabytes.max, startupSeconds))
         return lines.joined(separator: "\n")
@@ -93,7 +99,7 @@ public enum Benchmark {
             worldSize: comm.worldSize, threadsPerRank: threads, globalBatch: trainer.config.batchSize, steps: steps,
             phases: StepPhases.names.enumerated().map { ($0.element, spread($0.offset)) }, step: spread(p),
             samplesPerSecond: samples / wall, epochSeconds: wall / Double(steps) * Double(trainer.schedule.stepsPerEpoch),
-            gflops: trainer.model.trainingFlopsPerSample * samples / wall / 1e9, peakGFLOPS: peak,
+            gflops: trainer.model.trainingFlopsPerSample * samples / wall / 1e9, peakGFLOPS: peak, skipsZeroInputs: trainer.skipsZeroInputs,
             evalSeconds: all[0][p + 3], peakRSSMegabytes: spread(p + 1), startupSeconds: all.map { $0[p + 2] }.max()!)
     }
 

@@ -54,6 +54,11 @@ public final class Trainer {
 
     /// One replica per worker thread; `replicas[0].model` is `model`.
     private let replicas: [Replica]
+    /// Whether the replicas' Dense layers skip zero inputs (`Model.skipsZeroInputs`; default on).
+    public var skipsZeroInputs: Bool {
+        get { model.skipsZeroInputs }
+        set { for replica in replicas { replica.model.skipsZeroInputs = newValue } }
+    }
     let pool: WorkerPool
     /// Workers whose slice of the optimizer update met a NaN or infinite gradient.
     private let nonFiniteSlices = Atomic<Int>(0)

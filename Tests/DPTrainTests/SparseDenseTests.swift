@@ -1,0 +1,147 @@
+@testable import DPTrain
+import Testing
+
+/// The sparse path of `Dense` (inputs mostly zero, as MNIST's pixels are) against its sgemm path:
+/// the same products summed in another order, so equal to rounding.
+@Suite("Dense on sparse inputs")
+struct SparseDenseTests {
+    /// A layer bound to a store of its own, its parameters drawn from `seed`.
+    static func layer(inputs: Int, units: Int, activation: ActivationKind, seed: UInt64, batch: Int) -> (Dense, ParameterStore) {
+        let dense = Dense(name: "dense", inputs: inputs, units: units, activation: activation)
+        var entries: [ParameterStore.Entry] = []
+        var offset = 0
+        for (suffix, shape) in dense.parameterShapes {
+            entries.append(.init(name: "dense.\(suffix)", shape: shape, offset: offset))
+            offset += shape.reduce(1, *)
+        }
+        let store = ParameterStore(entries: entries)
+        dense.bind(store)
+        var rng = SplitMix64(seed: seed)
+        dense.initialize(store, rng: &rng)
+        for i in 0..<store.count { store.values.pointer[i] += rng.uniform(-0.1, 0.1) }
+        dense.prepare(capacity: batch)
+        return (dense, store)
+    }
+
+    /// Inputs with about `density` of them nonzero, an all-zero row and an all-zero column, and
+    /// some -0.0 (which the sparse lists drop).
+    static func sparseInput(batch: Int, inputs: Int, density: Float, seed: UInt64) -> [Float] {
+        var rng = SplitMix64(seed: seed)
+        var x = [Float](repeating: 0, count: batch * inputs)
+        for r in 0..<batch where r != batch / 2 {
+            for k in 0..<inputs where k != inputs / 3 {
+                let u = rng.uniform(0, 1)
+                if u < density { x[r * inputs + k] = rng.uniform(-1, 1) } else if u < density + 0.02 { x[r * inputs + k] = -0.0 }
+            }
+        }
+        return x
+    }
+
+    /// Forward output, parameter gradients and input gradient, with the sparse path forced on or off.
+    static func run(sparse: Bool, x: [Float], inputs: Int, units: Int, batch: Int, activation: ActivationKind) -> (y: [Float], grads: [Float], dx: [Float], wentSparse: Bool) {
+        let (dense, store) = layer(inputs: inputs, units: units, activation: activation, seed: 5, batch: batch)
+        dense.sparseDensityLimit = sparse ? 1 : 0
+        let input = FloatBuffer(count: x.count)
+        input.copy(from: x)
+        let y = FloatBuffer(count: batch * units), dx = FloatBuffer(count: x.count)
+        let context = StepContext(training: true)
+        dense.forward(input.pointer, y.pointer, batch: batch, context: context)
+        let wentSparse = dense.lastForwardWasSparse
+        var rng = SplitMix64(seed: 9)
+        let dy = FloatBuffer(count: y.count)
+        for i in 0..<dy.count { dy.pointer[i] = rng.uniform(-1, 1) }
+        dense.backward(input: input.pointer, output: y.pointer, outputGradient: dy.pointer, inputGradient: dx.pointer, batch: batch, context: context)
+        return (y.array, store.gradients.array, dx.array, wentSparse)
+    }
+
+    static func expectClose(_ a: [Float], _ b: [Float], _ what: String) {
+        #expect(a.count == b.count)
+        var worst = (index: 0, error: Float(0))
+        for i in 0..<a.count {
+            let error = abs(a[i] - b[i]) / max(1, abs(b[i]))
+            if !(error <= worst.error) { worst = (i, error) }  // NaN counts as the worst
+        }
+        #expect(worst.error <= 1e-5, "\(what)[\(worst.index)]: sparse \(a[worst.index]) vs sgemm \(b[worst.index])")
+    }
+
+    // Units: a multiple of 64, one of 16 plus a remainder, exactly 16. Batches past the 64-row
+    // chunk of the sparse lists, and one within it.
+    @Test(arguments: [(784, 128, 150), (50, 70, 64), (33, 16, 130), (784, 130, 7)])
+    func sparseMatchesSgemm(_ shape: (inputs: Int, units: Int, batch: Int)) {
+        for activation in [ActivationKind.relu, .linear] {
+            let x = Self.sparseInput(batch: shape.batch, inputs: shape.inputs, density: 0.2, seed: UInt64(shape.units))
+            let s = Self.run(sparse: true, x: x, inputs: shape.inputs, units: shape.units, batch: shape.batch, activation: activation)
+            let d = Self.run(sparse: false, x: x, inputs: shape.inputs, units: shape.units, batch: shape.batch, activation: activation)
+            #expect(s.wentSparse && !d.wentSparse)
+            let name = "\(shape) \(activation)"
+            Self.expectClose(s.y, d.y, "\(name) output")
+            Self.expectClose(s.grads, d.grads, "\(name) kernel and bias gradients")
+            Self.expectClose(s.dx, d.dx, "\(name) input gradient")
+        }
+    }
+
+    @Test func nanInputPropagatesAsInSgemm() {
+        var x = Self.sparseInput(batch: 70, inputs: 40, density: 0.2, seed: 3)
+        x[66 * 40 + 5] = .nan
+        let s = Self.run(sparse: true, x: x, inputs: 40, units: 32, batch: 70, activation: .linear)
+        let poisoned = s.y[(66 * 32)..<(67 * 32)].allSatisfy(\.isNaN)
+        let othersClean = !s.y[0..<(66 * 32)].contains(where: \.isNaN)
+        let gradientPoisoned = s.grads[(5 * 32)..<(6 * 32)].allSatisfy(\.isNaN)
+        #expect(poisoned, "a NaN input poisons its sample's outputs")
+        #expect(othersClean, "and no other sample's")
+        #expect(gradientPoisoned, "and the kernel gradient of its input")
+    }
+
+    @Test func densityPicksThePath() {
+        let batch = 32, inputs = 100, units = 64
+        let sparse = Self.sparseInput(batch: batch, inputs: inputs, density: 0.15, seed: 4)
+        let dense = Self.sparseInput(batch: batch, inputs: inputs, density: 0.9, seed: 4)
+        for (x, expected) in [(sparse, true), (dense, false)] {
+            let (layer, _) = Self.layer(inputs: inputs, units: units, activation: .relu, seed: 1, batch: batch)
+            let input = FloatBuffer(count: x.count), y = FloatBuffer(count: batch * units)
+            input.copy(from: x)
+            layer.forward(input.pointer, y.pointer, batch: batch, context: StepContext(training: false))
+            #expect(layer.lastForwardWasSparse == expected, "density \(SparseRows.density(input.pointer, count: x.count))")
+        }
+        // Too few units to pay for the lists: always sgemm.
+        let (small, _) = Self.layer(inputs: inputs, units: 10, activation: .linear, seed: 1, batch: batch)
+        let input = FloatBuffer(count: sparse.count), y = FloatBuffer(count: batch * 10)
+        input.copy(from: sparse)
+        small.forward(input.pointer, y.pointer, batch: batch, context: StepContext(training: false))
+        #expect(!small.lastForwardWasSparse)
+    }
+
+    @Test func listsHoldExactlyTheNonzeroEntries() {
+        let rows = 9, columns = 37  // two 16-lane blocks and a remainder of 5
+        let x = Self.sparseInput(batch: rows, inputs: columns, density: 0.3, seed: 8)
+        let lists = SparseRows(rowCapacity: 16, columns: columns)
+        x.withUnsafeBufferPointer { lists.load($0.baseAddress!, rows: rows) }
+        lists.transpose()
+        var byRow: [[Int]] = [], byColumn = [[Int]](repeating: [], count: columns)
+        for r in 0..<rows {
+            var listed: [Int] = []
+            for e in Int(lists.rowStart[r])..<Int(lists.rowStart[r + 1]) {
+                let k = Int(lists.columnOf[e])
+                listed.append(k)
+                #expect(lists.rowValue[e] == x[r * columns + k])
+            }
+            byRow.append(listed)
+        }
+        for k in 0..<columns {
+            for e in Int(lists.columnStart[k])..<Int(lists.columnStart[k + 1]) {
+                let r = Int(lists.rowOf[e])
+                byColumn[k].append(r)
+                #expect(lists.columnValue[e] == x[r * columns + k])
+            }
+        }
+        for r in 0..<rows {
+            let nonzero = (0..<columns).filter { x[r * columns + $0] != 0 }
+            #expect(byRow[r] == nonzero, "row \(r)")
+        }
+        for k in 0..<columns {
+            let nonzero = (0..<rows).filter { x[$0 * columns + k] != 0 }
+            #expect(byColumn[k] == nonzero, "column \(k)")
+        }
+        #expect(byRow[rows / 2].isEmpty && byColumn[columns / 3].isEmpty)
+    }
+}
