@@ -5,6 +5,8 @@ import PackageDescription
 // vector units (AVX2/AVX-512) for the element-wise loops; Adam's update runs ~1.6x faster.
 // Leave it unset for a binary that must run on older CPUs than the one that built it.
 let targetCPU: [String] = Context.environment["DPTRAIN_TARGET_CPU"].map { $0.isEmpty ? [] : ["-target-cpu", $0] } ?? []
+// Tells the code it was built for the host's vector width (Dense's sparse-input limit depends on it).
+let targetCPUDefines: [SwiftSetting] = targetCPU.isEmpty ? [] : [.define("DPTRAIN_TARGET_CPU", .when(configuration: .release))]
 
 let package = Package(
     name: "dptrain",
@@ -47,7 +49,7 @@ let package = Package(
                 // Float.squareRoot() goes through a C shim; with errno semantics it cannot be
                 // vectorised (Adam's update ran 4x slower). Nothing here reads errno after math.
                 .unsafeFlags(["-Xcc", "-fno-math-errno"]),
-            ]),
+            ] + targetCPUDefines),
         .executableTarget(
             name: "dptrain",
             dependencies: [

@@ -101,7 +101,7 @@ struct SparseDenseTests {
             let input = FloatBuffer(count: x.count), y = FloatBuffer(count: batch * units)
             input.copy(from: x)
             layer.forward(input.pointer, y.pointer, batch: batch, context: StepContext(training: false))
-            #expect(layer.lastForwardWasSparse == expected, "density \(SparseRows.density(input.pointer, count: x.count))")
+            #expect(layer.lastForwardWasSparse == expected, "\(expected ? "15%" : "90%") nonzero")
         }
         // Too few units to pay for the lists: always sgemm.
         let (small, _) = Self.layer(inputs: inputs, units: 10, activation: .linear, seed: 1, batch: batch)
@@ -109,6 +109,16 @@ struct SparseDenseTests {
         input.copy(from: sparse)
         small.forward(input.pointer, y.pointer, batch: batch, context: StepContext(training: false))
         #expect(!small.lastForwardWasSparse)
+    }
+
+    @Test func sparsityIsCountedExactly() {
+        // 3000 values (two 1024-value blocks, a partial one and a 8-value tail), k of them nonzero.
+        for k in [0, 899, 900, 901, 3000] {
+            var x = [Float](repeating: 0, count: 3000)
+            for i in 0..<k { x[(i * 7) % 3000] = Float(i + 1) }  // 7 and 3000 are coprime: k distinct places
+            let sparse = x.withUnsafeBufferPointer { SparseRows.isSparse($0.baseAddress!, count: 3000, limit: 0.3) }
+            #expect(sparse == (k <= 900), "\(k) of 3000 nonzero")
+        }
     }
 
     @Test func listsHoldExactlyTheNonzeroEntries() {

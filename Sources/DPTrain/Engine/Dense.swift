@@ -20,10 +20,17 @@ public final class Dense: Layer {
 
     /// The largest fraction of nonzero inputs for which the sparse path is taken (0: never).
     var sparseDensityLimit = Dense.defaultSparseDensityLimit
-    /// Measured on 784 -> 128 and 5408 -> 128 at batches 16-128 (Zen 4, native build): the
-    /// sparse path takes 0.3x sgemm's time at 10% nonzero, 0.5x at 20%, breaks even near 40%;
-    /// a portable (SSE) build breaks even near 20%. MNIST's images are 19% nonzero.
-    static let defaultSparseDensityLimit = 0.3
+    /// Measured on 784 -> 128 and 5408 -> 128, batches 16-128 (Zen 4, forward and backward, one
+    /// thread): built for the host's CPU (AVX-512), the sparse path takes 0.3x sgemm's time at
+    /// 10% nonzero, 0.5x at 20%, and breaks even near 40% (35% for 5408 inputs at 64 rows); a
+    /// portable build (SSE, four lanes) breaks even near 20%. MNIST's images are 19% nonzero;
+    /// the CNN's Dense layer reads max-pooled ReLU maps, 42% nonzero at the start and 20-30%
+    /// after a few hundred steps.
+    #if DPTRAIN_TARGET_CPU
+    static let defaultSparseDensityLimit = 0.35
+    #else
+    static let defaultSparseDensityLimit = 0.2
+    #endif
     /// Rows the sparse lists hold; a larger batch is taken in chunks of this many.
     static let sparseChunkRows = 64
     private var sparse: SparseRows?
@@ -68,7 +75,7 @@ public final class Dense: Layer {
 
     public func forward(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, batch: Int, context: StepContext) {
         guard batch > 0 else { return }
-        if let sparse, sparseDensityLimit > 0, SparseRows.density(x, count: batch * inputs) <= sparseDensityLimit {
+        if let sparse, sparseDensityLimit > 0, SparseRows.isSparse(x, count: batch * inputs, limit: sparseDensityLimit) {
             for first in stride(from: 0, to: batch, by: sparse.rowCapacity) {
                 let rows = min(sparse.rowCapacity, batch - first)
                 sparse.load(x + first * inputs, rows: rows)
@@ -89,7 +96,7 @@ public final class Dense: Layer {
     /// Whether backward on `x` goes the sparse way: as the forward pass on it went.
     private func forwardWasSparse(_ x: UnsafePointer<Float>, batch: Int) -> Bool {
         if let last = lastForward, last.input == x, last.batch == batch { return last.sparse }
-        return sparseDensityLimit > 0 && SparseRows.density(x, count: batch * inputs) <= sparseDensityLimit
+        return sparseDensityLimit > 0 && SparseRows.isSparse(x, count: batch * inputs, limit: sparseDensityLimit)
     }
 
     /// `dW = x^T dz` from the nonzero inputs: row `k` of dW sums the rows of dz whose sample has

@@ -46,32 +46,43 @@ final class SparseRows {
     func load(_ x: UnsafePointer<Float>, rows count: Int) {
         precondition(count <= rowCapacity)
         rows = count
+        Self.setLanes.withUnsafeBufferPointer { load(x, rows: count, setLanes: $0.baseAddress!) }
+    }
+
+    private func load(_ x: UnsafePointer<Float>, rows count: Int, setLanes: UnsafePointer<SIMD8<Int32>>) {
         var n = 0
         for r in 0..<count {
             rowStart[r] = Int32(n)
             let row = x + r * columns
             var k = 0
-            // Most 16-value blocks of an image are all zero; the others have a few nonzeros,
-            // found as the set bits of a lane mask.
+            // Branch-free: each half of a 16-value block writes the columns of its nonzero lanes
+            // (a table lookup by its 8-bit mask) as one 8-wide store and moves on by their count.
+            // The store's unused lanes land on slots that later entries overwrite, and never past
+            // the row's `columns` slots, since `n` counts at most one per column.
             while k + 16 <= columns {
-                var mask = nonzeroLanes(UnsafeRawPointer(row + k).loadUnaligned(as: SIMD16<Float>.self))
-                while mask != 0 {
-                    let j = k + mask.trailingZeroBitCount
-                    columnOf[n] = Int32(j)
-                    rowValue[n] = row[j]
-                    n += 1
-                    mask &= mask - 1
-                }
+                let mask = nonzeroLanes(UnsafeRawPointer(row + k).loadUnaligned(as: SIMD16<Float>.self))
+                let low = Int(mask & 255), high = Int(mask >> 8)
+                UnsafeMutableRawPointer(columnOf + n).storeBytes(of: setLanes[low] &+ Int32(k), as: SIMD8<Int32>.self)
+                n += low.nonzeroBitCount
+                UnsafeMutableRawPointer(columnOf + n).storeBytes(of: setLanes[high] &+ Int32(k + 8), as: SIMD8<Int32>.self)
+                n += high.nonzeroBitCount
                 k += 16
             }
             while k < columns {
                 columnOf[n] = Int32(k)
-                rowValue[n] = row[k]
                 n += row[k] != 0 ? 1 : 0
                 k += 1
             }
+            for e in Int(rowStart[r])..<n { rowValue[e] = row[Int(columnOf[e])] }
         }
         rowStart[count] = Int32(n)
+    }
+
+    /// For each 8-bit mask, the numbers of its set bits in ascending order (then zeros).
+    private static let setLanes: [SIMD8<Int32>] = (0..<256).map { mask in
+        var lanes = SIMD8<Int32>(), n = 0
+        for bit in 0..<8 where mask & (1 << bit) != 0 { lanes[n] = Int32(bit); n += 1 }
+        return lanes
     }
 
     /// Bit `i` set where lane `i` of `v` is nonzero.
@@ -103,19 +114,24 @@ final class SparseRows {
         columnStart[0] = 0
     }
 
-    /// The fraction of nonzero values among the `count` floats at `x`.
-    static func density(_ x: UnsafePointer<Float>, count: Int) -> Double {
-        guard count > 0 else { return 0 }
-        var nonzero = SIMD16<Int32>()
-        var i = 0
+    /// Whether at most `limit` (a fraction) of the `count` floats at `x` are nonzero. Stops
+    /// reading once more are, so a dense input costs only part of a pass.
+    static func isSparse(_ x: UnsafePointer<Float>, count: Int, limit: Double) -> Bool {
+        let allowed = Int(limit * Double(count))
+        var total = 0, i = 0
         while i + 16 <= count {
-            let v = UnsafeRawPointer(x + i).loadUnaligned(as: SIMD16<Float>.self)
-            nonzero &-= unsafeBitCast(v .!= 0, to: SIMD16<Int32>.self)  // a true lane is -1
-            i += 16
+            let end = min(count, i + 1024)
+            var nonzero = SIMD16<Int32>()
+            while i + 16 <= end {
+                let v = UnsafeRawPointer(x + i).loadUnaligned(as: SIMD16<Float>.self)
+                nonzero &-= unsafeBitCast(v .!= 0, to: SIMD16<Int32>.self)  // a true lane is -1
+                i += 16
+            }
+            total += Int(nonzero.wrappedSum())
+            if total > allowed { return false }
         }
-        var total = Int(nonzero.wrappedSum())
         while i < count { total += x[i] != 0 ? 1 : 0; i += 1 }
-        return Double(total) / Double(count)
+        return total <= allowed
     }
 }
 
