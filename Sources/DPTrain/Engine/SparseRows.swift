@@ -138,8 +138,9 @@ final class SparseRows {
 /// `out[0..<width] (+)= sum over e of value[e] * matrix[index[e] * stride ..< + width]`: a sum of
 /// weighted rows of a row-major matrix, the inner loop of a sparse-times-dense product (a row of
 /// `x W` from the nonzeros of a row of `x`; a row of `x^T dz` from the nonzeros of a column of
-/// `x`). Sums in the order of the list, four 16-wide vectors of accumulators at a time, so each
-/// row of the matrix is read once per 64 outputs. Overwrites `out` unless `accumulate`.
+/// `x`). Sums in the order of the list into 16-wide vectors of accumulators, eight at a time
+/// (then four, one, and single floats for the rest of `width`), so each listed row of the matrix
+/// is read once per 128 outputs. Overwrites `out` unless `accumulate`.
 @inline(__always)
 func weightedRowSum(index: UnsafePointer<Int32>, value: UnsafePointer<Float>, count: Int,
                     matrix: UnsafePointer<Float>, stride: Int, width: Int,
