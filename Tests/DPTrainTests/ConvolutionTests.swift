@@ -14,6 +14,16 @@ struct ConvolutionTests {
         GradientCheckTests.checkLayer(conv, batch: 2) { $0.uniform(-1, 1) }
     }
 
+    /// Mostly zero inputs, as MNIST's are: many receptive fields are all zero and left out of
+    /// the GEMMs (a third of the 3x3 fields here), which must change no gradient.
+    @Test(arguments: 0..<4)
+    func conv2DGradientsWithZeroFields(_ index: Int) throws {
+        let (padding, stride) = Self.cases[index]
+        let conv = try Conv2D(name: "conv2d_1", inputShape: [7, 6, 1], filters: 3, kernel: (3, 3), stride: stride, padding: padding,
+                              activation: index % 2 == 0 ? .tanh : .linear)
+        GradientCheckTests.checkLayer(conv, batch: 3) { rng in rng.uniform(0, 1) < 0.9 ? 0 : rng.uniform(-1, 1) }
+    }
+
     @Test func maxPoolingGradients() throws {
         let pool = try MaxPooling2D(name: "max_pooling2d_1", inputShape: [6, 5, 3], pool: 2, stride: 2)
         // Distinct values, far apart relative to the finite-difference step, so no window's argmax moves.
@@ -102,10 +112,12 @@ struct ConvolutionTests {
         #expect(try MaxPooling2D(name: "p", inputShape: [26, 26, 32], pool: 2, stride: 2).outputShape == [13, 13, 32])
     }
 
-    /// The im2col + GEMM forward pass against a direct convolution written from the definition.
-    @Test(arguments: 0..<4)
+    /// The im2col + GEMM forward pass against a direct convolution written from the definition;
+    /// cases 4-7 repeat 0-3 on inputs with all-zero regions (the second sample wholly zero, the
+    /// first zero above its middle row), whose fields are left out of the GEMM.
+    @Test(arguments: 0..<8)
     func forwardMatchesDirectConvolution(_ index: Int) throws {
-        let (padding, stride) = Self.cases[index]
+        let (padding, stride) = Self.cases[index % 4]
         let (h, w, cin, f, k) = (9, 8, 3, 4, 3)
         let conv = try Conv2D(name: "conv2d_1", inputShape: [h, w, cin], filters: f, kernel: (k, k), stride: stride, padding: padding)
         let store = ParameterStore(entries: [.init(name: "conv2d_1.kernel", shape: [k, k, cin, f], offset: 0),
@@ -115,7 +127,10 @@ struct ConvolutionTests {
         for i in 0..<store.count { store.values.pointer[i] = rng.uniform(-1, 1) }
         let batch = 2
         conv.prepare(capacity: batch)
-        let x = (0..<batch * h * w * cin).map { _ in rng.uniform(-1, 1) }
+        var x = (0..<batch * h * w * cin).map { _ in rng.uniform(-1, 1) }
+        if index >= 4 {
+            for i in 0..<x.count where i >= h * w * cin || i < (h / 2) * w * cin { x[i] = i % 5 == 0 ? -0.0 : 0 }
+        }
         let (oh, ow) = (conv.outputShape[0], conv.outputShape[1])
         var y = [Float](repeating: 0, count: batch * oh * ow * f)
         x.withUnsafeBufferPointer { xp in y.withUnsafeMutableBufferPointer { conv.forward(xp.baseAddress!, $0.baseAddress!, batch: batch, context: StepContext(training: false)) } }

@@ -4,6 +4,9 @@
 /// filters]`, Glorot-uniform initialised, zero bias. A ReLU followed by max pooling is applied
 /// by the pooling layer instead, after the maximum (see `Model`).
 ///
+/// Receptive fields whose values are all zero (63% of an MNIST image's 3x3 fields) are left out
+/// of the GEMMs: their outputs are the bias alone, and they add nothing to the kernel gradient.
+///
 /// Padding `valid` uses only whole windows; `same` pads with zeros so that the output is
 /// `ceil(input / stride)`, the extra row or column going at the bottom or right, as TensorFlow does.
 public final class Conv2D: Layer {
@@ -18,6 +21,10 @@ public final class Conv2D: Layer {
     var patchSize: Int { kh * kw * cin }
     var positions: Int { outputShape[0] * outputShape[1] }
     private var cols = FloatBuffer(count: 0), dcols = FloatBuffer(count: 0)
+    /// The output rows whose receptive fields `cols` holds (those with a nonzero value), in
+    /// order, and how many of them the last forward pass kept.
+    private var keptRows = UnsafeMutableBufferPointer<Int32>.allocate(capacity: 0)
+    private var keptCount = 0
     /// Offset of each element of a receptive field from the field's top-left input element.
     private let patchOffsets: [Int32]
     private var kernelTensor: ParameterView!, biasTensor: ParameterView!
@@ -79,15 +86,21 @@ public final class Conv2D: Layer {
     public func prepare(capacity: Int) {
         cols = FloatBuffer(count: capacity * positions * patchSize)
         dcols = FloatBuffer(count: capacity * positions * patchSize)
+        keptRows.deallocate()
+        keptRows = .allocate(capacity: capacity * positions)
     }
 
-    /// Writes every receptive field of `batch` samples as one row of `cols` (zeros in the padding).
-    /// Fields wholly inside the image (all of them with valid padding) are one branch-free
-    /// gather through `patchOffsets`; only border fields check bounds.
-    func im2col(_ x: UnsafePointer<Float>, batch: Int) {
+    deinit { keptRows.deallocate() }
+
+    /// Writes every receptive field of `batch` samples that holds a nonzero value as one row of
+    /// `cols` (zeros in the padding) and its output row in `keptRows`; returns how many. Fields
+    /// wholly inside the image (all of them with valid padding) are one branch-free gather
+    /// through `patchOffsets`; only border fields check bounds. Every field is written, and the
+    /// next one overwrites it unless it was kept (NaN is kept; -0.0 counts as zero).
+    func im2col(_ x: UnsafePointer<Float>, batch: Int) -> Int {
         let (h, wi) = (inputShape[0], inputShape[1]), (oh, ow) = (outputShape[0], outputShape[1])
         let k = patchSize
-        var row = cols.pointer
+        var row = cols.pointer, kept = 0, outputRow = 0
         patchOffsets.withUnsafeBufferPointer { offsets in
             let offsets = offsets.baseAddress!
             for n in 0..<batch {
@@ -96,23 +109,37 @@ public final class Conv2D: Layer {
                     let y0 = oy * stride - padTop
                     for ox in 0..<ow {
                         let x0 = ox * stride - padLeft
+                        var bits: UInt32 = 0  // the OR of the field's values without their signs
                         if y0 >= 0 && y0 + kh <= h && x0 >= 0 && x0 + kw <= wi {
                             let origin = sample + (y0 * wi + x0) * cin
-                            for j in 0..<k { row[j] = origin[Int(offsets[j])] }
+                            for j in 0..<k {
+                                let v = origin[Int(offsets[j])]
+                                row[j] = v
+                                bits |= v.bitPattern & 0x7FFF_FFFF
+                            }
                         } else {
                             for ky in 0..<kh {
                                 for kx in 0..<kw {
                                     let (iy, ix) = (y0 + ky, x0 + kx)
                                     let inside = iy >= 0 && iy < h && ix >= 0 && ix < wi
-                                    for c in 0..<cin { row[(ky * kw + kx) * cin + c] = inside ? sample[(iy * wi + ix) * cin + c] : 0 }
+                                    for c in 0..<cin {
+                                        let v: Float = inside ? sample[(iy * wi + ix) * cin + c] : 0
+                                        row[(ky * kw + kx) * cin + c] = v
+                                        bits |= v.bitPattern & 0x7FFF_FFFF
+                                    }
                                 }
                             }
                         }
-                        row += k
+                        keptRows[kept] = Int32(outputRow)
+                        let keep = bits != 0 ? 1 : 0
+                        kept += keep
+                        row += keep * k
+                        outputRow += 1
                     }
                 }
             }
         }
+        return kept
     }
 
     /// The adjoint of `im2col`: adds every row of `dcols` back onto the input positions it came from.
@@ -142,15 +169,38 @@ public final class Conv2D: Layer {
 
     public func forward(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, batch: Int, context: StepContext) {
         guard batch > 0 else { return }
-        im2col(x, batch: batch)
         let rows = batch * positions
-        // The bias goes into C first and the GEMM adds to it (beta 1): OpenBLAS would otherwise
-        // zero C itself (beta 0) and a second pass over the output add the bias.
-        for r in 0..<rows {
-            let row = y + r * filters
-            for j in 0..<filters { row[j] = b[j] }
+        let kept = im2col(x, batch: batch)
+        keptCount = kept
+        if kept == rows {
+            // The bias goes into C first and the GEMM adds to it (beta 1): OpenBLAS would
+            // otherwise zero C itself (beta 0) and a second pass over the output add the bias.
+            for r in 0..<rows {
+                let row = y + r * filters
+                for j in 0..<filters { row[j] = b[j] }
+            }
+            sgemm(m: rows, n: filters, k: patchSize, a: cols.pointer, lda: patchSize, b: w, ldb: filters, beta: 1, c: y, ldc: filters)
+        } else {
+            // The kept fields' products go to the last `kept` rows of y; one ascending pass then
+            // moves each to its row, adding the bias, and gives the other rows the bias alone. No
+            // row is written before it is read: the product of kept field c sits at row
+            // rows - kept + c, at or after its own row keptRows[c].
+            let products = y + (rows - kept) * filters
+            if kept > 0 {
+                sgemm(m: kept, n: filters, k: patchSize, a: cols.pointer, lda: patchSize, b: w, ldb: filters, beta: 0, c: products, ldc: filters)
+            }
+            var c = 0
+            for r in 0..<rows {
+                let out = y + r * filters
+                if c < kept && Int(keptRows[c]) == r {
+                    let product = products + c * filters
+                    for j in 0..<filters { out[j] = b[j] + product[j] }
+                    c += 1
+                } else {
+                    for j in 0..<filters { out[j] = b[j] }
+                }
+            }
         }
-        sgemm(m: rows, n: filters, k: patchSize, a: cols.pointer, lda: patchSize, b: w, ldb: filters, beta: 1, c: y, ldc: filters)
         if activation != .linear { Activation.apply(activation, y, y, rows: rows, columns: filters) }
     }
 
@@ -164,11 +214,23 @@ public final class Conv2D: Layer {
         let rows = batch * positions
         let dy = UnsafeMutablePointer(mutating: dy)  // this layer's own gradient buffer
         Activation.backpropagateSummingBias(activation, output: output, gradient: dy, rows: rows, columns: filters, biasGradient: db)
-        // cols still holds this batch's patches from the forward pass.
-        sgemm(transA: true, m: patchSize, n: filters, k: rows, a: cols.pointer, lda: patchSize, b: dy, ldb: filters, beta: 0, c: dw, ldc: filters)
         if let dx {
             sgemm(transB: true, m: rows, n: patchSize, k: filters, a: dy, lda: filters, b: w, ldb: filters, beta: 0, c: dcols.pointer, ldc: patchSize)
             col2im(dx, batch: batch)
+        }
+        // cols still holds the kept fields of this batch from the forward pass; only they add to
+        // dW, so their gradient rows are gathered to the front of dy first (row keptRows[c] is
+        // at or after row c: ascending is safe). dy is not read after this.
+        let kept = keptCount
+        if kept < rows {
+            for c in 0..<kept where Int(keptRows[c]) != c {
+                (dy + c * filters).update(from: dy + Int(keptRows[c]) * filters, count: filters)
+            }
+        }
+        if kept > 0 {
+            sgemm(transA: true, m: patchSize, n: filters, k: kept, a: cols.pointer, lda: patchSize, b: dy, ldb: filters, beta: 0, c: dw, ldc: filters)
+        } else {
+            dw.update(repeating: 0, count: patchSize * filters)
         }
     }
 }
