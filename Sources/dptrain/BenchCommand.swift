@@ -12,9 +12,10 @@ struct BenchCommand: ParsableCommand {
             Prints per-phase times (batch gather, forward, backward, allreduce, optimizer) as min / median / max \
             across ranks of each rank's median, samples/s (slowest rank's wall time), achieved GEMM GFLOP/s and \
             its fraction of the sgemm peak measured in the same run, evaluation time, peak RSS per rank and the \
-            time from process start to the first step. GFLOP/s counts a dense GEMM's work: a layer that skips \
-            zero inputs (MNIST's pixels are 81% zero) does less, so it can exceed the peak; --dense-inputs \
-            turns that off, to compare with the floor program's dense GEMMs like for like. Launch it like train (under mpirun for several ranks); \
+            time from process start to the first step. GFLOP/s counts a dense GEMM's work: layers that skip \
+            zero inputs (MNIST's pixels are 81% zero: Dense layers multiply only the nonzero ones, convolutions \
+            leave out all-zero fields) do less, so it can exceed the peak; --dense-inputs turns that off, to \
+            compare with the floor program's dense GEMMs like for like. Launch it like train (under mpirun for several ranks); \
             Launch/bench-scaling.sh sweeps layouts. It prints figures and never fails on them.
             """)
 
@@ -26,7 +27,7 @@ struct BenchCommand: ParsableCommand {
     @Option(name: .long, help: "Untimed warm-up steps.")
     var warmup: Int = 30
 
-    @Flag(name: .long, help: "Multiply every input through sgemm, zeros too (as the floor program does).")
+    @Flag(name: .long, help: "Multiply every input through sgemm, zeros and all-zero convolution fields too (as the floor program does).")
     var denseInputs = false
 
     @Flag(name: .long, help: "Print one JSON object instead of the table.")

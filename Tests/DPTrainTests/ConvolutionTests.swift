@@ -114,12 +114,14 @@ struct ConvolutionTests {
 
     /// The im2col + GEMM forward pass against a direct convolution written from the definition;
     /// cases 4-7 repeat 0-3 on inputs with all-zero regions (the second sample wholly zero, the
-    /// first zero above its middle row), whose fields are left out of the GEMM.
-    @Test(arguments: 0..<8)
+    /// first zero above its middle row), whose fields are left out of the GEMM; 8-11 repeat 4-7
+    /// with every field kept (`--dense-inputs`).
+    @Test(arguments: 0..<12)
     func forwardMatchesDirectConvolution(_ index: Int) throws {
         let (padding, stride) = Self.cases[index % 4]
         let (h, w, cin, f, k) = (9, 8, 3, 4, 3)
         let conv = try Conv2D(name: "conv2d_1", inputShape: [h, w, cin], filters: f, kernel: (k, k), stride: stride, padding: padding)
+        conv.skipsZeroFields = index < 8
         let store = ParameterStore(entries: [.init(name: "conv2d_1.kernel", shape: [k, k, cin, f], offset: 0),
                                              .init(name: "conv2d_1.bias", shape: [f], offset: k * k * cin * f)])
         conv.bind(store)

@@ -25,6 +25,9 @@ public final class Conv2D: Layer {
     /// order, and how many of them the last forward pass kept.
     private var keptRows = UnsafeMutableBufferPointer<Int32>.allocate(capacity: 0)
     private var keptCount = 0
+    /// Whether all-zero receptive fields are left out (the default; off, every field goes
+    /// through the GEMMs, as in the floor program).
+    var skipsZeroFields = true
     /// Offset of each element of a receptive field from the field's top-left input element.
     private let patchOffsets: [Int32]
     private var kernelTensor: ParameterView!, biasTensor: ParameterView!
@@ -131,7 +134,7 @@ public final class Conv2D: Layer {
                             }
                         }
                         keptRows[kept] = Int32(outputRow)
-                        let keep = bits != 0 ? 1 : 0
+                        let keep = bits != 0 || !skipsZeroFields ? 1 : 0
                         kept += keep
                         row += keep * k
                         outputRow += 1

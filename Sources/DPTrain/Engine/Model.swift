@@ -160,11 +160,15 @@ public final class Model {
         if deltas[layers.count] == nil { deltas[layers.count] = fresh(outputSize) }
     }
 
-    /// Whether Dense layers may multiply only the nonzero values of a mostly-zero input (the
-    /// default; see `Dense`). Off, every product is an sgemm: the work the floor program does.
+    /// Whether Dense layers may multiply only the nonzero values of a mostly-zero input and
+    /// convolutions leave out all-zero receptive fields (the default; see `Dense`, `Conv2D`).
+    /// Off, every product is a dense sgemm: the work the floor program does.
     public var skipsZeroInputs = true {
         didSet {
-            for case let dense as Dense in layers { dense.sparseDensityLimit = skipsZeroInputs ? Dense.defaultSparseDensityLimit : 0 }
+            for layer in layers {
+                if let dense = layer as? Dense { dense.sparseDensityLimit = skipsZeroInputs ? Dense.defaultSparseDensityLimit : 0 }
+                if let conv = layer as? Conv2D { conv.skipsZeroFields = skipsZeroInputs }
+            }
         }
     }
 

@@ -20,7 +20,7 @@ public struct BenchmarkReport: Sendable {
     /// skipped zero inputs (so above the peak when some do).
     public var gflops: Double
     public var peakGFLOPS: Double
-    /// Whether Dense layers skipped zero inputs (`Model.skipsZeroInputs`).
+    /// Whether layers skipped zero inputs (`Model.skipsZeroInputs`).
     public var skipsZeroInputs: Bool
     public var evalSeconds: Double
     public var peakRSSMegabytes: Spread

@@ -54,7 +54,7 @@ public final class Trainer {
 
     /// One replica per worker thread; `replicas[0].model` is `model`.
     private let replicas: [Replica]
-    /// Whether the replicas' Dense layers skip zero inputs (`Model.skipsZeroInputs`; default on).
+    /// Whether the replicas' layers skip zero inputs (`Model.skipsZeroInputs`; default on).
     public var skipsZeroInputs: Bool {
         get { model.skipsZeroInputs }
         set { for replica in replicas { replica.model.skipsZeroInputs = newValue } }
