@@ -14,8 +14,8 @@ struct GradientCheckTests {
     }
 
     /// Checks a single layer on f(x, params) = sum(layer(x) * r): input and parameter gradients.
-    static func checkLayer(_ layer: any Layer, batch: Int, inputs: (inout SplitMix64) -> Float) {
-        var rng = SplitMix64(seed: 11)
+    /// Binds `layer` to a store of its own and initialises it from `rng`, biases made nonzero too.
+    static func standaloneStore(for layer: any Layer, rng: inout SplitMix64) -> ParameterStore {
         var entries: [ParameterStore.Entry] = []
         var offset = 0
         for (suffix, shape) in layer.parameterShapes {
@@ -25,7 +25,13 @@ struct GradientCheckTests {
         let store = ParameterStore(entries: entries)
         layer.bind(store)
         layer.initialize(store, rng: &rng)
-        for i in 0..<store.count { store.values.pointer[i] += rng.uniform(-0.1, 0.1) }  // non-zero biases too
+        for i in 0..<store.count { store.values.pointer[i] += rng.uniform(-0.1, 0.1) }
+        return store
+    }
+
+    static func checkLayer(_ layer: any Layer, batch: Int, inputs: (inout SplitMix64) -> Float) {
+        var rng = SplitMix64(seed: 11)
+        let store = standaloneStore(for: layer, rng: &rng)
         layer.prepare(capacity: batch)
         let x = FloatBuffer(count: batch * layer.inputSize)
         for i in 0..<x.count { x.pointer[i] = inputs(&rng) }

@@ -8,17 +8,8 @@ struct SparseDenseTests {
     /// A layer bound to a store of its own, its parameters drawn from `seed`.
     static func layer(inputs: Int, units: Int, activation: ActivationKind, seed: UInt64, batch: Int) -> (Dense, ParameterStore) {
         let dense = Dense(name: "dense", inputs: inputs, units: units, activation: activation)
-        var entries: [ParameterStore.Entry] = []
-        var offset = 0
-        for (suffix, shape) in dense.parameterShapes {
-            entries.append(.init(name: "dense.\(suffix)", shape: shape, offset: offset))
-            offset += shape.reduce(1, *)
-        }
-        let store = ParameterStore(entries: entries)
-        dense.bind(store)
         var rng = SplitMix64(seed: seed)
-        dense.initialize(store, rng: &rng)
-        for i in 0..<store.count { store.values.pointer[i] += rng.uniform(-0.1, 0.1) }
+        let store = GradientCheckTests.standaloneStore(for: dense, rng: &rng)
         dense.prepare(capacity: batch)
         return (dense, store)
     }
