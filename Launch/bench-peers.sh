@@ -76,8 +76,9 @@ systems = ["dptrain", "floor", "keras", "pytorch", "numpy"]
 def median(v): return statistics.median(v) if v else math.nan
 print(f"seconds per epoch, one process on {cores} cores (medians of the rounds), and ratios taken within each round (medians)")
 print(f"{'model':6} {'batch':>5} " + " ".join(f"{s:>8}" for s in systems) + "  dptrain/floor  keras/dptrain  pytorch/dptrain  numpy/dptrain")
-for key in sorted({(r["model"], r["batch"]) for r in rows}, key=lambda k: (k[0] != "mlp", k)):
-    runs = [r for r in rows if (r["model"], r["batch"]) == key]
+cases = [(key, [r for r in rows if (r["model"], r["batch"]) == key])
+         for key in sorted({(r["model"], r["batch"]) for r in rows}, key=lambda k: (k[0] != "mlp", k))]
+for key, runs in cases:
     seconds = {s: median([r["epoch_s"] for r in runs if r["system"] == s]) for s in systems}
     rounds = {}
     for r in runs: rounds.setdefault(r["round"], {})[r["system"]] = r["epoch_s"]
@@ -90,8 +91,7 @@ for key in sorted({(r["model"], r["batch"]) for r in rows}, key=lambda k: (k[0] 
 # since interference only ever slows a run down.
 print(f"\nbest of the rounds (each system's fastest epoch), and the same ratios between them")
 print(f"{'model':6} {'batch':>5} " + " ".join(f"{s:>8}" for s in systems) + "  dptrain/floor  keras/dptrain  pytorch/dptrain  numpy/dptrain")
-for key in sorted({(r["model"], r["batch"]) for r in rows}, key=lambda k: (k[0] != "mlp", k)):
-    runs = [r for r in rows if (r["model"], r["batch"]) == key]
+for key, runs in cases:
     best = {s: min([r["epoch_s"] for r in runs if r["system"] == s], default=math.nan) for s in systems}
     cells = " ".join(f"{best[s]:8.3f}" for s in systems)
     print(f"{key[0]:6} {key[1]:5d} {cells}  {best['dptrain'] / best['floor']:13.2f}  {best['keras'] / best['dptrain']:12.1f}x  "

@@ -34,9 +34,9 @@ public final class Dense: Layer {
     /// Rows the sparse lists hold; a larger batch is taken in chunks of this many.
     static let sparseChunkRows = 64
     private var sparse: SparseRows?
-    /// The input of the last forward pass, whether it went the sparse way, and whether `sparse`
-    /// still holds its lists (one chunk): what backward, which gets the same input, reuses.
-    private var lastForward: (input: UnsafePointer<Float>, batch: Int, sparse: Bool, listed: Bool)?
+    /// The input of the last forward pass and whether it went the sparse way: backward, which
+    /// gets the same input, goes the same way (and reuses the lists when they were one chunk).
+    private var lastForward: (input: UnsafePointer<Float>, batch: Int, sparse: Bool)?
     /// Whether the last forward pass multiplied the nonzero inputs only.
     var lastForwardWasSparse: Bool { lastForward?.sparse ?? false }
 
@@ -85,24 +85,17 @@ public final class Dense: Layer {
                                    matrix: w, stride: units, width: units, into: y + (first + r) * units, accumulate: false)
                 }
             }
-            lastForward = (x, batch, true, batch <= sparse.rowCapacity)
+            lastForward = (x, batch, true)
         } else {
             sgemm(m: batch, n: units, k: inputs, a: x, lda: inputs, b: w, ldb: units, beta: 0, c: y, ldc: units)
-            lastForward = (x, batch, false, false)
+            lastForward = (x, batch, false)
         }
         Activation.addBiasAndApply(activation, y, bias: b, rows: batch, columns: units)
     }
 
-    /// Whether backward on `x` goes the sparse way: as the forward pass on it went.
-    private func forwardWasSparse(_ x: UnsafePointer<Float>, batch: Int) -> Bool {
-        if let last = lastForward, last.input == x, last.batch == batch { return last.sparse }
-        return sparseDensityLimit > 0 && SparseRows.isSparse(x, count: batch * inputs, limit: sparseDensityLimit)
-    }
-
     /// `dW = x^T dz` from the nonzero inputs: row `k` of dW sums the rows of dz whose sample has
-    /// input `k` nonzero, chunk by chunk of samples.
-    private func sparseKernelGradient(_ sparse: SparseRows, input x: UnsafePointer<Float>, dz: UnsafePointer<Float>, batch: Int) {
-        let listed = lastForward.map { $0.input == x && $0.batch == batch && $0.listed } ?? false
+    /// input `k` nonzero, chunk by chunk of samples. `listed`: `sparse` already lists `x`.
+    private func sparseKernelGradient(_ sparse: SparseRows, input x: UnsafePointer<Float>, dz: UnsafePointer<Float>, batch: Int, listed: Bool) {
         for first in stride(from: 0, to: batch, by: sparse.rowCapacity) {
             let rows = min(sparse.rowCapacity, batch - first)
             if !listed { sparse.load(x + first * inputs, rows: rows) }
@@ -126,8 +119,10 @@ public final class Dense: Layer {
         // db = column sums of dz in the same pass. Then dW = x^T dz ; dx = dz W^T.
         let dy = UnsafeMutablePointer(mutating: dy)
         Activation.backpropagateSummingBias(activation, output: output, gradient: dy, rows: batch, columns: units, biasGradient: db)
-        if let sparse, forwardWasSparse(x, batch: batch) {
-            sparseKernelGradient(sparse, input: x, dz: dy, batch: batch)
+        let forwardOnX = lastForward.flatMap { $0.input == x && $0.batch == batch ? $0 : nil }
+        let goesSparse = forwardOnX?.sparse ?? (sparseDensityLimit > 0 && SparseRows.isSparse(x, count: batch * inputs, limit: sparseDensityLimit))
+        if let sparse, goesSparse {
+            sparseKernelGradient(sparse, input: x, dz: dy, batch: batch, listed: forwardOnX != nil && batch <= sparse.rowCapacity)
         } else {
             sgemm(transA: true, m: inputs, n: units, k: batch, a: x, lda: inputs, b: dy, ldb: units, beta: 0, c: dw, ldc: units)
         }

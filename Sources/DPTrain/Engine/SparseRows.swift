@@ -9,8 +9,9 @@
 final class SparseRows {
     let columns: Int
     let rowCapacity: Int
-    /// The entries of row `r` are `rowStart[r] ..< rowStart[r + 1]` of `columnOf` and `rowValue`.
+    /// The rows the last `load` listed.
     private(set) var rows = 0
+    /// The entries of row `r` are `rowStart[r] ..< rowStart[r + 1]` of `columnOf` and `rowValue`.
     let rowStart: UnsafeMutablePointer<Int32>
     let columnOf: UnsafeMutablePointer<Int32>
     let rowValue: UnsafeMutablePointer<Float>
