@@ -56,8 +56,10 @@ struct SparseDenseTests {
     }
 
     // Units: a multiple of 64, one of 16 plus a remainder, exactly 16. Batches past the 64-row
-    // chunk of the sparse lists, and one within it.
-    @Test(arguments: [(784, 128, 150), (50, 70, 64), (33, 16, 130), (784, 130, 7)])
+    // chunk of the sparse lists, and one within it. Inputs: one 64-column block of the forward
+    // product or part of one, 13 blocks (784), and 3 blocks of which the last starts after the
+    // last full 16 columns (140).
+    @Test(arguments: [(784, 128, 150), (50, 70, 64), (33, 16, 130), (784, 130, 7), (140, 20, 70)])
     func sparseMatchesSgemm(_ shape: (inputs: Int, units: Int, batch: Int)) {
         for activation in [ActivationKind.relu, .linear] {
             let x = Self.sparseInput(batch: shape.batch, inputs: shape.inputs, density: 0.2, seed: UInt64(shape.units))
@@ -112,8 +114,11 @@ struct SparseDenseTests {
         }
     }
 
-    @Test func listsHoldExactlyTheNonzeroEntries() {
-        let rows = 9, columns = 37  // two 16-lane blocks and a remainder of 5
+    // 37 columns: two 16-lane groups and a remainder of 5, one column block; 140: three column
+    // blocks, the last starting in the remainder.
+    @Test(arguments: [37, 140])
+    func listsHoldExactlyTheNonzeroEntries(columns: Int) {
+        let rows = 9
         let x = Self.sparseInput(batch: rows, inputs: columns, density: 0.3, seed: 8)
         let lists = SparseRows(rowCapacity: 16, columns: columns)
         x.withUnsafeBufferPointer { lists.load($0.baseAddress!, rows: rows) }
@@ -138,6 +143,13 @@ struct SparseDenseTests {
         for r in 0..<rows {
             let nonzero = (0..<columns).filter { x[r * columns + $0] != 0 }
             #expect(byRow[r] == nonzero, "row \(r)")
+            let width = SparseRows.blockColumns
+            #expect(lists.blocks == (columns + width - 1) / width)
+            for b in 0..<lists.blocks {
+                let starts = lists.blockStart + r * (lists.blocks + 1)
+                let inBlock = (Int(starts[b])..<Int(starts[b + 1])).map { Int(lists.columnOf[$0]) }
+                #expect(inBlock == nonzero.filter { $0 / width == b }, "row \(r), block \(b)")
+            }
         }
         for k in 0..<columns {
             let nonzero = (0..<rows).filter { x[$0 * columns + k] != 0 }

@@ -22,10 +22,10 @@ public final class Dense: Layer {
     var sparseDensityLimit = Dense.defaultSparseDensityLimit
     /// Measured on 784 -> 128 and 5408 -> 128, batches 16-128 (Zen 4, forward and backward, one
     /// thread): built for the host's CPU (AVX-512), the sparse path takes 0.3x sgemm's time at
-    /// 10% nonzero, 0.5x at 20%, and breaks even near 40% (35% for 5408 inputs at 64 rows); a
-    /// portable build (SSE, four lanes) breaks even near 20%. MNIST's images are 19% nonzero;
-    /// the CNN's Dense layer reads max-pooled ReLU maps, 42% nonzero at the start and 20-30%
-    /// after a few hundred steps.
+    /// 10% nonzero, 0.5x at 20%, and breaks even near 40% (5408 inputs at 64 rows: 42%, once
+    /// the forward product went block by block; 35% before); a portable build (SSE, four lanes)
+    /// breaks even near 20%. MNIST's images are 19% nonzero; the CNN's Dense layer reads
+    /// max-pooled ReLU maps, 42% nonzero at the start and 20-30% after a few hundred steps.
     #if DPTRAIN_TARGET_CPU
     static let defaultSparseDensityLimit = 0.35
     #else
@@ -79,11 +79,7 @@ public final class Dense: Layer {
             for first in stride(from: 0, to: batch, by: sparse.rowCapacity) {
                 let rows = min(sparse.rowCapacity, batch - first)
                 sparse.load(x + first * inputs, rows: rows)
-                for r in 0..<rows {
-                    let start = Int(sparse.rowStart[r]), end = Int(sparse.rowStart[r + 1])
-                    weightedRowSum(index: sparse.columnOf + start, value: sparse.rowValue + start, count: end - start,
-                                   matrix: w, stride: units, width: units, into: y + (first + r) * units, accumulate: false)
-                }
+                sparse.multiply(w, width: units, into: y + first * units)
             }
             lastForward = (x, batch, true)
         } else {
@@ -91,21 +87,6 @@ public final class Dense: Layer {
             lastForward = (x, batch, false)
         }
         Activation.addBiasAndApply(activation, y, bias: b, rows: batch, columns: units)
-    }
-
-    /// `dW = x^T dz` from the nonzero inputs: row `k` of dW sums the rows of dz whose sample has
-    /// input `k` nonzero, chunk by chunk of samples. `listed`: `sparse` already lists `x`.
-    private func sparseKernelGradient(_ sparse: SparseRows, input x: UnsafePointer<Float>, dz: UnsafePointer<Float>, batch: Int, listed: Bool) {
-        for first in stride(from: 0, to: batch, by: sparse.rowCapacity) {
-            let rows = min(sparse.rowCapacity, batch - first)
-            if !listed { sparse.load(x + first * inputs, rows: rows) }
-            sparse.transpose()
-            for k in 0..<inputs {
-                let start = Int(sparse.columnStart[k]), end = Int(sparse.columnStart[k + 1])
-                weightedRowSum(index: sparse.rowOf + start, value: sparse.columnValue + start, count: end - start,
-                               matrix: dz + first * units, stride: units, width: units, into: dw + k * units, accumulate: first > 0)
-            }
-        }
     }
 
     public func backward(input x: UnsafePointer<Float>, output: UnsafePointer<Float>, outputGradient dy: UnsafePointer<Float>,
@@ -122,7 +103,11 @@ public final class Dense: Layer {
         let forwardOnX = lastForward.flatMap { $0.input == x && $0.batch == batch ? $0 : nil }
         let goesSparse = forwardOnX?.sparse ?? (sparseDensityLimit > 0 && SparseRows.isSparse(x, count: batch * inputs, limit: sparseDensityLimit))
         if let sparse, goesSparse {
-            sparseKernelGradient(sparse, input: x, dz: dy, batch: batch, listed: forwardOnX != nil && batch <= sparse.rowCapacity)
+            let listed = forwardOnX != nil && batch <= sparse.rowCapacity
+            for first in stride(from: 0, to: batch, by: sparse.rowCapacity) {
+                if !listed { sparse.load(x + first * inputs, rows: min(sparse.rowCapacity, batch - first)) }
+                sparse.multiplyTransposed(dy + first * units, width: units, into: dw, accumulate: first > 0)
+            }
         } else {
             sgemm(transA: true, m: inputs, n: units, k: batch, a: x, lda: inputs, b: dy, ldb: units, beta: 0, c: dw, ldc: units)
         }
