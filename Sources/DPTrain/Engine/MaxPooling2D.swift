@@ -1,8 +1,8 @@
 /// Keras's `MaxPooling2D` over NHWC samples: the maximum of each `pool x pool` window (valid
 /// padding, windows `stride` apart). The backward pass routes each output gradient to the input
-/// position that holds the maximum (the first one in the window, on ties), found again by
-/// comparing input and output, as TensorFlow's MaxPoolGrad does: the forward pass stays a
-/// plain, vectorised maximum and stores no indices.
+/// position that holds the maximum (the first one in the window, on ties, as TensorFlow's
+/// MaxPoolGrad does). The forward pass records that position per output (2 bytes), so the
+/// backward pass reads neither the input nor the output, only the gradient and the positions.
 ///
 /// `activation` (ReLU or linear) is applied after the maximum: the model moves a convolution's
 /// ReLU here, where it touches a quarter of the values, because `relu(max(z)) == max(relu(z))`
@@ -13,8 +13,11 @@ public final class MaxPooling2D: Layer {
     public let outputShape: [Int]
     public let activation: ActivationKind
     let pool: Int, stride: Int
-    /// One window's gradient not yet routed, per channel (backward scratch).
-    private let pending: FloatBuffer
+    /// Per output value of the last forward pass: the window position (`py * pool + px`) whose
+    /// input is the maximum and takes the gradient, or `Self.noGradient` where none does (a
+    /// ReLU output of 0, or a NaN maximum that no input equals).
+    private var argmax: UnsafeMutablePointer<UInt16>?
+    static let noGradient = UInt16.max
 
     public init(name: String, inputShape: [Int], pool: Int, stride: Int, activation: ActivationKind = .linear) throws {
         precondition(activation == .linear || activation == .relu, "only a ReLU commutes exactly with the maximum")
@@ -26,11 +29,18 @@ public final class MaxPooling2D: Layer {
         guard inputShape.count == 3, inputShape[0] >= pool, inputShape[1] >= pool else {
             throw ConfigError.invalid(key: "\(name).pool_size", reason: "a \(pool)x\(pool) pool does not fit input shape \(inputShape)")
         }
+        guard pool * pool < Int(Self.noGradient) else {
+            throw ConfigError.invalid(key: "\(name).pool_size", reason: "\(pool) is larger than the 255 supported")
+        }
         outputShape = [(inputShape[0] - pool) / stride + 1, (inputShape[1] - pool) / stride + 1, inputShape[2]]
-        pending = FloatBuffer(count: inputShape[2])
     }
 
-    public func prepare(capacity: Int) {}
+    deinit { argmax?.deallocate() }
+
+    public func prepare(capacity: Int) {
+        argmax?.deallocate()
+        argmax = .allocate(capacity: max(capacity * outputSize, 1))
+    }
 
     /// Calls `body(o, first)` for every output window: `o` indexes its first output value and
     /// `first` its first input value, each the start of a contiguous run of `channels` values.
@@ -50,19 +60,29 @@ public final class MaxPooling2D: Layer {
     }
 
     public func forward(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, batch: Int, context: StepContext) {
-        let (w, c, pool) = (inputShape[1], inputShape[2], pool)
+        guard let argmax else { preconditionFailure("\(name): prepare(capacity:) was not called") }
+        let (w, c, pool, relu) = (inputShape[1], inputShape[2], pool, activation == .relu)
         // Starting the maximum at 0 applies the ReLU in the same pass (a NaN stays NaN).
-        let floor: Float = activation == .relu ? 0 : -.infinity
+        let floor: Float = relu ? 0 : -.infinity
+        // The position that takes the gradient: the first whose input equals the output.
+        @inline(__always) func position(of m: Float, _ equal: (Int) -> Bool) -> UInt16 {
+            if relu && !(m > 0) { return Self.noGradient }
+            for p in 0..<pool * pool where equal(p) { return UInt16(p) }
+            return Self.noGradient
+        }
         if pool == 2 {
-            // The usual 2x2 window with its four inputs in registers: one store per output.
+            // The usual 2x2 window with its four inputs in registers.
             forEachWindow(batch: batch) { o, first in
-                let (yo, x0, x1) = (y + o, x + first, x + first + w * c)
+                let (yo, at, x0, x1) = (y + o, argmax + o, x + first, x + first + w * c)
                 for ch in 0..<c {
-                    var m = x0[ch] < floor ? floor : x0[ch]
-                    m = x0[c + ch] > m ? x0[c + ch] : m
-                    m = x1[ch] > m ? x1[ch] : m
-                    m = x1[c + ch] > m ? x1[c + ch] : m
+                    let (a, b, d, e) = (x0[ch], x0[c + ch], x1[ch], x1[c + ch])
+                    var m = a < floor ? floor : a
+                    m = b > m ? b : m
+                    m = d > m ? d : m
+                    m = e > m ? e : m
                     yo[ch] = m
+                    let p: UInt16 = a == m ? 0 : b == m ? 1 : d == m ? 2 : e == m ? 3 : Self.noGradient
+                    at[ch] = relu && !(m > 0) ? Self.noGradient : p
                 }
             }
             return
@@ -76,31 +96,28 @@ public final class MaxPooling2D: Layer {
                     for ch in 0..<c { yo[ch] = xr[ch] > yo[ch] ? xr[ch] : yo[ch] }
                 }
             }
+            for ch in 0..<c {
+                argmax[o + ch] = position(of: yo[ch]) { p in x0[(p / pool * w + p % pool) * c + ch] == yo[ch] }
+            }
         }
     }
 
     public func backward(input x: UnsafePointer<Float>, output y: UnsafePointer<Float>, outputGradient dy: UnsafePointer<Float>,
                          inputGradient dx: UnsafeMutablePointer<Float>?, batch: Int, context: StepContext) {
-        guard let dx else { return }
+        guard let dx, let argmax else { return }
         // When the windows tile the input exactly (the usual 2x2, stride 2 on an even size), each
         // input position is visited once and written, not accumulated: no zeroing pass.
         let tiles = stride == pool && inputShape[0] % pool == 0 && inputShape[1] % pool == 0
         if !tiles { dx.update(repeating: 0, count: batch * inputSize) }
-        let (w, c, pool, rest, relu) = (inputShape[1], inputShape[2], pool, pending.pointer, activation == .relu)
+        let (w, c, pool) = (inputShape[1], inputShape[2], pool)
         forEachWindow(batch: batch) { o, first in
-            let (yo, dyo) = (y + o, dy + o)
-            // With the ReLU after the maximum, an output of 0 passes no gradient (ReLU'(0) = 0),
-            // even when some input in the window is exactly 0; a positive one is the maximum.
-            for ch in 0..<c { rest[ch] = relu && !(yo[ch] > 0) ? 0 : dyo[ch] }
-            // Window positions in order; the first that equals the maximum takes the gradient.
+            let (dyo, at) = (dy + o, argmax + o)
             for py in 0..<pool {
                 for px in 0..<pool {
-                    let at = first + (py * w + px) * c
-                    let (xr, dxr) = (x + at, dx + at)
+                    let p = UInt16(py * pool + px), dxr = dx + first + (py * w + px) * c
                     for ch in 0..<c {
-                        let hit = xr[ch] == yo[ch], g = rest[ch]
-                        dxr[ch] = (tiles ? 0 : dxr[ch]) + (hit ? g : 0)
-                        rest[ch] = hit ? 0 : g
+                        let g: Float = at[ch] == p ? dyo[ch] : 0
+                        dxr[ch] = tiles ? g : dxr[ch] + g
                     }
                 }
             }
