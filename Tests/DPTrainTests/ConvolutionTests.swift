@@ -104,6 +104,45 @@ struct ConvolutionTests {
         #expect(results[0].1.contains { $0 != 0 } && inputs.count > 0)
     }
 
+    /// A convolution and the max pooling after it run a few samples at a time
+    /// (`ConvolutionPooling`); outputs and every gradient must be bit for bit those of the two
+    /// layers run one after the other on the whole batch. The first pair takes 2 samples a chunk
+    /// (10 chunks) and has overlapping windows; the second takes 16 (a full chunk and a part)
+    /// and passes an input gradient back; all-zero fields skipped and kept.
+    @Test(arguments: [true, false])
+    func convolutionAndPoolingTogetherChangeNoBit(skipsZeroInputs: Bool) throws {
+        let specs: [LayerSpec] = [
+            .conv2d(filters: 32, kernel: 3, stride: 1, padding: .same, activation: .relu, l2: 0),
+            .maxPooling2d(pool: 3, stride: 2),
+            .conv2d(filters: 24, kernel: 3, stride: 1, padding: .same, activation: .relu, l2: 0),
+            .maxPooling2d(pool: 2, stride: 2),
+            .flatten, .dense(units: 10, activation: .softmax, l2: 0),
+        ]
+        let batch = 20
+        let model = try Model(specs: specs, inputShape: [28, 28, 1], loss: .sparseCategoricalCrossentropy, capacity: batch)
+        model.initialize(seed: 6)
+        model.skipsZeroInputs = skipsZeroInputs
+        #expect(model.convolutionPooling.keys.sorted() == [0, 2])
+        #expect(model.convolutionPooling[0]?.chunk == 2 && model.convolutionPooling[2]?.chunk == 16)
+        var rng = SplitMix64(seed: 10)
+        for i in 0..<batch * 28 * 28 { model.input[i] = rng.uniform(0, 1) < 0.8 ? 0 : rng.uniform(0, 1) }
+        let labels = (0..<batch).map { UInt8($0 % 10) }
+        var results: [([Float], [Float])] = []
+        for together in [true, false] {
+            model.fusesConvolutionPooling = together
+            let context = StepContext(training: true)
+            model.forward(batch: batch, context: context)
+            _ = labels.withUnsafeBufferPointer { model.head.evaluate(model.output, labels: $0.baseAddress!, batch: batch, gradient: model.outputGradient, scale: 1) }
+            model.backward(batch: batch, context: context)
+            results.append((Array(UnsafeBufferPointer(start: model.output, count: batch * 10)), Array(model.store.gradients.buffer.prefix(model.store.count))))
+        }
+        // The first differing value, if any (not the whole arrays, on failure).
+        func difference(_ a: [Float], _ b: [Float]) -> Int? { a.count == b.count ? a.indices.first { a[$0] != b[$0] } : -1 }
+        #expect(difference(results[0].0, results[1].0) == nil, "outputs")
+        #expect(difference(results[0].1, results[1].1) == nil, "gradients")
+        #expect(results[0].1.prefix(32 * 9).contains { $0 != 0 })  // the first kernel's gradient
+    }
+
     @Test func outputShapesFollowKeras() throws {
         #expect(try Conv2D(name: "c", inputShape: [28, 28, 1], filters: 32, kernel: (3, 3), stride: 1, padding: .valid).outputShape == [26, 26, 32])
         #expect(try Conv2D(name: "c", inputShape: [28, 28, 1], filters: 8, kernel: (3, 3), stride: 1, padding: .same).outputShape == [28, 28, 8])

@@ -23,8 +23,8 @@ public final class Conv2D: Layer {
     private var cols = FloatBuffer(count: 0), dcols = FloatBuffer(count: 0)
     /// The output rows whose receptive fields `cols` holds (those with a nonzero value), in
     /// order, and how many of them the last forward pass kept.
-    private var keptRows = UnsafeMutableBufferPointer<Int32>.allocate(capacity: 0)
-    private var keptCount = 0
+    private(set) var keptRows = UnsafeMutableBufferPointer<Int32>.allocate(capacity: 0)
+    var keptCount = 0
     /// Whether all-zero receptive fields are left out (the default; off, every field goes
     /// through the GEMMs, as in the floor program).
     var skipsZeroFields = true
@@ -96,14 +96,16 @@ public final class Conv2D: Layer {
     deinit { keptRows.deallocate() }
 
     /// Writes every receptive field of `batch` samples that holds a nonzero value as one row of
-    /// `cols` (zeros in the padding) and its output row in `keptRows`; returns how many. Fields
+    /// `cols` (zeros in the padding) and its output row in `keptRows`, from entry `keptBefore`
+    /// on, numbering the output rows from `firstRow`; returns how many it kept. Fields
     /// wholly inside the image (all of them with valid padding) are one branch-free gather
     /// through `patchOffsets`; only border fields check bounds. Every field is written, and the
     /// next one overwrites it unless it was kept (NaN is kept; -0.0 counts as zero).
-    func im2col(_ x: UnsafePointer<Float>, batch: Int) -> Int {
+    func im2col(_ x: UnsafePointer<Float>, batch: Int, keptBefore: Int = 0, firstRow: Int = 0) -> Int {
         let (h, wi) = (inputShape[0], inputShape[1]), (oh, ow) = (outputShape[0], outputShape[1])
         let k = patchSize
-        var row = cols.pointer, kept = 0, outputRow = 0
+        let keptRows = self.keptRows.baseAddress! + keptBefore
+        var row = cols.pointer + keptBefore * k, kept = 0, outputRow = firstRow
         patchOffsets.withUnsafeBufferPointer { offsets in
             let offsets = offsets.baseAddress!
             for n in 0..<batch {
@@ -173,8 +175,16 @@ public final class Conv2D: Layer {
     public func forward(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, batch: Int, context: StepContext) {
         guard batch > 0 else { return }
         let rows = batch * positions
-        let kept = im2col(x, batch: batch)
-        keptCount = kept
+        keptCount = im2col(x, batch: batch)
+        project(kept: keptCount, keptBefore: 0, firstRow: 0, rows: rows, into: y)
+        if activation != .linear { Activation.apply(activation, y, y, rows: rows, columns: filters) }
+    }
+
+    /// Output rows `firstRow ..< firstRow + rows` (before the activation; `y` points at the
+    /// first), whose kept fields are entries `keptBefore ..< keptBefore + kept` of `cols` and
+    /// `keptRows`: the products of those fields plus the bias, the bias alone elsewhere.
+    func project(kept: Int, keptBefore: Int, firstRow: Int, rows: Int, into y: UnsafeMutablePointer<Float>) {
+        let a = cols.pointer + keptBefore * patchSize
         if kept == rows {
             // The bias goes into C first and the GEMM adds to it (beta 1): OpenBLAS would
             // otherwise zero C itself (beta 0) and a second pass over the output add the bias.
@@ -182,29 +192,29 @@ public final class Conv2D: Layer {
                 let row = y + r * filters
                 for j in 0..<filters { row[j] = b[j] }
             }
-            sgemm(m: rows, n: filters, k: patchSize, a: cols.pointer, lda: patchSize, b: w, ldb: filters, beta: 1, c: y, ldc: filters)
-        } else {
-            // The kept fields' products go to the last `kept` rows of y; one ascending pass then
-            // moves each to its row, adding the bias, and gives the other rows the bias alone. No
-            // row is written before it is read: the product of kept field c sits at row
-            // rows - kept + c, at or after its own row keptRows[c].
-            let products = y + (rows - kept) * filters
-            if kept > 0 {
-                sgemm(m: kept, n: filters, k: patchSize, a: cols.pointer, lda: patchSize, b: w, ldb: filters, beta: 0, c: products, ldc: filters)
-            }
-            var c = 0
-            for r in 0..<rows {
-                let out = y + r * filters
-                if c < kept && Int(keptRows[c]) == r {
-                    let product = products + c * filters
-                    for j in 0..<filters { out[j] = b[j] + product[j] }
-                    c += 1
-                } else {
-                    for j in 0..<filters { out[j] = b[j] }
-                }
+            sgemm(m: rows, n: filters, k: patchSize, a: a, lda: patchSize, b: w, ldb: filters, beta: 1, c: y, ldc: filters)
+            return
+        }
+        // The kept fields' products go to the last `kept` rows of y; one ascending pass then
+        // moves each to its row, adding the bias, and gives the other rows the bias alone. No
+        // row is written before it is read: the product of kept field c sits at row
+        // rows - kept + c, at or after its own row.
+        let products = y + (rows - kept) * filters
+        if kept > 0 {
+            sgemm(m: kept, n: filters, k: patchSize, a: a, lda: patchSize, b: w, ldb: filters, beta: 0, c: products, ldc: filters)
+        }
+        let keptRows = self.keptRows.baseAddress! + keptBefore
+        var c = 0
+        for r in 0..<rows {
+            let out = y + r * filters
+            if c < kept && Int(keptRows[c]) - firstRow == r {
+                let product = products + c * filters
+                for j in 0..<filters { out[j] = b[j] + product[j] }
+                c += 1
+            } else {
+                for j in 0..<filters { out[j] = b[j] }
             }
         }
-        if activation != .linear { Activation.apply(activation, y, y, rows: rows, columns: filters) }
     }
 
     public func backward(input x: UnsafePointer<Float>, output: UnsafePointer<Float>, outputGradient dy: UnsafePointer<Float>,
@@ -217,10 +227,7 @@ public final class Conv2D: Layer {
         let rows = batch * positions
         let dy = UnsafeMutablePointer(mutating: dy)  // this layer's own gradient buffer
         Activation.backpropagateSummingBias(activation, output: output, gradient: dy, rows: rows, columns: filters, biasGradient: db)
-        if let dx {
-            sgemm(transB: true, m: rows, n: patchSize, k: filters, a: dy, lda: filters, b: w, ldb: filters, beta: 0, c: dcols.pointer, ldc: patchSize)
-            col2im(dx, batch: batch)
-        }
+        if let dx { inputGradient(dy, batch: batch, into: dx) }
         // cols still holds the kept fields of this batch from the forward pass; only they add to
         // dW, so their gradient rows are gathered to the front of dy first (row keptRows[c] is
         // at or after row c: ascending is safe). dy is not read after this.
@@ -230,11 +237,26 @@ public final class Conv2D: Layer {
                 (dy + c * filters).update(from: dy + Int(keptRows[c]) * filters, count: filters)
             }
         }
-        if kept > 0 {
-            sgemm(transA: true, m: patchSize, n: filters, k: kept, a: cols.pointer, lda: patchSize, b: dy, ldb: filters, beta: 0, c: dw, ldc: filters)
+        kernelGradient(keptGradients: dy)
+    }
+
+    /// `dx` for `batch` samples from their output gradient `dz` (after the activation's).
+    func inputGradient(_ dz: UnsafePointer<Float>, batch: Int, into dx: UnsafeMutablePointer<Float>) {
+        sgemm(transB: true, m: batch * positions, n: patchSize, k: filters, a: dz, lda: filters, b: w, ldb: filters, beta: 0, c: dcols.pointer, ldc: patchSize)
+        col2im(dx, batch: batch)
+    }
+
+    /// dW from the gradient rows of the last forward pass's kept fields, in the order of
+    /// `keptRows` (`keptCount` rows at `keptGradients`).
+    func kernelGradient(keptGradients: UnsafePointer<Float>) {
+        if keptCount > 0 {
+            sgemm(transA: true, m: patchSize, n: filters, k: keptCount, a: cols.pointer, lda: patchSize, b: keptGradients, ldb: filters,
+                  beta: 0, c: dw, ldc: filters)
         } else {
             dw.update(repeating: 0, count: patchSize * filters)
         }
     }
-}
 
+    /// The bias gradient's pointer, for `ConvolutionPooling`, which sums it chunk by chunk.
+    var biasGradient: UnsafeMutablePointer<Float> { db }
+}

@@ -16,7 +16,7 @@ public final class MaxPooling2D: Layer {
     /// Per output value of the last forward pass: the window position (`py * pool + px`) whose
     /// input is the maximum and takes the gradient, or `Self.noGradient` where none does (a
     /// ReLU output of 0, or a NaN maximum that no input equals).
-    private var argmax: UnsafeMutablePointer<UInt16>?
+    private(set) var argmax: UnsafeMutablePointer<UInt16>?
     static let noGradient = UInt16.max
 
     public init(name: String, inputShape: [Int], pool: Int, stride: Int, activation: ActivationKind = .linear) throws {
@@ -61,6 +61,18 @@ public final class MaxPooling2D: Layer {
 
     public func forward(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, batch: Int, context: StepContext) {
         guard let argmax else { preconditionFailure("\(name): prepare(capacity:) was not called") }
+        pool(x, into: y, argmax: argmax, batch: batch)
+    }
+
+    public func backward(input x: UnsafePointer<Float>, output y: UnsafePointer<Float>, outputGradient dy: UnsafePointer<Float>,
+                         inputGradient dx: UnsafeMutablePointer<Float>?, batch: Int, context: StepContext) {
+        guard let dx, let argmax else { return }
+        unpool(dy, argmax: argmax, into: dx, batch: batch)
+    }
+
+    /// The forward pass of `batch` samples, recording the argmax positions at `argmax` (one per
+    /// output value); `ConvolutionPooling` calls it on a few samples at a time.
+    func pool(_ x: UnsafePointer<Float>, into y: UnsafeMutablePointer<Float>, argmax: UnsafeMutablePointer<UInt16>, batch: Int) {
         let (w, c, pool, relu) = (inputShape[1], inputShape[2], pool, activation == .relu)
         // Starting the maximum at 0 applies the ReLU in the same pass (a NaN stays NaN).
         let floor: Float = relu ? 0 : -.infinity
@@ -102,9 +114,9 @@ public final class MaxPooling2D: Layer {
         }
     }
 
-    public func backward(input x: UnsafePointer<Float>, output y: UnsafePointer<Float>, outputGradient dy: UnsafePointer<Float>,
-                         inputGradient dx: UnsafeMutablePointer<Float>?, batch: Int, context: StepContext) {
-        guard let dx, let argmax else { return }
+    /// The input gradient of `batch` samples from their output gradient and the argmax
+    /// positions that `pool` recorded for them.
+    func unpool(_ dy: UnsafePointer<Float>, argmax: UnsafePointer<UInt16>, into dx: UnsafeMutablePointer<Float>, batch: Int) {
         // When the windows tile the input exactly (the usual 2x2, stride 2 on an even size), each
         // input position is visited once and written, not accumulated: no zeroing pass.
         let tiles = stride == pool && inputShape[0] % pool == 0 && inputShape[1] % pool == 0

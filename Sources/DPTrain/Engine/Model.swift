@@ -17,6 +17,11 @@ public final class Model {
     /// `deltas[i]` is the loss gradient with respect to `activations[i]` (nil where nothing needs it).
     private var deltas: [UnsafeMutablePointer<Float>?] = []
     private var buffers: [FloatBuffer] = []
+    /// Each convolution (by index) whose max pooling runs with it, a few samples at a time.
+    private(set) var convolutionPooling: [Int: ConvolutionPooling] = [:]
+    /// Whether a convolution and the max pooling after it run together (the default), or each
+    /// on the whole batch in turn (same results; for tests).
+    public var fusesConvolutionPooling = true
 
     public var input: UnsafeMutablePointer<Float> { activations[0] }
     public var output: UnsafePointer<Float> { UnsafePointer(activations[layers.count]) }
@@ -125,6 +130,11 @@ public final class Model {
             layer.bind(store)
             layer.prepare(capacity: capacity)
         }
+        for i in built.indices.dropLast() {
+            if let conv = built[i] as? Conv2D, conv.activation == .linear, let pool = built[i + 1] as? MaxPooling2D {
+                convolutionPooling[i] = ConvolutionPooling(conv: conv, pool: pool, capacity: capacity)
+            }
+        }
         allocateBuffers()
     }
 
@@ -206,15 +216,29 @@ public final class Model {
 
     public func forward(batch: Int, context: StepContext) {
         precondition(batch <= capacity)
-        for (i, layer) in layers.enumerated() {
-            layer.forward(activations[i], activations[i + 1], batch: batch, context: context)
+        var i = 0
+        while i < layers.count {
+            if fusesConvolutionPooling, let pair = convolutionPooling[i] {
+                pair.forward(activations[i], activations[i + 2], batch: batch)
+                i += 2
+            } else {
+                layers[i].forward(activations[i], activations[i + 1], batch: batch, context: context)
+                i += 1
+            }
         }
     }
 
     /// Back-propagates `outputGradient` (which the head wrote) through every layer.
     public func backward(batch: Int, context: StepContext) {
-        for i in stride(from: layers.count - 1, through: 0, by: -1) {
+        var i = layers.count - 1
+        while i >= 0 {
+            defer { i -= 1 }
             guard let dy = deltas[i + 1] else { continue }
+            if fusesConvolutionPooling, i > 0, let pair = convolutionPooling[i - 1] {
+                pair.backward(outputGradient: dy, inputGradient: deltas[i - 1], batch: batch)
+                i -= 1
+                continue
+            }
             layers[i].backward(input: activations[i], output: activations[i + 1], outputGradient: dy,
                                inputGradient: layers[i].aliasesInput ? nil : deltas[i], batch: batch, context: context)
         }
