@@ -12,16 +12,13 @@ final class ConvolutionPooling {
     static let chunkBytes = 256 * 1024
     /// A chunk's convolution output in the forward pass, its gradient in the backward pass.
     private let scratch: FloatBuffer
-    /// The gradient rows of the kept fields of a batch, gathered chunk by chunk.
-    private let keptGradients: FloatBuffer
 
-    init(conv: Conv2D, pool: MaxPooling2D, capacity: Int) {
+    init(conv: Conv2D, pool: MaxPooling2D) {
         precondition(conv.activation == .linear && conv.outputShape == pool.inputShape)
         self.conv = conv
         self.pool = pool
         chunk = max(1, Self.chunkBytes / (4 * conv.outputSize))
         scratch = FloatBuffer(count: chunk * conv.outputSize)
-        keptGradients = FloatBuffer(count: capacity * conv.outputSize)
     }
 
     /// Both layers' forward pass: `x` the convolution's input, `y` the pooling's output.
@@ -40,7 +37,10 @@ final class ConvolutionPooling {
 
     /// Both layers' backward pass from `dy`, the gradient of the pooling's output: the
     /// convolution's parameter gradients, and its input gradient `dx` when not nil.
-    func backward(outputGradient dy: UnsafePointer<Float>, inputGradient dx: UnsafeMutablePointer<Float>?, batch: Int) {
+    /// `keptGradients` (room for the convolution's output gradient: the buffer the layers would
+    /// use for it) receives the kept fields' gradient rows, gathered chunk by chunk.
+    func backward(outputGradient dy: UnsafePointer<Float>, inputGradient dx: UnsafeMutablePointer<Float>?,
+                  keptGradients: UnsafeMutablePointer<Float>, batch: Int) {
         guard let argmax = pool.argmax else { return }
         let filters = conv.filters, db = conv.biasGradient
         db.update(repeating: 0, count: filters)
@@ -56,10 +56,10 @@ final class ConvolutionPooling {
             }
             if let dx { conv.inputGradient(dz, batch: samples, into: dx + first * conv.inputSize) }
             while c < conv.keptCount && Int(keptRows[c]) < firstRow + rows {
-                (keptGradients.pointer + c * filters).update(from: dz + (Int(keptRows[c]) - firstRow) * filters, count: filters)
+                (keptGradients + c * filters).update(from: dz + (Int(keptRows[c]) - firstRow) * filters, count: filters)
                 c += 1
             }
         }
-        conv.kernelGradient(keptGradients: keptGradients.pointer)
+        conv.kernelGradient(keptGradients: keptGradients)
     }
 }

@@ -2,7 +2,9 @@
 /// every activation and gradient buffer, sized once for `capacity` samples.
 ///
 /// Use: write a batch into `input`, call `forward`, let `head` fill `outputGradient`, call
-/// `backward`: the parameter gradients of the batch are then in `store.gradients`.
+/// `backward`: the parameter gradients of the batch are then in `store.gradients`. A
+/// convolution followed by max pooling runs as one step (`ConvolutionPooling`), with the same
+/// results as the two layers in turn.
 public final class Model {
     public let inputShape: [Int]
     public let layers: [any Layer]
@@ -132,7 +134,7 @@ public final class Model {
         }
         for i in built.indices.dropLast() {
             if let conv = built[i] as? Conv2D, conv.activation == .linear, let pool = built[i + 1] as? MaxPooling2D {
-                convolutionPooling[i] = ConvolutionPooling(conv: conv, pool: pool, capacity: capacity)
+                convolutionPooling[i] = ConvolutionPooling(conv: conv, pool: pool)
             }
         }
         allocateBuffers()
@@ -234,8 +236,8 @@ public final class Model {
         while i >= 0 {
             defer { i -= 1 }
             guard let dy = deltas[i + 1] else { continue }
-            if fusesConvolutionPooling, i > 0, let pair = convolutionPooling[i - 1] {
-                pair.backward(outputGradient: dy, inputGradient: deltas[i - 1], batch: batch)
+            if fusesConvolutionPooling, i > 0, let pair = convolutionPooling[i - 1], let convolutionGradient = deltas[i] {
+                pair.backward(outputGradient: dy, inputGradient: deltas[i - 1], keptGradients: convolutionGradient, batch: batch)
                 i -= 1
                 continue
             }
