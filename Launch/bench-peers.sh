@@ -57,7 +57,7 @@ for round in $(seq "$rounds"); do
         steps=1500; [ "$model" = cnn ] && steps=300
         metrics="$out/dptrain-train.jsonl"
         s=$("$DPTRAIN_BIN" train --config "Configs/$model.yaml" --data-dir "$data" --batch-size "$batch" --epochs "$epochs" \
-                --metrics-file "$metrics" > /dev/null && steady_epoch "$metrics")
+                --metrics-file "$metrics" > /dev/null 2>&1 && steady_epoch "$metrics")
         record dptrain "$model" "$batch" "$s"
         s=$("$DPTRAIN_BIN" bench --config "Configs/$model.yaml" --data-dir "$data" --batch-size "$batch" --steps "$steps" --json | json_field epoch_seconds)
         record dptrain-bench "$model" "$batch" "$s"
