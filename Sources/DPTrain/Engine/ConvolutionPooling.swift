@@ -41,7 +41,7 @@ final class ConvolutionPooling {
     /// use for it) receives the kept fields' gradient rows, gathered chunk by chunk.
     func backward(outputGradient dy: UnsafePointer<Float>, inputGradient dx: UnsafeMutablePointer<Float>?,
                   keptGradients: UnsafeMutablePointer<Float>, batch: Int) {
-        guard let argmax = pool.argmax else { return }
+        guard let argmax = pool.argmax else { preconditionFailure("\(pool.name): prepare(capacity:) was not called") }
         let filters = conv.filters, db = conv.biasGradient
         db.update(repeating: 0, count: filters)
         let keptRows = conv.keptRows.baseAddress!

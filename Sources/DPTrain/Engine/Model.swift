@@ -234,15 +234,16 @@ public final class Model {
     public func backward(batch: Int, context: StepContext) {
         var i = layers.count - 1
         while i >= 0 {
-            defer { i -= 1 }
-            guard let dy = deltas[i + 1] else { continue }
-            if fusesConvolutionPooling, i > 0, let pair = convolutionPooling[i - 1], let convolutionGradient = deltas[i] {
+            if fusesConvolutionPooling, i > 0, let pair = convolutionPooling[i - 1], let dy = deltas[i + 1], let convolutionGradient = deltas[i] {
                 pair.backward(outputGradient: dy, inputGradient: deltas[i - 1], keptGradients: convolutionGradient, batch: batch)
+                i -= 2
+            } else {
+                if let dy = deltas[i + 1] {
+                    layers[i].backward(input: activations[i], output: activations[i + 1], outputGradient: dy,
+                                       inputGradient: layers[i].aliasesInput ? nil : deltas[i], batch: batch, context: context)
+                }
                 i -= 1
-                continue
             }
-            layers[i].backward(input: activations[i], output: activations[i + 1], outputGradient: dy,
-                               inputGradient: layers[i].aliasesInput ? nil : deltas[i], batch: batch, context: context)
         }
     }
 
