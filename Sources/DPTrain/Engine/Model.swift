@@ -23,7 +23,7 @@ public final class Model {
     private(set) var convolutionPooling: [Int: ConvolutionPooling] = [:]
     /// Whether a convolution and the max pooling after it run together (the default), or each
     /// on the whole batch in turn (same results; for tests).
-    public var fusesConvolutionPooling = true
+    var fusesConvolutionPooling = true
 
     public var input: UnsafeMutablePointer<Float> { activations[0] }
     public var output: UnsafePointer<Float> { UnsafePointer(activations[layers.count]) }
