@@ -73,6 +73,84 @@ struct SparseDenseTests {
         }
     }
 
+    /// The input gradient (`DenseInputGradient`) against `dz W^T` summed in Double: everywhere,
+    /// or, for a layer after a ReLU (`zeroInputsNeedNoGradient`), where the input is nonzero, with
+    /// 0 in each column zero in all 16 rows of a group. 37 rows: two groups and a tail of 5; 100
+    /// inputs: 12 blocks of 8 columns and a tail of 4; a column zero in every row and one nonzero
+    /// only in the tail group.
+    @Test(arguments: [(100, 20, 37), (5408, 128, 16), (40, 16, 3), (128, 10, 5)])
+    func inputGradientIsDzTimesWTransposed(_ shape: (inputs: Int, units: Int, batch: Int)) {
+        let (inputs, units, batch) = shape
+        var x = Self.sparseInput(batch: batch, inputs: inputs, density: 0.3, seed: 12)
+        let lateColumn = inputs - 2
+        for r in 0..<batch { x[r * inputs + lateColumn] = r == batch - 1 ? 0.5 : 0 }
+        for skipping in [false, true] {
+            let (dense, store) = Self.layer(inputs: inputs, units: units, activation: .relu, seed: 5, batch: batch)
+            dense.zeroInputsNeedNoGradient = skipping
+            let (dx, y, dy) = Self.inputGradient(dense, x: x, batch: batch)
+            let w = store.values.pointer  // the kernel, [inputs, units], comes first
+            var zeroed = 0
+            for r in 0..<batch {
+                let group = (r / 16 * 16)..<min(r / 16 * 16 + 16, batch)
+                for k in 0..<inputs {
+                    let i = r * inputs + k
+                    var expected = 0.0
+                    for j in 0..<units where y[r * units + j] > 0 { expected += Double(dy[r * units + j]) * Double(w[k * units + j]) }
+                    if skipping && group.allSatisfy({ x[$0 * inputs + k] == 0 }) {
+                        #expect(dx[i] == 0 && dx[i].sign == .plus, "row \(r), column \(k) is zero in its group")
+                        zeroed += 1
+                    } else if !skipping || x[i] != 0 {
+                        #expect(abs(Double(dx[i]) - expected) <= 1e-5 * max(1, abs(expected)), "row \(r), column \(k): \(dx[i]) vs \(expected)")
+                    }
+                }
+            }
+            #expect(zeroed >= (skipping ? batch : 0), "the all-zero column (and the late one outside the tail group) are skipped")
+            // Each entry is the same sum whichever rows share its group: one row alone gives the same bits.
+            for r in [0, batch - 1] {
+                let alone = Self.inputGradient(dense, x: Array(x[r * inputs ..< (r + 1) * inputs]), batch: 1, dyRow: r).dx
+                for k in 0..<inputs where !skipping || x[r * inputs + k] != 0 {
+                    #expect(alone[k] == dx[r * inputs + k], "row \(r), column \(k) alone")
+                }
+            }
+        }
+    }
+
+    /// The input gradient of `dense` for the gradient rows `run` draws (from row `dyRow` on),
+    /// with the layer's output and those rows.
+    static func inputGradient(_ dense: Dense, x: [Float], batch: Int, dyRow: Int = 0) -> (dx: [Float], y: [Float], dy: [Float]) {
+        let units = dense.units
+        let input = FloatBuffer(count: x.count), y = FloatBuffer(count: batch * units), dx = FloatBuffer(count: x.count)
+        input.copy(from: x)
+        dx.pointer.update(repeating: .nan, count: dx.count)  // every entry must be written
+        let context = StepContext(training: true)
+        dense.forward(input.pointer, y.pointer, batch: batch, context: context)
+        var rng = SplitMix64(seed: 9)
+        var all = [Float](repeating: 0, count: (dyRow + batch) * units)
+        for i in all.indices { all[i] = rng.uniform(-1, 1) }
+        let rows = Array(all[(dyRow * units)...])
+        let dy = FloatBuffer(count: batch * units)
+        dy.copy(from: rows)
+        dense.backward(input: input.pointer, output: y.pointer, outputGradient: dy.pointer, inputGradient: dx.pointer, batch: batch, context: context)
+        return (dx.array, y.array, rows)
+    }
+
+    @Test func denseAfterAReLUSkipsZeroInputsInItsInputGradient() throws {
+        func flags(_ specs: [LayerSpec], inputShape: [Int], skips: Bool = true) throws -> [Bool] {
+            let model = try Model(specs: specs, inputShape: inputShape, loss: .sparseCategoricalCrossentropy, capacity: 4)
+            model.skipsZeroInputs = skips
+            return model.layers.compactMap { ($0 as? Dense)?.zeroInputsNeedNoGradient }
+        }
+        let cnn: [LayerSpec] = [.conv2d(filters: 4, kernel: 3, stride: 1, padding: .valid, activation: .relu, l2: 0),
+                                .maxPooling2d(pool: 2, stride: 2), .flatten,
+                                .dense(units: 16, activation: .relu, l2: 0), .dense(units: 16, activation: .tanh, l2: 0),
+                                .dense(units: 3, activation: .softmax, l2: 0)]
+        #expect(try flags(cnn, inputShape: [8, 8, 1]) == [true, true, false])
+        #expect(try flags(cnn, inputShape: [8, 8, 1], skips: false) == [false, false, false])
+        let mlp: [LayerSpec] = [.flatten, .dense(units: 16, activation: .relu, l2: 0), .dropout(rate: 0.2),
+                                .dense(units: 3, activation: .softmax, l2: 0)]
+        #expect(try flags(mlp, inputShape: [4, 4]) == [false, false])
+    }
+
     @Test func nanInputPropagatesAsInSgemm() {
         var x = Self.sparseInput(batch: 70, inputs: 40, density: 0.2, seed: 3)
         x[66 * 40 + 5] = .nan

@@ -21,6 +21,7 @@ public final class Activation: Layer {
         self.inputShape = shape
     }
 
+    public var ignoresGradientOfZeroOutputs: Bool { kind == .relu }
     public var aliasesInput: Bool { kind == .linear }
 
     public func forward(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, batch: Int, context: StepContext) {

@@ -67,6 +67,7 @@ public final class Conv2D: Layer {
         patchOffsets = offsets
     }
 
+    public var ignoresGradientOfZeroOutputs: Bool { activation == .relu }
     public var parameterShapes: [(suffix: String, shape: [Int])] { [("kernel", [kh, kw, cin, filters]), ("bias", [filters])] }
 
     public var gemmFlopsPerSample: (forward: Double, weightGradient: Double, inputGradient: Double) {

@@ -4,8 +4,10 @@
 ///
 /// When at most `sparseDensityLimit` of a batch's input values are nonzero (a first layer fed
 /// MNIST's images: 19%), the forward pass and the kernel gradient multiply only the nonzero
-/// inputs (`SparseRows`) instead of calling sgemm; the input gradient is always a dense GEMM.
-/// Which way a batch goes depends on its values alone, so every layout computes it the same way.
+/// inputs (`SparseRows`) instead of calling sgemm. Which way a batch goes depends on its values
+/// alone, so every layout computes it the same way. The input gradient goes through
+/// `DenseInputGradient`, which also leaves out input columns zero in whole groups of rows when
+/// the layer before throws away the gradient of its zero outputs (`zeroInputsNeedNoGradient`).
 public final class Dense: Layer {
     public let name: String
     public let inputShape: [Int]
@@ -34,6 +36,10 @@ public final class Dense: Layer {
     /// Rows the sparse lists hold; a larger batch is taken in chunks of this many.
     static let sparseChunkRows = 64
     private var sparse: SparseRows?
+    /// Set by the model when the layer before discards the gradient wherever its output (this
+    /// layer's input) is zero, as a ReLU does: the input gradient may then skip those entries.
+    var zeroInputsNeedNoGradient = false
+    private let inputGradientProduct: DenseInputGradient
     /// The input of the last forward pass and whether it went the sparse way: backward, which
     /// gets the same input, goes the same way (and reuses the lists when they were one chunk).
     private var lastForward: (input: UnsafePointer<Float>, batch: Int, sparse: Bool)?
@@ -48,8 +54,10 @@ public final class Dense: Layer {
         self.units = units
         inputShape = [inputs]
         outputShape = [units]
+        inputGradientProduct = DenseInputGradient(inputs: inputs, units: units)
     }
 
+    public var ignoresGradientOfZeroOutputs: Bool { activation == .relu }
     public var parameterShapes: [(suffix: String, shape: [Int])] { [("kernel", [inputs, units]), ("bias", [units])] }
 
     public var gemmFlopsPerSample: (forward: Double, weightGradient: Double, inputGradient: Double) {
@@ -112,7 +120,7 @@ public final class Dense: Layer {
             sgemm(transA: true, m: inputs, n: units, k: batch, a: x, lda: inputs, b: dy, ldb: units, beta: 0, c: dw, ldc: units)
         }
         if let dx {
-            sgemm(transB: true, m: batch, n: inputs, k: units, a: dy, lda: units, b: w, ldb: units, beta: 0, c: dx, ldc: inputs)
+            inputGradientProduct.compute(outputGradient: dy, kernel: w, rows: batch, into: dx, skippingZeroColumnsOf: zeroInputsNeedNoGradient ? x : nil)
         }
     }
 }

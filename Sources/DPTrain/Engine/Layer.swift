@@ -33,6 +33,9 @@ public protocol Layer: AnyObject {
     var parameterShapes: [(suffix: String, shape: [Int])] { get }
     /// True when the output is the input, unchanged (Flatten): no buffer, no copy.
     var aliasesInput: Bool { get }
+    /// True when `backward` ignores the output gradient wherever the output is zero (a ReLU's,
+    /// whose derivative is 0 there): the layer after it need not compute those entries.
+    var ignoresGradientOfZeroOutputs: Bool { get }
 
     /// Points the layer at its parameters and gradients in the flat store (called once).
     func bind(_ store: ParameterStore)
@@ -55,6 +58,7 @@ extension Layer {
     public var outputSize: Int { outputShape.reduce(1, *) }
     public var parameterShapes: [(suffix: String, shape: [Int])] { [] }
     public var aliasesInput: Bool { false }
+    public var ignoresGradientOfZeroOutputs: Bool { false }
     public var gemmFlopsPerSample: (forward: Double, weightGradient: Double, inputGradient: Double) { (0, 0, 0) }
     public func bind(_ store: ParameterStore) {}
     public func initialize(_ store: ParameterStore, rng: inout SplitMix64) {}

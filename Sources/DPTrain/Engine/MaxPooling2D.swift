@@ -19,6 +19,7 @@ public final class MaxPooling2D: Layer {
     private(set) var argmax: UnsafeMutablePointer<UInt16>?
     static let noGradient = UInt16.max
 
+    public var ignoresGradientOfZeroOutputs: Bool { activation == .relu }
     public init(name: String, inputShape: [Int], pool: Int, stride: Int, activation: ActivationKind = .linear) throws {
         precondition(activation == .linear || activation == .relu, "only a ReLU commutes exactly with the maximum")
         self.activation = activation

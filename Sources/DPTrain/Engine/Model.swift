@@ -138,6 +138,7 @@ public final class Model {
             }
         }
         allocateBuffers()
+        applySkipsZeroInputs()
     }
 
     /// Makes `buffer` (of `parameterCount` floats) this model's parameter values from now on:
@@ -175,12 +176,21 @@ public final class Model {
     /// Whether Dense layers may multiply only the nonzero values of a mostly-zero input and
     /// convolutions leave out all-zero receptive fields (the default; see `Dense`, `Conv2D`).
     /// Off, every product is a dense sgemm: the work the floor program does.
+    /// A Dense layer's input gradient also leaves out input columns that are zero in whole groups
+    /// of rows when the layer before it ignores the gradient of its zero outputs (a ReLU).
     public var skipsZeroInputs = true {
-        didSet {
-            for layer in layers {
-                if let dense = layer as? Dense { dense.sparseDensityLimit = skipsZeroInputs ? Dense.defaultSparseDensityLimit : 0 }
-                if let conv = layer as? Conv2D { conv.skipsZeroFields = skipsZeroInputs }
+        didSet { applySkipsZeroInputs() }
+    }
+
+    private func applySkipsZeroInputs() {
+        for (i, layer) in layers.enumerated() {
+            if let dense = layer as? Dense {
+                dense.sparseDensityLimit = skipsZeroInputs ? Dense.defaultSparseDensityLimit : 0
+                // The layer that made this input: the nearest before it that is not a view (Flatten).
+                let producer = layers[..<i].last { !$0.aliasesInput }
+                dense.zeroInputsNeedNoGradient = skipsZeroInputs && producer?.ignoresGradientOfZeroOutputs == true
             }
+            if let conv = layer as? Conv2D { conv.skipsZeroFields = skipsZeroInputs }
         }
     }
 
