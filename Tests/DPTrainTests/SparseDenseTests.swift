@@ -61,12 +61,13 @@ struct SparseDenseTests {
     // last full 16 columns (140).
     @Test(arguments: [(784, 128, 150), (50, 70, 64), (33, 16, 130), (784, 130, 7), (140, 20, 70)])
     func sparseMatchesSgemm(_ shape: (inputs: Int, units: Int, batch: Int)) {
-        for activation in [ActivationKind.relu, .linear] {
-            let x = Self.sparseInput(batch: shape.batch, inputs: shape.inputs, density: 0.2, seed: UInt64(shape.units))
+        // At 40% nonzero the forward pass goes sparse and the kernel gradient through sgemm.
+        for (activation, density) in [(ActivationKind.relu, Float(0.2)), (.linear, 0.2), (.relu, 0.4)] {
+            let x = Self.sparseInput(batch: shape.batch, inputs: shape.inputs, density: density, seed: UInt64(shape.units))
             let s = Self.run(sparse: true, x: x, inputs: shape.inputs, units: shape.units, batch: shape.batch, activation: activation)
             let d = Self.run(sparse: false, x: x, inputs: shape.inputs, units: shape.units, batch: shape.batch, activation: activation)
             #expect(s.wentSparse && !d.wentSparse)
-            let name = "\(shape) \(activation)"
+            let name = "\(shape) \(activation) \(density)"
             Self.expectClose(s.y, d.y, "\(name) output")
             Self.expectClose(s.grads, d.grads, "\(name) kernel and bias gradients")
             Self.expectClose(s.dx, d.dx, "\(name) input gradient")

@@ -20,18 +20,24 @@ public final class Dense: Layer {
     private var dw: UnsafeMutablePointer<Float> { kernelTensor.gradients }
     private var db: UnsafeMutablePointer<Float> { biasTensor.gradients }
 
-    /// The largest fraction of nonzero inputs for which the sparse path is taken (0: never).
+    /// The largest fraction of nonzero inputs for which the forward pass takes the sparse path
+    /// (0: never); the kernel gradient takes it up to the smaller of this and
+    /// `kernelGradientDensityLimit`.
     var sparseDensityLimit = Dense.defaultSparseDensityLimit
-    /// Measured on 784 -> 128 and 5408 -> 128, batches 16-128 (Zen 4, forward and backward, one
-    /// thread): built for the host's CPU (AVX-512), the sparse path takes 0.3x sgemm's time at
-    /// 10% nonzero, 0.5x at 20%, and breaks even near 40% (5408 inputs at 64 rows: 42%, once
-    /// the forward product went block by block; 35% before); a portable build (SSE, four lanes)
-    /// breaks even near 20%. MNIST's images are 19% nonzero; the CNN's Dense layer reads
-    /// max-pooled ReLU maps, 42% nonzero at the start and 20-30% after a few hundred steps.
+    /// Measured on 784 -> 128 and 5408 -> 128, batches 16-128 (Zen 4, one thread): built for the
+    /// host's CPU (AVX-512), the sparse path takes 0.3x sgemm's time at 10% nonzero, 0.5x at 20%;
+    /// the forward product (64 columns at a time) still wins at 40-45% (CNN step at batch 128:
+    /// forward 2.0-2.3 -> 1.8-1.9 ms), while the kernel gradient, which first lists the entries
+    /// column by column, breaks even near 35% (backward 3.0-3.3 -> 3.3-3.6 ms at 40-45%). A
+    /// portable build (SSE, four lanes) breaks even near 20%. MNIST's images are 19% nonzero;
+    /// the CNN's Dense layer reads max-pooled ReLU maps, 50% nonzero at the start, 40-45% after
+    /// an epoch at batch 128 and 30% after a few thousand steps.
     #if DPTRAIN_TARGET_CPU
-    static let defaultSparseDensityLimit = 0.35
+    static let defaultSparseDensityLimit = 0.45
+    static let kernelGradientDensityLimit = 0.35
     #else
     static let defaultSparseDensityLimit = 0.2
+    static let kernelGradientDensityLimit = 0.2
     #endif
     /// Rows the sparse lists hold; a larger batch is taken in chunks of this many.
     static let sparseChunkRows = 64
@@ -40,9 +46,10 @@ public final class Dense: Layer {
     /// layer's input) is zero, as a ReLU does: the input gradient may then skip those entries.
     var zeroInputsNeedNoGradient = false
     private let inputGradientProduct: DenseInputGradient
-    /// The input of the last forward pass and whether it went the sparse way: backward, which
-    /// gets the same input, goes the same way (and reuses the lists when they were one chunk).
-    private var lastForward: (input: UnsafePointer<Float>, batch: Int, sparse: Bool)?
+    /// The input of the last forward pass, whether it went the sparse way and, if so, the
+    /// fraction of its values that are nonzero: backward, which gets the same input, takes the
+    /// sparse way when that fraction allows (and reuses the lists when they were one chunk).
+    private var lastForward: (input: UnsafePointer<Float>, batch: Int, sparse: Bool, density: Double)?
     /// Whether the last forward pass multiplied the nonzero inputs only.
     var lastForwardWasSparse: Bool { lastForward?.sparse ?? false }
 
@@ -84,15 +91,17 @@ public final class Dense: Layer {
     public func forward(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, batch: Int, context: StepContext) {
         guard batch > 0 else { return }
         if let sparse, sparseDensityLimit > 0, SparseRows.isSparse(x, count: batch * inputs, limit: sparseDensityLimit) {
+            var nonzero = 0
             for first in stride(from: 0, to: batch, by: sparse.rowCapacity) {
                 let rows = min(sparse.rowCapacity, batch - first)
                 sparse.load(x + first * inputs, rows: rows)
                 sparse.multiply(w, width: units, into: y + first * units)
+                nonzero += sparse.entryCount
             }
-            lastForward = (x, batch, true)
+            lastForward = (x, batch, true, Double(nonzero) / Double(batch * inputs))
         } else {
             sgemm(m: batch, n: units, k: inputs, a: x, lda: inputs, b: w, ldb: units, beta: 0, c: y, ldc: units)
-            lastForward = (x, batch, false)
+            lastForward = (x, batch, false, 1)
         }
         Activation.addBiasAndApply(activation, y, bias: b, rows: batch, columns: units)
     }
@@ -109,7 +118,9 @@ public final class Dense: Layer {
         let dy = UnsafeMutablePointer(mutating: dy)
         Activation.backpropagateSummingBias(activation, output: output, gradient: dy, rows: batch, columns: units, biasGradient: db)
         let forwardOnX = lastForward.flatMap { $0.input == x && $0.batch == batch ? $0 : nil }
-        let goesSparse = forwardOnX?.sparse ?? (sparseDensityLimit > 0 && SparseRows.isSparse(x, count: batch * inputs, limit: sparseDensityLimit))
+        let limit = min(sparseDensityLimit, Self.kernelGradientDensityLimit)
+        let goesSparse = forwardOnX.map { $0.sparse && $0.density <= limit }
+            ?? (limit > 0 && SparseRows.isSparse(x, count: batch * inputs, limit: limit))
         if let sparse, goesSparse {
             let listed = forwardOnX != nil && batch <= sparse.rowCapacity
             for first in stride(from: 0, to: batch, by: sparse.rowCapacity) {
