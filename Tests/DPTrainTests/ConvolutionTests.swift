@@ -107,13 +107,16 @@ struct ConvolutionTests {
     /// A convolution and the max pooling after it run a few samples at a time
     /// (`ConvolutionPooling`); outputs and every gradient must be bit for bit those of the two
     /// layers run one after the other on the whole batch. The first pair takes 2 samples a chunk
-    /// (10 chunks) and has overlapping windows; the second takes 16 (a full chunk and a part)
-    /// and passes an input gradient back; all-zero fields skipped and kept.
-    @Test(arguments: [true, false])
-    func convolutionAndPoolingTogetherChangeNoBit(skipsZeroInputs: Bool) throws {
+    /// (10 chunks) and needs no input gradient: with overlapping windows (3x3, stride 2) or with
+    /// windows that tile its output (2x2, 36 filters: two 16-lane blocks and a tail of 4), whose
+    /// gradient rows are gathered without writing the output's gradient; the second takes more
+    /// (a full chunk and a part) and passes an input gradient back; all-zero fields skipped and kept.
+    @Test(arguments: [(true, 3), (false, 3), (true, 2), (false, 2)])
+    func convolutionAndPoolingTogetherChangeNoBit(_ variant: (skipsZeroInputs: Bool, firstPool: Int)) throws {
+        let filters = variant.firstPool == 2 ? 36 : 32
         let specs: [LayerSpec] = [
-            .conv2d(filters: 32, kernel: 3, stride: 1, padding: .same, activation: .relu, l2: 0),
-            .maxPooling2d(pool: 3, stride: 2),
+            .conv2d(filters: filters, kernel: 3, stride: 1, padding: .same, activation: .relu, l2: 0),
+            .maxPooling2d(pool: variant.firstPool, stride: 2),
             .conv2d(filters: 24, kernel: 3, stride: 1, padding: .same, activation: .relu, l2: 0),
             .maxPooling2d(pool: 2, stride: 2),
             .flatten, .dense(units: 10, activation: .softmax, l2: 0),
@@ -121,9 +124,10 @@ struct ConvolutionTests {
         let batch = 20
         let model = try Model(specs: specs, inputShape: [28, 28, 1], loss: .sparseCategoricalCrossentropy, capacity: batch)
         model.initialize(seed: 6)
-        model.skipsZeroInputs = skipsZeroInputs
+        model.skipsZeroInputs = variant.skipsZeroInputs
         #expect(model.convolutionPooling.keys.sorted() == [0, 2])
-        #expect(model.convolutionPooling[0]?.chunk == 2 && model.convolutionPooling[2]?.chunk == 16)
+        #expect(model.convolutionPooling[0]?.chunk == 2 && model.convolutionPooling[0]?.pool.tiles == (variant.firstPool == 2))
+        #expect(model.convolutionPooling[2].map { $0.chunk > batch / 2 && $0.chunk < batch } == true)
         var rng = SplitMix64(seed: 10)
         for i in 0..<batch * 28 * 28 { model.input[i] = rng.uniform(0, 1) < 0.8 ? 0 : rng.uniform(0, 1) }
         let labels = (0..<batch).map { UInt8($0 % 10) }
@@ -140,7 +144,7 @@ struct ConvolutionTests {
         func difference(_ a: [Float], _ b: [Float]) -> Int? { a.count == b.count ? a.indices.first { a[$0] != b[$0] } : -1 }
         #expect(difference(results[0].0, results[1].0) == nil, "outputs")
         #expect(difference(results[0].1, results[1].1) == nil, "gradients")
-        #expect(results[0].1.prefix(32 * 9).contains { $0 != 0 })  // the first kernel's gradient
+        #expect(results[0].1.prefix(filters * 9).contains { $0 != 0 })  // the first kernel's gradient
     }
 
     @Test func outputShapesFollowKeras() throws {

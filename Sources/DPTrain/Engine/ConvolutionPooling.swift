@@ -44,6 +44,11 @@ final class ConvolutionPooling {
         guard let argmax = pool.argmax else { preconditionFailure("\(pool.name): prepare(capacity:) was not called") }
         let filters = conv.filters, db = conv.biasGradient
         db.update(repeating: 0, count: filters)
+        if dx == nil && pool.tiles {
+            gatherGradientRows(dy, argmax: argmax, into: keptGradients, batch: batch)
+            conv.kernelGradient(keptGradients: keptGradients)
+            return
+        }
         let keptRows = conv.keptRows.baseAddress!
         var c = 0  // the next kept field
         for first in stride(from: 0, to: batch, by: chunk) {
@@ -61,5 +66,41 @@ final class ConvolutionPooling {
             }
         }
         conv.kernelGradient(keptGradients: keptGradients)
+    }
+
+    /// Without an input gradient to compute, and with windows that tile the convolution's output,
+    /// no chunk of its gradient need be written: one pass over the convolution's output rows, in
+    /// order, builds each row's gradient in registers from `dy` and the argmax positions (the
+    /// pooled gradient where the row holds the maximum, 0 elsewhere, as `unpool` writes it), adds
+    /// it to the bias gradient (the same sums in the same order as the layers apart) and writes
+    /// it to `keptGradients` when the row's field was kept.
+    private func gatherGradientRows(_ dy: UnsafePointer<Float>, argmax: UnsafePointer<UInt16>,
+                                    into keptGradients: UnsafeMutablePointer<Float>, batch: Int) {
+        let (oh, ow, filters) = (conv.outputShape[0], conv.outputShape[1], conv.filters)
+        let (ph, pw, size) = (pool.outputShape[0], pool.outputShape[1], pool.pool)
+        let db = conv.biasGradient, keptRows = conv.keptRows.baseAddress!, kept = conv.keptCount
+        var (row, c) = (0, 0)  // the current output row, the next kept field
+        for n in 0..<batch {
+            for oy in 0..<oh {
+                for ox in 0..<ow {
+                    let o = ((n * ph + oy / size) * pw + ox / size) * filters
+                    let (g, at) = (dy + o, argmax + o)
+                    let position = UInt16((oy % size) * size + ox % size)
+                    // Two plain loops (the compiler vectorises them), with and without a kept row.
+                    if c < kept && Int(keptRows[c]) == row {
+                        let out = keptGradients + c * filters
+                        for j in 0..<filters {
+                            let gradient: Float = at[j] == position ? g[j] : 0
+                            db[j] += gradient
+                            out[j] = gradient
+                        }
+                        c += 1
+                    } else {
+                        for j in 0..<filters { db[j] += at[j] == position ? g[j] : 0 }
+                    }
+                    row += 1
+                }
+            }
+        }
     }
 }

@@ -20,6 +20,9 @@ public final class MaxPooling2D: Layer {
     static let noGradient = UInt16.max
 
     public var ignoresGradientOfZeroOutputs: Bool { activation == .relu }
+    /// Whether the windows tile the input exactly (the usual 2x2, stride 2 on an even size):
+    /// every input position lies in exactly one window.
+    var tiles: Bool { stride == pool && inputShape[0] % pool == 0 && inputShape[1] % pool == 0 }
     public init(name: String, inputShape: [Int], pool: Int, stride: Int, activation: ActivationKind = .linear) throws {
         precondition(activation == .linear || activation == .relu, "only a ReLU commutes exactly with the maximum")
         self.activation = activation
@@ -118,9 +121,8 @@ public final class MaxPooling2D: Layer {
     /// The input gradient of `batch` samples from their output gradient and the argmax
     /// positions that `pool` recorded for them.
     func unpool(_ dy: UnsafePointer<Float>, argmax: UnsafePointer<UInt16>, into dx: UnsafeMutablePointer<Float>, batch: Int) {
-        // When the windows tile the input exactly (the usual 2x2, stride 2 on an even size), each
-        // input position is visited once and written, not accumulated: no zeroing pass.
-        let tiles = stride == pool && inputShape[0] % pool == 0 && inputShape[1] % pool == 0
+        // When the windows tile the input, each input position is visited once and written, not
+        // accumulated: no zeroing pass.
         if !tiles { dx.update(repeating: 0, count: batch * inputSize) }
         let (w, c, pool) = (inputShape[1], inputShape[2], pool)
         forEachWindow(batch: batch) { o, first in
