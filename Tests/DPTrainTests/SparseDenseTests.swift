@@ -140,7 +140,9 @@ struct SparseDenseTests {
         func flags(_ specs: [LayerSpec], inputShape: [Int], skips: Bool = true) throws -> [Bool] {
             let model = try Model(specs: specs, inputShape: inputShape, loss: .sparseCategoricalCrossentropy, capacity: 4)
             model.skipsZeroInputs = skips
-            return model.layers.compactMap { ($0 as? Dense)?.zeroInputsNeedNoGradient }
+            let dense = model.layers.compactMap { $0 as? Dense }
+            #expect(dense.allSatisfy { $0.inputGradientBySgemm == !skips }, "dense mode: every product an sgemm")
+            return dense.map(\.zeroInputsNeedNoGradient)
         }
         let cnn: [LayerSpec] = [.conv2d(filters: 4, kernel: 3, stride: 1, padding: .valid, activation: .relu, l2: 0),
                                 .maxPooling2d(pool: 2, stride: 2), .flatten,

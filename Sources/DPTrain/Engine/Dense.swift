@@ -50,6 +50,9 @@ public final class Dense: Layer {
     /// output layer) sgemm's small-matrix kernel is faster (MLP step at batch 128: 0.060 ms of
     /// backward pass against 0.055).
     private let inputGradientProduct: DenseInputGradient?
+    /// Whether the input gradient is an sgemm whatever the layer's width: the model's dense mode
+    /// (`skipsZeroInputs` off), where every product is an sgemm as in the floor program.
+    var inputGradientBySgemm = false
     /// The input of the last forward pass, whether it went the sparse way and, if so, the
     /// fraction of its values that are nonzero: backward, which gets the same input, takes the
     /// sparse way when that fraction allows (and reuses the lists when they were one chunk).
@@ -134,7 +137,7 @@ public final class Dense: Layer {
         } else {
             sgemm(transA: true, m: inputs, n: units, k: batch, a: x, lda: inputs, b: dy, ldb: units, beta: 0, c: dw, ldc: units)
         }
-        if let dx, let inputGradientProduct {
+        if let dx, let inputGradientProduct, !inputGradientBySgemm {
             inputGradientProduct.compute(outputGradient: dy, kernel: w, rows: batch, into: dx, skippingZeroColumnsOf: zeroInputsNeedNoGradient ? x : nil)
         } else if let dx {
             sgemm(transB: true, m: batch, n: inputs, k: units, a: dy, lda: units, b: w, ldb: units, beta: 0, c: dx, ldc: inputs)

@@ -175,9 +175,9 @@ public final class Model {
 
     /// Whether Dense layers may multiply only the nonzero values of a mostly-zero input and
     /// convolutions leave out all-zero receptive fields (the default; see `Dense`, `Conv2D`).
-    /// Off, every product is a dense sgemm: the work the floor program does.
     /// A Dense layer's input gradient also leaves out input columns that are zero in whole groups
-    /// of rows when the layer before it ignores the gradient of its zero outputs (a ReLU).
+    /// of rows when the layer before it ignores the gradient of its zero outputs (a ReLU). Off,
+    /// every product is a dense sgemm: the work the floor program does.
     public var skipsZeroInputs = true {
         didSet { applySkipsZeroInputs() }
     }
@@ -186,6 +186,7 @@ public final class Model {
         for (i, layer) in layers.enumerated() {
             if let dense = layer as? Dense {
                 dense.sparseDensityLimit = skipsZeroInputs ? Dense.defaultSparseDensityLimit : 0
+                dense.inputGradientBySgemm = !skipsZeroInputs
                 // The layer that made this input: the nearest before it that is not a view (Flatten).
                 let producer = layers[..<i].last { !$0.aliasesInput }
                 dense.zeroInputsNeedNoGradient = skipsZeroInputs && producer?.ignoresGradientOfZeroOutputs == true
