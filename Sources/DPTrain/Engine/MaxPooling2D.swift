@@ -23,6 +23,7 @@ public final class MaxPooling2D: Layer {
     /// Whether the windows tile the input exactly (the usual 2x2, stride 2 on an even size):
     /// every input position lies in exactly one window.
     var tiles: Bool { stride == pool && inputShape[0] % pool == 0 && inputShape[1] % pool == 0 }
+
     public init(name: String, inputShape: [Int], pool: Int, stride: Int, activation: ActivationKind = .linear) throws {
         precondition(activation == .linear || activation == .relu, "only a ReLU commutes exactly with the maximum")
         self.activation = activation
