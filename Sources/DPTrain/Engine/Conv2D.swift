@@ -118,11 +118,16 @@ public final class Conv2D: Layer {
                         var bits: UInt32 = 0  // the OR of the field's values without their signs
                         if y0 >= 0 && y0 + kh <= h && x0 >= 0 && x0 + kw <= wi {
                             let origin = sample + (y0 * wi + x0) * cin
-                            for j in 0..<k {
-                                let v = origin[Int(offsets[j])]
-                                row[j] = v
-                                bits |= v.bitPattern & 0x7FFF_FFFF
+                            @inline(__always) func gather(_ count: Int) {
+                                for j in 0..<count {
+                                    let v = origin[Int(offsets[j])]
+                                    row[j] = v
+                                    bits |= v.bitPattern & 0x7FFF_FFFF
+                                }
                             }
+                            // A 3x3 single-channel field (the first layer of an image model) with
+                            // its count known, so the compiler unrolls it.
+                            if k == 9 { gather(9) } else { gather(k) }
                         } else {
                             for ky in 0..<kh {
                                 for kx in 0..<kw {
