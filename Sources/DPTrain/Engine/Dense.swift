@@ -53,12 +53,12 @@ public final class Dense: Layer {
     /// Whether the input gradient is an sgemm whatever the layer's width: the model's dense mode
     /// (`skipsZeroInputs` off), where every product is an sgemm as in the floor program.
     var inputGradientBySgemm = false
-    /// The input of the last forward pass, whether it went the sparse way and, if so, the
-    /// fraction of its values that are nonzero: backward, which gets the same input, takes the
+    /// The input of the last forward pass and, when it went the sparse way, the fraction of its
+    /// values that are nonzero (nil after sgemm): backward, which gets the same input, takes the
     /// sparse way when that fraction allows (and reuses the lists when they were one chunk).
-    private var lastForward: (input: UnsafePointer<Float>, batch: Int, sparse: Bool, density: Double)?
+    private var lastForward: (input: UnsafePointer<Float>, batch: Int, sparseDensity: Double?)?
     /// Whether the last forward pass multiplied the nonzero inputs only.
-    var lastForwardWasSparse: Bool { lastForward?.sparse ?? false }
+    var lastForwardWasSparse: Bool { lastForward?.sparseDensity != nil }
 
     public init(name: String, inputs: Int, units: Int, activation: ActivationKind = .linear) {
         precondition(activation != .softmax, "softmax is a layer of its own (or fused into the loss)")
@@ -105,10 +105,10 @@ public final class Dense: Layer {
                 sparse.multiply(w, width: units, into: y + first * units)
                 nonzero += sparse.entryCount
             }
-            lastForward = (x, batch, true, Double(nonzero) / Double(batch * inputs))
+            lastForward = (x, batch, Double(nonzero) / Double(batch * inputs))
         } else {
             sgemm(m: batch, n: units, k: inputs, a: x, lda: inputs, b: w, ldb: units, beta: 0, c: y, ldc: units)
-            lastForward = (x, batch, false, 1)
+            lastForward = (x, batch, nil)
         }
         Activation.addBiasAndApply(activation, y, bias: b, rows: batch, columns: units)
     }
@@ -126,7 +126,7 @@ public final class Dense: Layer {
         Activation.backpropagateSummingBias(activation, output: output, gradient: dy, rows: batch, columns: units, biasGradient: db)
         let forwardOnX = lastForward.flatMap { $0.input == x && $0.batch == batch ? $0 : nil }
         let limit = min(sparseDensityLimit, Self.kernelGradientDensityLimit)
-        let goesSparse = forwardOnX.map { $0.sparse && $0.density <= limit }
+        let goesSparse = forwardOnX.map { $0.sparseDensity.map { $0 <= limit } ?? false }
             ?? (limit > 0 && SparseRows.isSparse(x, count: batch * inputs, limit: limit))
         if let sparse, goesSparse {
             let listed = forwardOnX != nil && batch <= sparse.rowCapacity

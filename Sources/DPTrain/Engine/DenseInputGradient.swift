@@ -64,28 +64,26 @@ final class DenseInputGradient {
     /// without `x`) and `unlisted`.
     private func listColumns(_ x: UnsafePointer<Float>?, rows: Int) -> (listed: Int, unlisted: Int) {
         var (nListed, nUnlisted) = (0, 0)
-        guard let x else {
-            for k in 0..<inputs { listed[k] = Int32(k) }
-            nListed = inputs
-            while nListed % Self.columnsAtOnce != 0 { listed[nListed] = listed[nListed - 1]; nListed += 1 }
-            return (nListed, 0)
-        }
         func place(_ k: Int, nonzero: Bool) {
             if nonzero { listed[nListed] = Int32(k); nListed += 1 } else { unlisted[nUnlisted] = Int32(k); nUnlisted += 1 }
         }
-        var k = 0
-        while k + 16 <= inputs {
-            var any = SIMD16<Int32>()
-            for r in 0..<rows {
-                let v = UnsafeRawPointer(x + r * inputs + k).loadUnaligned(as: SIMD16<Float>.self)
-                any |= unsafeBitCast(v .!= 0, to: SIMD16<Int32>.self)
+        if let x {
+            var k = 0
+            while k + 16 <= inputs {
+                var any = SIMD16<Int32>()
+                for r in 0..<rows {
+                    let v = UnsafeRawPointer(x + r * inputs + k).loadUnaligned(as: SIMD16<Float>.self)
+                    any |= unsafeBitCast(v .!= 0, to: SIMD16<Int32>.self)
+                }
+                for lane in 0..<16 { place(k + lane, nonzero: any[lane] != 0) }
+                k += 16
             }
-            for lane in 0..<16 { place(k + lane, nonzero: any[lane] != 0) }
-            k += 16
-        }
-        while k < inputs {
-            place(k, nonzero: (0..<rows).contains { x[$0 * inputs + k] != 0 })
-            k += 1
+            while k < inputs {
+                place(k, nonzero: (0..<rows).contains { x[$0 * inputs + k] != 0 })
+                k += 1
+            }
+        } else {
+            for k in 0..<inputs { place(k, nonzero: true) }
         }
         if nListed > 0 {
             while nListed % Self.columnsAtOnce != 0 { listed[nListed] = listed[nListed - 1]; nListed += 1 }
