@@ -28,6 +28,53 @@ struct IDXTests {
         #expect(file.bytes == bytes)
     }
 
+    /// zlib writes into room sized from the gzip trailer: concatenated members (whose last
+    /// trailer counts only the last member) take the path that grows the room, and a false
+    /// trailer is zlib's length check to fail, not a wrong result.
+    @Test func gzipOfSeveralMembersInflatesWhole() throws {
+        let bytes: [UInt8] = (0..<70_000).map { UInt8(truncatingIfNeeded: $0 &* 31 &+ $0 >> 9) }
+        let file = IDXFile.encode(dimensions: [70_000], bytes: bytes)
+        var members: [UInt8] = []
+        for (n, part) in [file[..<50_000], file[50_000...]].enumerated() {
+            Support.write(Array(part), to: "\(dir)/part\(n)")
+            try gzip("\(dir)/part\(n)")
+            members += [UInt8](try Data(contentsOf: URL(fileURLWithPath: "\(dir)/part\(n).gz")))
+        }
+        Support.write(members, to: "\(dir)/members.gz")
+        let read = try IDXFile.read(path: "\(dir)/members.gz")
+        #expect(read.dimensions == [70_000])
+        #expect(read.bytes == bytes)
+    }
+
+    @Test(arguments: [10, 70_007, 70_009, 1 << 30])
+    func gzipWithAFalseTrailerIsReported(length: Int) throws {
+        Support.write(IDXFile.encode(dimensions: [70_000], bytes: [UInt8](repeating: 9, count: 70_000)), to: "\(dir)/t\(length)")
+        try gzip("\(dir)/t\(length)")
+        var bytes = [UInt8](try Data(contentsOf: URL(fileURLWithPath: "\(dir)/t\(length).gz")))
+        for i in 0..<4 { bytes[bytes.count - 4 + i] = UInt8(truncatingIfNeeded: length >> (8 * i)) }
+        Support.write(bytes, to: "\(dir)/t\(length).gz")
+        expectError("\(dir)/t\(length).gz") { if case .corruptGzip = $0 { return true } else { return false } }
+    }
+
+    @Test func prefetchedFilesAreReadOnceAndKeepTheirErrors() throws {
+        Support.write(IDXFile.encode(dimensions: [3], bytes: [1, 2, 3]), to: "\(dir)/p")
+        Support.write([1, 2, 3, 4], to: "\(dir)/bad.gz")
+        IDXPrefetch.start(paths: ["\(dir)/p", "\(dir)/bad.gz", "\(dir)/absent"])
+        #expect(try IDXFile.read(path: "\(dir)/p").bytes == [1, 2, 3])
+        // Taken once: the next read goes to the disk again.
+        Support.write(IDXFile.encode(dimensions: [2], bytes: [7, 8]), to: "\(dir)/p")
+        #expect(try IDXFile.read(path: "\(dir)/p").bytes == [7, 8])
+        expectError("\(dir)/bad.gz") { $0 == .notGzip(path: "\(dir)/bad.gz") }
+        expectError("\(dir)/absent") { if case .missingFile = $0 { return true } else { return false } }
+    }
+
+    @Test func datasetPathsAreTheFilesLoadReads() throws {
+        let data = Support.makeTinyMNIST(train: 3, test: 2)
+        try gzip("\(data)/train-images-idx3-ubyte")
+        #expect(Dataset.paths(directory: data, split: .train) == ["\(data)/train-images-idx3-ubyte.gz", "\(data)/train-labels-idx1-ubyte"])
+        #expect(Dataset.paths(directory: "\(dir)/nowhere", split: .test).isEmpty)
+    }
+
     @Test func datasetLoadsRawAndGzip() throws {
         let data = Support.makeTinyMNIST(train: 30, test: 10)
         try gzip("\(data)/train-images-idx3-ubyte")

@@ -82,6 +82,12 @@ public struct Dataset: Sendable {
                        imageShape: shape, numClasses: numClasses)
     }
 
+    /// The paths `load` would read for `split` in `directory`, those that are there (for
+    /// `IDXPrefetch`; a missing one is `load`'s to report).
+    public static func paths(directory: String, split: Split) -> [String] {
+        [split.imagesStem, split.labelsStem].compactMap { try? locate(directory: directory, stem: $0) }
+    }
+
     /// The path of `stem` (raw) or `stem.gz` in `directory`; a missing one throws naming it and the fix.
     public static func locate(directory: String, stem: String) throws -> String {
         let raw = (directory as NSString).appendingPathComponent(stem)
