@@ -9,13 +9,6 @@ enum Launch {
         flag ?? ProcessInfo.processInfo.environment["DPTRAIN_DATA"] ?? "data/mnist"
     }
 
-    /// This process's rank as the launcher (mpirun, srun) set it in the environment, before MPI
-    /// starts; nil when not launched as a rank.
-    static var rankFromEnvironment: Int? {
-        let env = ProcessInfo.processInfo.environment
-        return ["OMPI_COMM_WORLD_RANK", "PMIX_RANK", "PMI_RANK"].lazy.compactMap { env[$0].flatMap { Int($0) } }.first
-    }
-
     /// `--threads`, else `$OPENBLAS_NUM_THREADS` (which the Launch/ scripts set), else the cores
     /// of this node divided among the ranks on it, so ranks x threads = cores.
     static func threadsPerRank(requested: Int?) -> Int {

@@ -63,7 +63,7 @@ struct TrainingOptions: ParsableArguments {
     func start() -> (any Communicator, Int) {
         // Inflating the training images (0.2 s for MNIST) overlaps MPI's start-up (0.2-0.25 s
         // under mpirun); the root rank, or a lone process, also reads the test set meanwhile.
-        let splits: [Dataset.Split] = (Launch.rankFromEnvironment ?? 0) == 0 ? [.train, .test] : [.train]
+        let splits: [Dataset.Split] = (MPICommunicator.rankFromLauncher ?? 0) == 0 ? [.train, .test] : [.train]
         IDXPrefetch.start(paths: splits.flatMap { Dataset.paths(directory: dataDirectory, split: $0) })
         let comm: any Communicator = MPICommunicator.launchedByMPI ? MPICommunicator() : SingleProcessCommunicator()
         return (comm, Launch.threadsPerRank(requested: threads))

@@ -18,6 +18,13 @@ public final class MPICommunicator: Communicator {
         return ["OMPI_COMM_WORLD_SIZE", "PMIX_RANK", "PMI_RANK", "PMI_SIZE"].contains { env[$0] != nil }
     }
 
+    /// This process's rank as the launcher (mpirun, srun) set it in the environment, readable
+    /// before MPI starts; nil when not launched as a rank.
+    public static var rankFromLauncher: Int? {
+        let env = ProcessInfo.processInfo.environment
+        return ["OMPI_COMM_WORLD_RANK", "PMIX_RANK", "PMI_RANK"].lazy.compactMap { env[$0].flatMap { Int($0) } }.first
+    }
+
     public init() {
         var initialized: Int32 = 0
         MPI_Initialized(&initialized)
