@@ -4,6 +4,7 @@
 #   DPTRAIN_HOSTFILE=Launch/hostfile.example Launch/cluster.sh --config Configs/mlp.yaml
 #   DPTRAIN_HOSTS=node01:16,node02:16 Launch/cluster.sh --epochs 5
 #   DPTRAIN_HOSTS=localhost:2 Launch/cluster.sh              # the same line on one machine
+#   DPTRAIN_BIN=/shared/dptrain Launch/cluster.sh            # a binary already built (on a shared file system): no build step
 #
 # The options that matter (each can be overridden through the variables below):
 #   --map-by ppr:N:node  N ranks per machine (DPTRAIN_RANKS_PER_NODE; default: the slots)
@@ -16,9 +17,7 @@ set -euo pipefail
 source "$(dirname "$0")/common.sh"
 cd "$DPTRAIN_ROOT"
 ensure_deps
-# DPTRAIN_BIN: a binary already built (for instance on a shared file system); else build here.
-if [ -z "${DPTRAIN_BIN:-}" ]; then build_release; fi
-[ -x "$DPTRAIN_BIN" ] || die "DPTRAIN_BIN=$DPTRAIN_BIN is not an executable"
+ensure_binary
 
 args=()
 if [ -n "${DPTRAIN_HOSTFILE:-}" ]; then

@@ -41,6 +41,13 @@ build_release() {
     export DPTRAIN_BIN
 }
 
+# DPTRAIN_BIN when set (a binary already built, for instance on a shared file system), else the
+# release build made here; dies when it is not an executable.
+ensure_binary() {
+    if [ -z "${DPTRAIN_BIN:-}" ]; then build_release; fi
+    [ -x "$DPTRAIN_BIN" ] || die "DPTRAIN_BIN=$DPTRAIN_BIN is not an executable"
+}
+
 # The mpirun options for this machine: --allow-run-as-root when root, --oversubscribe when more
 # ranks than cores, OPENBLAS_NUM_THREADS so ranks x threads = cores (dptrain runs that many worker
 # threads per rank), and each rank bound to as many cores as it has threads (no binding for one

@@ -15,8 +15,7 @@ source "$(dirname "$0")/common.sh"
 cd "$DPTRAIN_ROOT"
 
 ensure_deps
-if [ -z "${DPTRAIN_BIN:-}" ]; then build_release; fi
-[ -x "$DPTRAIN_BIN" ] || die "DPTRAIN_BIN=$DPTRAIN_BIN is not an executable"
+ensure_binary
 data_args=()
 if [[ " $* " != *" --data-dir "* ]]; then
     "$DPTRAIN_ROOT/Launch/fetch-mnist.sh" "$DPTRAIN_ROOT/data/mnist"
