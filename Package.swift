@@ -1,12 +1,16 @@
 // swift-tools-version:6.0
 import PackageDescription
 
-// DPTRAIN_TARGET_CPU=native (Launch/common.sh sets it) lets the compiler use this machine's
-// vector units (AVX2/AVX-512) for the element-wise loops; Adam's update runs ~1.6x faster.
-// Leave it unset for a binary that must run on older CPUs than the one that built it.
-let targetCPU: [String] = Context.environment["DPTRAIN_TARGET_CPU"].map { $0.isEmpty ? [] : ["-target-cpu", $0] } ?? []
-// Tells the code it was built for the host's vector width (Dense's sparse-input limit depends on it).
-let targetCPUDefines: [SwiftSetting] = targetCPU.isEmpty ? [] : [.define("DPTRAIN_TARGET_CPU", .when(configuration: .release))]
+// A release build targets the CPU of the machine that builds it (`-target-cpu native`), so the
+// element-wise loops (Adam, activations, the sparse products) use its widest vectors: AVX2 or
+// AVX-512. A binary for other machines names the oldest CPU it must run on, by LLVM's CPU names:
+//   DPTRAIN_TARGET_CPU=haswell swift build -c release          # any AVX2 + FMA CPU (Haswell+, Zen)
+//   DPTRAIN_TARGET_CPU=skylake-avx512 swift build -c release   # AVX-512 (Skylake-SP+, Zen 4)
+//   DPTRAIN_TARGET_CPU= swift build -c release                 # empty: any x86-64 (SSE2)
+// (Not x86-64-v3: the C importer takes CPU names only.) `dptrain --version` names the level a
+// binary was built for, and a binary refuses, with that advice, a CPU that lacks it.
+let targetCPU = Context.environment["DPTRAIN_TARGET_CPU"] ?? "native"
+let targetCPUFlags = targetCPU.isEmpty ? [] : ["-target-cpu", targetCPU]
 
 let package = Package(
     name: "dptrain",
@@ -36,20 +40,22 @@ let package = Package(
             providers: [.apt(["zlib1g-dev"])]),
         // The prefetch hint (a header only).
         .systemLibrary(name: "CPrefetch", path: "Sources/CPrefetch"),
+        // The instruction-set extensions compiled for and present (a header only).
+        .systemLibrary(name: "CCPU", path: "Sources/CCPU"),
         .target(
             name: "DPTrain",
             dependencies: [
-                "CMPI", "CBLAS", "CZlib", "CPrefetch",
+                "CMPI", "CBLAS", "CZlib", "CPrefetch", "CCPU",
                 .product(name: "Yams", package: "Yams"),
                 .product(name: "Crypto", package: "swift-crypto"),
             ],
             swiftSettings: [
                 // Hot loops index unsafe buffers whose bounds are checked where they are built.
-                .unsafeFlags(["-Ounchecked"] + targetCPU, .when(configuration: .release)),
+                .unsafeFlags(["-Ounchecked"] + targetCPUFlags, .when(configuration: .release)),
                 // Float.squareRoot() goes through a C shim; with errno semantics it cannot be
                 // vectorised (Adam's update ran 4x slower). Nothing here reads errno after math.
                 .unsafeFlags(["-Xcc", "-fno-math-errno"]),
-            ] + targetCPUDefines),
+            ]),
         .executableTarget(
             name: "dptrain",
             dependencies: [
@@ -57,6 +63,11 @@ let package = Package(
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ]),
+        // Where the Dense layer's own products beat sgemm on this CPU (see its first lines).
+        .executableTarget(
+            name: "dptrain-kernels",
+            dependencies: ["DPTrain"],
+            path: "Benchmarks/Kernels"),
         .testTarget(
             name: "DPTrainTests",
             dependencies: ["DPTrain"]),

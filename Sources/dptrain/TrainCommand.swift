@@ -100,7 +100,7 @@ struct TrainCommand: ParsableCommand {
                     try restore(trainer, checkpointer: checkpointer, say: say)
                 }
                 let s = trainer.schedule
-                say("dptrain: \(comm.summary) x \(threads) thread\(threads == 1 ? "" : "s"); model \(trainer.model.parameterCount) parameters; "
+                say("dptrain: \(comm.summary) x \(threads) thread\(threads == 1 ? "" : "s"), built for \(InstructionSet.compiled.level); model \(trainer.model.parameterCount) parameters; "
                     + "global batch \(cfg.batchSize) (\(s.maxLocalBatch(worldSize: comm.worldSize)) per rank), \(s.stepsPerEpoch) steps/epoch, "
                     + "\(train.count) training images from \(dir) (\(Self.provenance(train, test, directory: dir, say: say)))")
                 say(trainer.model.summary)

@@ -1,4 +1,6 @@
 import ArgumentParser
+import DPTrain
+import Foundation
 
 /// The `dptrain` command line: data-parallel training on MNIST-format data over MPI.
 struct DPTrainCommand: ParsableCommand {
@@ -11,7 +13,13 @@ struct DPTrainCommand: ParsableCommand {
             (--threads), with the same result as that many ranks. Launch/train.sh does the set-up and \
             picks the layout for you.
             """,
+        version: BuildInfo.description,
         subcommands: [TrainCommand.self, EvalCommand.self, PredictCommand.self, BenchCommand.self, InspectCommand.self, PlotCommand.self, DataCommand.self])
 }
 
+// Before anything else runs code compiled for this build's instruction set.
+if let mismatch = InstructionSet.mismatch() {
+    FileHandle.standardError.write(Data("dptrain: error: \(mismatch)\n".utf8))
+    exit(1)
+}
 DPTrainCommand.main()

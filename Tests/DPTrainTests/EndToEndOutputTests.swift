@@ -33,9 +33,10 @@ extension EndToEndTests {
             let lines = Self.lines(r.stderr)
             let events = try Support.readMetrics(metrics)
 
-            // The layout line: ranks, threads, parameters, batches, steps, images, data provenance.
+            // The layout line: ranks, threads, the build's instruction set, parameters, batches,
+            // steps, images, data provenance.
             let header = try #require(lines.first)
-            let layout = #/(\d+) ranks? x (\d+) threads?; model (\d+) parameters; global batch (\d+) \((\d+) per rank\), (\d+) steps/epoch, (\d+) training images from (.+) \((.+)\)$/#
+            let layout = #/(\d+) ranks? x (\d+) threads?, built for [^;]+ \(\d+-bit vectors\); model (\d+) parameters; global batch (\d+) \((\d+) per rank\), (\d+) steps/epoch, (\d+) training images from (.+) \((.+)\)$/#
             let m = try #require(header.firstMatch(of: layout), "\(header)")
             #expect(Int(m.1) == 2 && Int(m.2) == 1)
             #expect(Int(m.3) == 784 * 128 + 128 + 128 * 10 + 10)

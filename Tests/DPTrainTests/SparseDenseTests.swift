@@ -5,9 +5,11 @@ import Testing
 /// the same products summed in another order, so equal to rounding.
 @Suite("Dense on sparse inputs")
 struct SparseDenseTests {
-    /// A layer bound to a store of its own, its parameters drawn from `seed`.
+    /// A layer bound to a store of its own, its parameters drawn from `seed`; its input gradient
+    /// is `DenseInputGradient`'s whatever this build's tuning (these tests cover the layer's own paths).
     static func layer(inputs: Int, units: Int, activation: ActivationKind, seed: UInt64, batch: Int) -> (Dense, ParameterStore) {
         let dense = Dense(name: "dense", inputs: inputs, units: units, activation: activation)
+        dense.tuning.ownInputGradient = true
         var rng = SplitMix64(seed: seed)
         let store = GradientCheckTests.standaloneStore(for: dense, rng: &rng)
         dense.prepare(capacity: batch)
@@ -31,7 +33,8 @@ struct SparseDenseTests {
     /// Forward output, parameter gradients and input gradient, with the sparse path forced on or off.
     static func run(sparse: Bool, x: [Float], inputs: Int, units: Int, batch: Int, activation: ActivationKind) -> (y: [Float], grads: [Float], dx: [Float], wentSparse: Bool) {
         let (dense, store) = layer(inputs: inputs, units: units, activation: activation, seed: 5, batch: batch)
-        dense.sparseDensityLimit = sparse ? 1 : 0
+        dense.tuning.forwardDensityLimit = sparse ? 1 : 0
+        dense.tuning.kernelGradientDensityLimit = 0.35
         let input = FloatBuffer(count: x.count)
         input.copy(from: x)
         let y = FloatBuffer(count: batch * units), dx = FloatBuffer(count: x.count)
@@ -141,7 +144,7 @@ struct SparseDenseTests {
             let model = try Model(specs: specs, inputShape: inputShape, loss: .sparseCategoricalCrossentropy, capacity: 4)
             model.skipsZeroInputs = skips
             let dense = model.layers.compactMap { $0 as? Dense }
-            #expect(dense.allSatisfy { $0.inputGradientBySgemm == !skips }, "dense mode: every product an sgemm")
+            #expect(dense.allSatisfy { $0.tuning == (skips ? .forThisBuild : .sgemmOnly) }, "dense mode: every product an sgemm")
             return dense.map(\.zeroInputsNeedNoGradient)
         }
         let cnn: [LayerSpec] = [.conv2d(filters: 4, kernel: 3, stride: 1, padding: .valid, activation: .relu, l2: 0),

@@ -2,12 +2,13 @@
 /// element-wise activation `f` applied in the same pass as the bias. Glorot-uniform kernel and
 /// zero bias, as Keras initialises them.
 ///
-/// When at most `sparseDensityLimit` of a batch's input values are nonzero (a first layer fed
-/// MNIST's images: 19%), the forward pass and the kernel gradient multiply only the nonzero
-/// inputs (`SparseRows`) instead of calling sgemm. Which way a batch goes depends on its values
-/// alone, so every layout computes it the same way. The input gradient of a layer of 16 units or
-/// more goes through `DenseInputGradient`, which also leaves out input columns zero in whole
-/// groups of rows when the layer before throws away the gradient of its zero outputs
+/// When at most `tuning.forwardDensityLimit` of a batch's input values are nonzero (a first
+/// layer fed MNIST's images: 19%), the forward pass, and up to `kernelGradientDensityLimit` the
+/// kernel gradient, multiply only the nonzero inputs (`SparseRows`) instead of calling sgemm.
+/// Which way a batch goes depends on its values alone, so every layout computes it the same
+/// way. With `tuning.ownInputGradient`, the input gradient of a layer of 16 units or more goes
+/// through `DenseInputGradient`, which also leaves out input columns zero in whole groups of
+/// rows when the layer before throws away the gradient of its zero outputs
 /// (`zeroInputsNeedNoGradient`).
 public final class Dense: Layer {
     public let name: String
@@ -21,38 +22,19 @@ public final class Dense: Layer {
     private var dw: UnsafeMutablePointer<Float> { kernelTensor.gradients }
     private var db: UnsafeMutablePointer<Float> { biasTensor.gradients }
 
-    /// The largest fraction of nonzero inputs for which the forward pass takes the sparse path
-    /// (0: never); the kernel gradient takes it up to the smaller of this and
-    /// `kernelGradientDensityLimit`.
-    var sparseDensityLimit = Dense.defaultSparseDensityLimit
-    /// Measured on 784 -> 128 and 5408 -> 128, batches 16-128 (Zen 4, one thread): built for the
-    /// host's CPU (AVX-512), the sparse path takes 0.3x sgemm's time at 10% nonzero, 0.5x at 20%;
-    /// the forward product (64 columns at a time) still wins at 40-45% (CNN step at batch 128:
-    /// forward 2.0-2.3 -> 1.8-1.9 ms), while the kernel gradient, which first lists the entries
-    /// column by column, breaks even near 35% (backward 3.0-3.3 -> 3.3-3.6 ms at 40-45%). A
-    /// portable build (SSE, four lanes) breaks even near 20%. MNIST's images are 19% nonzero;
-    /// the CNN's Dense layer reads max-pooled ReLU maps, 50% nonzero at the start, 40-45% after
-    /// an epoch at batch 128 and 30% after a few thousand steps.
-    #if DPTRAIN_TARGET_CPU
-    static let defaultSparseDensityLimit = 0.45
-    static let kernelGradientDensityLimit = 0.35
-    #else
-    static let defaultSparseDensityLimit = 0.2
-    static let kernelGradientDensityLimit = 0.2
-    #endif
+    /// Which products take the layer's own paths (`DenseTuning.forThisBuild`; the model's dense
+    /// mode sets `.sgemmOnly`, benchmarks force one path).
+    public var tuning = DenseTuning.forThisBuild
     /// Rows the sparse lists hold; a larger batch is taken in chunks of this many.
     static let sparseChunkRows = 64
     private var sparse: SparseRows?
     /// Set by the model when the layer before discards the gradient wherever its output (this
     /// layer's input) is zero, as a ReLU does: the input gradient may then skip those entries.
-    var zeroInputsNeedNoGradient = false
+    public var zeroInputsNeedNoGradient = false
     /// The input gradient's product for layers of at least 16 units; for fewer (the 10-unit
     /// output layer) sgemm's small-matrix kernel is faster (MLP step at batch 128: 0.060 ms of
     /// backward pass against 0.055).
     private let inputGradientProduct: DenseInputGradient?
-    /// Whether the input gradient is an sgemm whatever the layer's width: the model's dense mode
-    /// (`skipsZeroInputs` off), where every product is an sgemm as in the floor program.
-    var inputGradientBySgemm = false
     /// The input of the last forward pass and, when it went the sparse way, the fraction of its
     /// values that are nonzero (nil after sgemm): backward, which gets the same input, takes the
     /// sparse way when that fraction allows (and reuses the lists when they were one chunk).
@@ -97,7 +79,7 @@ public final class Dense: Layer {
 
     public func forward(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, batch: Int, context: StepContext) {
         guard batch > 0 else { return }
-        if let sparse, sparseDensityLimit > 0, SparseRows.isSparse(x, count: batch * inputs, limit: sparseDensityLimit) {
+        if let sparse, tuning.forwardDensityLimit > 0, SparseRows.isSparse(x, count: batch * inputs, limit: tuning.forwardDensityLimit) {
             var nonzero = 0
             for first in stride(from: 0, to: batch, by: sparse.rowCapacity) {
                 let rows = min(sparse.rowCapacity, batch - first)
@@ -125,7 +107,7 @@ public final class Dense: Layer {
         let dy = UnsafeMutablePointer(mutating: dy)
         Activation.backpropagateSummingBias(activation, output: output, gradient: dy, rows: batch, columns: units, biasGradient: db)
         let forwardOnX = lastForward.flatMap { $0.input == x && $0.batch == batch ? $0 : nil }
-        let limit = min(sparseDensityLimit, Self.kernelGradientDensityLimit)
+        let limit = min(tuning.forwardDensityLimit, tuning.kernelGradientDensityLimit)
         let goesSparse = forwardOnX.map { $0.sparseDensity.map { $0 <= limit } ?? false }
             ?? (limit > 0 && SparseRows.isSparse(x, count: batch * inputs, limit: limit))
         if let sparse, goesSparse {
@@ -137,7 +119,7 @@ public final class Dense: Layer {
         } else {
             sgemm(transA: true, m: inputs, n: units, k: batch, a: x, lda: inputs, b: dy, ldb: units, beta: 0, c: dw, ldc: units)
         }
-        if let dx, let inputGradientProduct, !inputGradientBySgemm {
+        if let dx, let inputGradientProduct, tuning.ownInputGradient {
             inputGradientProduct.compute(outputGradient: dy, kernel: w, rows: batch, into: dx, skippingZeroColumnsOf: zeroInputsNeedNoGradient ? x : nil)
         } else if let dx {
             sgemm(transB: true, m: batch, n: inputs, k: units, a: dy, lda: units, b: w, ldb: units, beta: 0, c: dx, ldc: inputs)

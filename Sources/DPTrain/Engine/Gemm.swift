@@ -5,12 +5,13 @@ import Foundation
 /// `C[m,n] = alpha * op(A)[m,k] * op(B)[k,n] + beta * C`, where `op` transposes when asked.
 /// Leading dimensions are those of the matrices as stored (row-major).
 ///
-/// A product of more than `smallProductLimit` multiply-adds is cut along the longer side of C
-/// into blocks under that size (multiples of 16 wide), which OpenBLAS computes with its
-/// small-matrix kernels straight from the operands; a larger one it first packs, and zeroes C in
-/// a separate pass. A training step's GEMMs are thin (16-64 samples): measured one by one here,
-/// the cut ones take 0.6-0.9x the time, the others are left whole (C cut by columns when B is
-/// transposed was 5% slower). Each element of C is still one dot product over all of k.
+/// With OpenBLAS's AVX-512 kernels, a product of more than `smallProductLimit` multiply-adds is
+/// cut along the longer side of C into blocks under that size (multiples of 16 wide), which
+/// OpenBLAS computes with its small-matrix kernels straight from the operands; a larger one it
+/// first packs, and zeroes C in a separate pass. A training step's GEMMs are thin (16-64
+/// samples): measured one by one on Zen 4, the cut ones take 0.6-0.9x the time, the others are
+/// left whole (C cut by columns when B is transposed was 5% slower). Each element of C is still
+/// one dot product over all of k.
 @inline(__always)
 func sgemm(transA: Bool = false, transB: Bool = false, m: Int, n: Int, k: Int,
            alpha: Float = 1, a: UnsafePointer<Float>, lda: Int, b: UnsafePointer<Float>, ldb: Int,
@@ -19,7 +20,7 @@ func sgemm(transA: Bool = false, transB: Bool = false, m: Int, n: Int, k: Int,
     let alongRows = m >= n
     let side = alongRows ? m : n
     let width = smallProductLimit / Swift.max((alongRows ? n : m) * k, 1) / 16 * 16
-    guard m * n * k > smallProductLimit, width >= 16, alongRows || !transB else {
+    guard smallProductLimit > 0, m * n * k > smallProductLimit, width >= 16, alongRows || !transB else {
         cblas_sgemm(CblasRowMajor, ta, tb, blasint(m), blasint(n), blasint(k), alpha, a, blasint(lda), b, blasint(ldb), beta, c, blasint(ldc))
         return
     }
@@ -35,14 +36,19 @@ func sgemm(transA: Bool = false, transB: Bool = false, m: Int, n: Int, k: Int,
     }
 }
 
-/// The size (m * n * k) up to which OpenBLAS 0.3's AVX-512 builds use their small-matrix
-/// kernels (their `sgemm_small_kernel_permit` allows up to 100^3).
-let smallProductLimit = 1_000_000
+/// The size (m * n * k) up to which OpenBLAS computes a product with its small-matrix kernels,
+/// straight from the operands (`sgemm_small_kernel_permit`: up to 100^3), which only its AVX-512
+/// kernel sets have (SkylakeX, and Cooperlake and SapphireRapids, built on it). With other kernel
+/// sets nothing is cut (0): measured with the Haswell kernels (Zen 3), cutting the step's
+/// products took 0.93-1.05x the whole product's time along rows and 1.09-1.46x along columns.
+let smallProductLimit = ["skylakex", "cooperlake", "sapphirerapids"].contains(BLASThreads.coreName.lowercased()) ? 1_000_000 : 0
 
 /// OpenBLAS's thread pool size for this process, and what it achieves.
 public enum BLASThreads {
     public static func set(_ n: Int) { openblas_set_num_threads(Int32(n)) }
     public static var current: Int { Int(openblas_get_num_threads()) }
+    /// The kernel set OpenBLAS chose for this CPU (or `OPENBLAS_CORETYPE` named), e.g. "Haswell".
+    public static var coreName: String { String(cString: openblas_get_corename()) }
 
     /// Best of `repeats` square `size`^3 sgemms with the current threads, in GFLOP/s: the
     /// machine's practical peak that benchmarks report their fraction of.

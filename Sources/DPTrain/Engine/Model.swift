@@ -185,8 +185,7 @@ public final class Model {
     private func applySkipsZeroInputs() {
         for (i, layer) in layers.enumerated() {
             if let dense = layer as? Dense {
-                dense.sparseDensityLimit = skipsZeroInputs ? Dense.defaultSparseDensityLimit : 0
-                dense.inputGradientBySgemm = !skipsZeroInputs
+                dense.tuning = skipsZeroInputs ? .forThisBuild : .sgemmOnly
                 // The layer that made this input: the nearest before it that is not a view (Flatten).
                 let producer = layers[..<i].last { !$0.aliasesInput }
                 dense.zeroInputsNeedNoGradient = skipsZeroInputs && producer?.ignoresGradientOfZeroOutputs == true

@@ -12,6 +12,12 @@ public final class ParameterStore: @unchecked Sendable {
         public let shape: [Int]
         public let offset: Int
         public var count: Int { shape.reduce(1, *) }
+
+        public init(name: String, shape: [Int], offset: Int) {
+            self.name = name
+            self.shape = shape
+            self.offset = offset
+        }
     }
 
     public let entries: [Entry]

@@ -40,7 +40,6 @@ public struct TrainingPosition: Sendable, Equatable {
 /// at save time, the config it was trained with and a checksum of all tensor bytes.
 public struct Checkpoint: Sendable {
     public static let formatVersion = 1
-    public static let libraryVersion = "0.3.0"
 
     public var tensors: [SafeTensors.Tensor]
     public var metadata: [String: String]
@@ -66,7 +65,7 @@ public struct Checkpoint: Sendable {
         }
         let p = position
         let metadata: [String: String] = [
-            "format": "dptrain", "format_version": "\(formatVersion)", "library_version": libraryVersion,
+            "format": "dptrain", "format_version": "\(formatVersion)", "library_version": BuildInfo.version,
             "step": "\(p.step)", "epoch": "\(p.epoch)", "step_in_epoch": "\(p.stepInEpoch)",
             "sample_cursor": "\(p.stepInEpoch * config.batchSize)",
             "epoch_loss_sum": "\(p.epochLossSum)", "epoch_correct": "\(p.epochCorrect)", "epoch_samples": "\(p.epochSamples)",
