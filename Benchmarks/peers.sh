@@ -4,13 +4,14 @@
 # with dptrain's speed-up over each: the machine is shared and noisy, so only ratios measured in
 # the same run mean anything.
 #
-#   Launch/bench-peers.sh                        # MLP at batch 32 and 128, CNN at 32 and 128, 3 rounds
-#   Launch/bench-peers.sh --rounds 5 --cases "mlp:32 cnn:32" --out bench-results/peers
+#   Benchmarks/peers.sh                        # MLP at batch 32 and 128, CNN at 32 and 128, 3 rounds
+#   Benchmarks/peers.sh --rounds 5 --cases "mlp:32 cnn:32" --out bench-results/peers
+#   DPTRAIN_BIN=other/dptrain Benchmarks/peers.sh ...   # another build of dptrain
 #
 # Every system uses all cores in one process: dptrain `train`'s default (a worker thread per
 # core), the floor with as many BLAS threads, Keras and PyTorch with their default threads, the
 # numpy trainer with OPENBLAS_NUM_THREADS=cores. Peers come from PEERS_DIR (default
-# ~/.cache/dptrain-peers, installed by ../shared/peers/setup.sh); a missing one is skipped.
+# ~/.cache/dptrain-peers, installed by Benchmarks/peers/setup.sh); a missing one is skipped.
 # Each system trains the same epochs (5 for the MLP, as the tutorial; 2 for the CNN) and is
 # timed as it times itself: dptrain and Keras by their steady epochs (those after the first;
 # evaluation excluded), PyTorch and numpy by the median of their epochs; the floor by its
@@ -27,7 +28,7 @@ while [ $# -gt 0 ]; do
         --cases) cases=$2; shift ;;
         --rounds) rounds=$2; shift ;;
         --out) out=$2; shift ;;
-        *) die "unknown option $1 (see the comment at the top of Launch/bench-peers.sh)" ;;
+        *) die "unknown option $1 (see the comment at the top of Benchmarks/peers.sh)" ;;
     esac
     shift
 done
@@ -35,7 +36,7 @@ done
 bench_setup "$out"
 data=$DATA cores=$CORES floor_bin=$FLOOR_BIN
 raw="$out/peers.jsonl"; : > "$raw"
-peers_src="$DPTRAIN_ROOT/../shared/peers"
+say "dptrain: $("$DPTRAIN_BIN" --version)"
 
 # record SYSTEM MODEL BATCH EPOCH_SECONDS: one JSON line (nothing when the run gave no figure).
 record() {
@@ -48,7 +49,6 @@ steady_epoch() {
 s=[json.loads(l) for l in open(sys.argv[1]) if '\"summary\"' in l][-1]['epoch_seconds']
 print(statistics.median(s[1:] or s))" "$1" 2>/dev/null || true
 }
-json_field() { python3 -c "import json,sys; print(json.loads(sys.stdin.readlines()[-1])[sys.argv[1]])" "$1" 2>/dev/null || true; }
 
 for round in $(seq "$rounds"); do
     for c in $cases; do
@@ -63,23 +63,13 @@ for round in $(seq "$rounds"); do
         record dptrain "$model" "$batch" "$s"
         s=$("$DPTRAIN_BIN" bench --config "Configs/$model.yaml" --data-dir "$data" --batch-size "$batch" --steps "$steps" --json | json_field epoch_seconds)
         record dptrain-bench "$model" "$batch" "$s"
-        if [ -n "$floor_bin" ]; then
-            s=$(OPENBLAS_NUM_THREADS=$cores "$DPTRAIN_ROOT/Launch/mpirun.sh" 1 "$floor_bin" -m "$model" -B "$batch" -e 2 2>/dev/null \
-                | sed -n 's/.*epoch s med \([0-9.]*\).*/\1/p' || true)
-            record floor "$model" "$batch" "$s"
-        fi
-        if [ -x "$PEERS_DIR/tf/bin/python" ]; then
-            s=$(cd "$peers_src" && "$PEERS_DIR/tf/bin/python" keras_peer.py --model "$model" --batch "$batch" --epochs "$epochs" 2>/dev/null | json_field steady_epoch_s)
-            record keras "$model" "$batch" "$s"
-        fi
-        if [ "$model" = mlp ] && [ -x "$PEERS_DIR/torch/bin/python" ]; then
-            s=$(cd "$peers_src" && "$PEERS_DIR/torch/bin/python" torch_peer.py --batch "$batch" --epochs "$epochs" --threads "$cores" 2>/dev/null | json_field median_epoch_s)
-            record pytorch "$model" "$batch" "$s"
-        fi
-        if [ "$model" = mlp ] && [ -x "$PEERS_DIR/mpi/bin/python" ]; then
-            s=$(cd "$peers_src" && OPENBLAS_NUM_THREADS=$cores "$PEERS_DIR/mpi/bin/python" mpi_numpy_peer.py --batch "$batch" --epochs "$epochs" 2>/dev/null \
-                | json_field median_epoch_s)
-            record numpy "$model" "$batch" "$s"
+        s=$(OPENBLAS_NUM_THREADS=$cores "$DPTRAIN_ROOT/Launch/mpirun.sh" 1 "$floor_bin" --model "$model" --batch "$batch" --epochs 2 2>/dev/null \
+            | json_field epoch_s_median)
+        record floor "$model" "$batch" "$s"
+        record keras "$model" "$batch" "$(peer tf keras_peer.py --model "$model" --batch "$batch" --epochs "$epochs" | json_field steady_epoch_s)"
+        if [ "$model" = mlp ]; then
+            record pytorch "$model" "$batch" "$(peer torch torch_peer.py --batch "$batch" --epochs "$epochs" --threads "$cores" | json_field median_epoch_s)"
+            record numpy "$model" "$batch" "$(OPENBLAS_NUM_THREADS=$cores peer mpi numpy_peer.py --batch "$batch" --epochs "$epochs" | json_field median_epoch_s)"
         fi
         say "round $round/$rounds: $model batch $batch done"
     done

@@ -1,19 +1,20 @@
 #!/usr/bin/env bash
 # Sweeps process layouts on this node and prints/writes how dptrain scales, next to the floor
-# program (../shared/floor/ddp.c: only the GEMMs and one allreduce per step) and, when they are
-# installed (PEERS_DIR, see ../shared/peers/setup.sh), the mpi4py+numpy peer, in the same run.
+# program (Benchmarks/floor: only the GEMMs and one allreduce per step) and, when installed
+# (Benchmarks/peers/setup.sh), the mpi4py+numpy trainer in the same layout, in the same run.
 #
-#   Launch/bench-scaling.sh                      # MLP and CNN, global batches 32 and 128
-#   Launch/bench-scaling.sh --quick              # MLP only, batch 32, fewer steps
-#   Launch/bench-scaling.sh --repeats 5 --out bench-results --max-ranks 4 --models cnn --batches "32 128"
-#   Launch/bench-scaling.sh --dense-inputs ...   # dptrain multiplies zero inputs too, as the floor does
+#   Benchmarks/scaling.sh                      # MLP and CNN, global batches 32 and 128
+#   Benchmarks/scaling.sh --quick              # MLP only, batch 32, fewer steps
+#   Benchmarks/scaling.sh --repeats 5 --out bench-results --max-ranks 4 --models cnn --batches "32 128"
+#   Benchmarks/scaling.sh --dense-inputs ...   # dptrain multiplies zero inputs too, as the floor does
+#   DPTRAIN_BIN=other/dptrain Benchmarks/scaling.sh ...   # another build of dptrain
 #
 # Layouts: 1 rank x 1 thread, 1 rank x all cores, one rank per core, and oversubscribed rank
 # counts (marked). Strong scaling keeps the global batch; weak scaling keeps the batch per rank.
 # Efficiency = throughput(N) / (N x throughput(1 rank x 1 thread)), throughput from the slowest
 # rank. Writes OUT/scaling.csv, OUT/scaling.json, OUT/scaling.svg and prints a table; then the
-# time to a target test accuracy (MLP 97%, CNN 98%; Launch/time_to_accuracy.py) in the two
-# one-node layouts, and the performance model (Launch/perf_model.py) fitted to these runs.
+# time to a target test accuracy (MLP 97%, CNN 98%; Benchmarks/time_to_accuracy.py) in the two
+# one-node layouts, and the performance model (Benchmarks/perf_model.py) fitted to these runs.
 # Figures only: never fails on them.
 set -euo pipefail
 source "$(dirname "$0")/common.sh"
@@ -29,7 +30,7 @@ while [ $# -gt 0 ]; do
         --out) out=$2; shift ;;
         --max-ranks) max_ranks=$2; shift ;;
         --dense-inputs) extra=(--dense-inputs) ;;
-        *) die "unknown option $1 (see the comment at the top of Launch/bench-scaling.sh)" ;;
+        *) die "unknown option $1 (see the comment at the top of Benchmarks/scaling.sh)" ;;
     esac
     shift
 done
@@ -37,8 +38,7 @@ done
 bench_setup "$out"
 data=$DATA cores=$CORES floor_bin=$FLOOR_BIN
 raw="$out/runs.jsonl"; : > "$raw"
-peer_py="$PEERS_DIR/mpi/bin/python"
-peer_src="$DPTRAIN_ROOT/../shared/peers/mpi_numpy_peer.py"
+say "dptrain: $("$DPTRAIN_BIN" --version)"
 
 # run_layout MODEL KIND RANKS THREADS GLOBAL_BATCH: appends one JSON line per repeat.
 run_layout() {
@@ -54,16 +54,13 @@ run_layout() {
             line=$(OPENBLAS_NUM_THREADS=$threads "$DPTRAIN_ROOT/Launch/mpirun.sh" "$ranks" "$DPTRAIN_BIN" "${args[@]}" 2>/dev/null)
         fi
         local floor=null
-        if [ -n "$floor_bin" ] && [ $(( batch % ranks )) = 0 ]; then
-            floor=$(OPENBLAS_NUM_THREADS=$threads "$DPTRAIN_ROOT/Launch/mpirun.sh" "$ranks" "$floor_bin" -m "$model" -B "$batch" -e 2 2>/dev/null \
-                    | sed -n 's/.*epoch s med \([0-9.]*\).*/\1/p' || true)
-            floor=${floor:-null}
-        fi
+        floor=$(OPENBLAS_NUM_THREADS=$threads "$DPTRAIN_ROOT/Launch/mpirun.sh" "$ranks" "$floor_bin" --model "$model" --batch "$batch" --epochs 2 2>/dev/null \
+                | json_field epoch_s_median)
+        floor=${floor:-null}
         local peer=null
-        if [ "$model" = mlp ] && [ -x "$peer_py" ] && [ -f "$peer_src" ] && [ "$threads" = 1 ] && [ $(( batch % ranks )) = 0 ]; then
-            # The peer reads the .gz files: from ../shared/datasets/mnist unless MNIST_DIR says otherwise.
-            peer=$(cd "$(dirname "$peer_src")" && OPENBLAS_NUM_THREADS=1 "$DPTRAIN_ROOT/Launch/mpirun.sh" "$ranks" "$peer_py" mpi_numpy_peer.py \
-                   --batch $(( batch / ranks )) --epochs 2 2>/dev/null | tail -1 || true)
+        if [ "$model" = mlp ] && [ -x "$PEERS_DIR/mpi/bin/python" ]; then
+            peer=$(cd "$BENCH_DIR/peers" && OPENBLAS_NUM_THREADS=$threads "$DPTRAIN_ROOT/Launch/mpirun.sh" "$ranks" "$PEERS_DIR/mpi/bin/python" numpy_peer.py \
+                   --data-dir "$data" --batch "$batch" --epochs 3 2>/dev/null | tail -1 || true)
             peer=${peer:-null}
         fi
         printf '{"model":"%s","kind":"%s","ranks":%d,"threads":%d,"global_batch":%d,"oversubscribed":%s,"bench":%s,"floor_epoch_s":%s,"peer":%s}\n' \
@@ -86,7 +83,7 @@ for model in $models; do
     done
 done
 
-python3 "$DPTRAIN_ROOT/Launch/scaling_report.py" "$raw" "$out"
+python3 "$BENCH_DIR/scaling_report.py" "$raw" "$out"
 
 # Time to a target accuracy (MLPerf-style): whole training runs in the two one-node layouts.
 for model in $models; do
@@ -96,10 +93,10 @@ for model in $models; do
         --quiet --metrics-file "$alone" || true
     OPENBLAS_NUM_THREADS=1 "$DPTRAIN_ROOT/Launch/mpirun.sh" "$cores" "$DPTRAIN_BIN" train --config "Configs/$model.yaml" \
         --data-dir "$data" --epochs $epochs --quiet --metrics-file "$ranked" 2>/dev/null || true
-    python3 "$DPTRAIN_ROOT/Launch/time_to_accuracy.py" $target "$model 1 rank x $cores threads=$alone" "$model $cores ranks x 1 thread=$ranked"
+    python3 "$BENCH_DIR/time_to_accuracy.py" $target "$model 1 rank x $cores threads=$alone" "$model $cores ranks x 1 thread=$ranked"
 done
 for model in $models; do
     for network in 10gbe 100gbe; do
-        python3 "$DPTRAIN_ROOT/Launch/perf_model.py" "$raw" --model "$model" --batch "${batches%% *}" --network "$network" || true
+        python3 "$BENCH_DIR/perf_model.py" "$raw" --model "$model" --batch "${batches%% *}" --network "$network" || true
     done
 done

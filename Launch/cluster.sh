@@ -42,4 +42,4 @@ map=${DPTRAIN_RANKS_PER_NODE:+ppr:$DPTRAIN_RANKS_PER_NODE:node}
 [ -n "${DPTRAIN_IFACE:-}" ] && args+=(--mca btl_tcp_if_include "$DPTRAIN_IFACE" --mca oob_tcp_if_include "$DPTRAIN_IFACE")
 [ "$(id -u)" = 0 ] && args+=(--allow-run-as-root)
 say "mpirun ${args[*]} $DPTRAIN_BIN train $*"
-exec mpirun "${args[@]}" "$DPTRAIN_BIN" train "$@"
+run_mpirun "${args[@]}" "$DPTRAIN_BIN" train "$@"

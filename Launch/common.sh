@@ -30,10 +30,9 @@ then run this command again."
     fi
 }
 
-# Builds the release binary (incremental) and sets DPTRAIN_BIN to it. By default the compiler
-# targets this machine's CPU (AVX2/AVX-512 for the element-wise loops); set DPTRAIN_TARGET_CPU=
-# (empty) for a binary that must also run on older CPUs, e.g. cluster nodes unlike this one.
-export DPTRAIN_TARGET_CPU=${DPTRAIN_TARGET_CPU-native}
+# Builds the release binary (incremental) and sets DPTRAIN_BIN to it. The build targets this
+# machine's CPU; DPTRAIN_TARGET_CPU names an older one for a binary that must run elsewhere (see
+# Package.swift: haswell for any AVX2 machine, empty for any x86-64).
 build_release() {
     say "building (swift build -c release)"
     (cd "$DPTRAIN_ROOT" && swift build -c release >&2) || die "swift build -c release failed (see above)"
@@ -75,21 +74,33 @@ mpirun_args() {
     return 0
 }
 
-# What the benchmark scripts share: dependencies, the release build, MNIST in data/mnist, and the
-# floor program (../shared/floor/ddp.c) built into OUT when it and mpicc are there.
-# Usage: bench_setup OUT -> DATA, CORES, FLOOR_BIN (empty without the floor).
-bench_setup() {
-    ensure_deps
-    build_release
-    "$DPTRAIN_ROOT/Launch/fetch-mnist.sh" "$DPTRAIN_ROOT/data/mnist"
-    DATA="$DPTRAIN_ROOT/data/mnist"
-    CORES=$(nproc)
-    mkdir -p "$1"
-    local floor_src="$DPTRAIN_ROOT/../shared/floor/ddp.c"
-    FLOOR_BIN=""
-    if [ -f "$floor_src" ] && command -v mpicc >/dev/null; then
-        FLOOR_BIN="$1/ddp-floor"
-        mpicc -O2 "$floor_src" -o "$FLOOR_BIN" $(pkg-config --cflags --libs openblas) || FLOOR_BIN=""
-    fi
-    PEERS_DIR=${PEERS_DIR:-$HOME/.cache/dptrain-peers}
+# run_mpirun ARGS...: runs mpirun ARGS and returns its exit status, turning a stop request into
+# the one mpirun passes on intact. On SIGTERM or SIGINT mpirun itself kills its ranks a second
+# later and exits 1, whatever they were doing; SIGUSR1 it forwards to every rank and then
+# returns their status. So the first SIGTERM, SIGINT (Ctrl-C) or SIGUSR1 this script gets becomes
+# SIGUSR1 for mpirun: the ranks finish their step, checkpoint and exit 75 (see `dptrain train
+# --help`). A second one becomes SIGTERM (stop now). mpirun runs in a session of its own, so a
+# Ctrl-C in the terminal reaches this script alone.
+run_mpirun() {
+    local pid status stops=0
+    setsid mpirun "$@" &
+    pid=$!
+    forward() {
+        stops=$((stops + 1))
+        if [ $stops = 1 ]; then
+            say "stopping: the ranks finish their step and checkpoint (again to stop at once)"
+            kill -USR1 "$pid" 2>/dev/null
+        else
+            kill -TERM "$pid" 2>/dev/null
+        fi
+    }
+    trap forward TERM INT USR1
+    # wait returns early when a trapped signal arrives; wait again until mpirun has exited.
+    while true; do
+        status=0
+        wait "$pid" || status=$?
+        kill -0 "$pid" 2>/dev/null || break
+    done
+    trap - TERM INT USR1
+    return $status
 }

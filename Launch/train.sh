@@ -24,4 +24,4 @@ fi
 ranks=${DPTRAIN_RANKS:-1}
 mpirun_args "$ranks"
 say "mpirun ${MPIRUN_ARGS[*]} $DPTRAIN_BIN train ${data_args[*]} $*"
-exec mpirun "${MPIRUN_ARGS[@]}" "$DPTRAIN_BIN" train "${data_args[@]}" "$@"
+run_mpirun "${MPIRUN_ARGS[@]}" "$DPTRAIN_BIN" train "${data_args[@]}" "$@"
