@@ -1,0 +1,143 @@
+#!/usr/bin/env bash
+# Simulated cluster hosts on this machine: each "host" is a Linux network namespace with its own
+# network stack and host name, joined to the others by a bridge, so mpirun takes exactly the path
+# it takes on a cluster: it starts its daemons through a launch agent (in place of ssh), the ranks
+# talk TCP between hosts, and the interface-selection options matter. Needs root, ip and tc.
+#
+#   Launch/simulate-hosts.sh run N [--rate RATE] -- COMMAND...   # up, COMMAND with the variables below, down
+#   eval "$(Launch/simulate-hosts.sh up N [--rate RATE])"       # up, and set the variables in this shell
+#   Launch/simulate-hosts.sh down                                # remove every host it made
+#   Launch/simulate-hosts.sh status                              # what is up
+#
+# e.g.  Launch/simulate-hosts.sh run 2 --rate 1gbit -- Launch/cluster.sh --epochs 1
+#
+# Hosts dpt-h1 ... dpt-hN at 10.77.0.1 ... (bridge dpt-br0 at 10.77.0.254, names in /etc/hosts).
+# RATE (1gbit, 10gbit, 500mbit, ...) shapes each host's outgoing link with a token bucket (tc tbf;
+# this kernel has no netem, so no added latency). The variables it sets, which Launch/cluster.sh,
+# Launch/bench-scaling.sh and plain mpirun read:
+#   DPTRAIN_HOSTS=dpt-h1:1,...,dpt-hN:1   one slot per host
+#   DPTRAIN_IFACE=10.77.0.0/24           the simulated network (btl and oob tcp_if_include)
+#   DPTRAIN_BIND=none                    the hosts share this machine's cores: binding each
+#                                        host's rank 0 to core 0 would stack them on one core
+#   OMPI_MCA_plm_rsh_agent               Launch/netns-agent.sh, which runs the daemon in the host
+#   OMPI_MCA_btl=tcp,self                TCP between ranks, never shared memory
+#   OMPI_MCA_plm_rsh_no_tree_spawn=1     mpirun starts every daemon itself
+#
+# It touches only what it made: namespaces, links and /etc/hosts lines are recorded in
+# /run/dptrain-simulate-hosts and removed by `down`; `up` interrupted (Ctrl-C) removes what it
+# had made, and `run` removes everything when COMMAND ends, fails or is interrupted.
+set -euo pipefail
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+say() { printf 'simulate-hosts: %s\n' "$*" >&2; }
+die() { say "error: $*"; exit 1; }
+
+state=/run/dptrain-simulate-hosts
+subnet=10.77.0
+bridge=dpt-br0
+marker="# dptrain simulate-hosts"
+
+usage() { sed -n '2,/^set -euo/p' "$0" | sed '$d' | sed 's/^# \{0,1\}//' >&2; exit "${1:-2}"; }
+
+require() {
+    [ "$(id -u)" = 0 ] || die "must run as root (it creates network namespaces and links); try: sudo $0 $*"
+    command -v ip >/dev/null || die "'ip' (iproute2) is not installed: apt-get install iproute2"
+    command -v tc >/dev/null || die "'tc' (iproute2) is not installed: apt-get install iproute2"
+    command -v unshare >/dev/null || die "'unshare' (util-linux) is not installed"
+}
+
+# record KIND NAME: remember something this script made, so down removes exactly that.
+record() { mkdir -p "$state"; echo "$1 $2" >> "$state/made"; }
+
+down() {
+    [ -f "$state/made" ] || { say "no simulated hosts are up"; return 0; }
+    # Newest first: namespaces (their veth ends go with them), then links, then /etc/hosts lines.
+    tac "$state/made" | while read -r kind name; do
+        case $kind in
+            netns) ip netns delete "$name" 2>/dev/null || true ;;
+            link) ip link delete "$name" 2>/dev/null || true ;;
+            hosts) sed -i "/ $name $marker\$/d" /etc/hosts ;;
+        esac
+    done
+    rm -rf "$state"
+    say "removed the simulated hosts"
+}
+
+status() {
+    [ -f "$state/made" ] || { say "no simulated hosts are up"; return 0; }
+    cat "$state/env"
+    ip netns list | grep '^dpt-h' || true
+}
+
+# up N RATE: makes the hosts; prints the variables (export lines) on stdout.
+up() {
+    local n=$1 rate=$2 i
+    [[ $n =~ ^[1-9][0-9]*$ ]] && [ "$n" -le 200 ] || die "N must be a whole number from 1 to 200, got '$n'"
+    [ -f "$state/made" ] && die "simulated hosts are already up ($(grep -c '^netns' "$state/made") of them): run '$0 down' first"
+    if [ -n "$rate" ]; then
+        [[ $rate =~ ^[0-9]+(\.[0-9]+)?[kmg]?bit$ ]] || die "--rate must look like 1gbit, 10gbit or 500mbit, got '$rate'"
+    fi
+    ip link show "$bridge" >/dev/null 2>&1 && die "a link named $bridge exists that this script did not record; remove it or pick another machine"
+    trap 'say "interrupted: removing what was made"; down; exit 130' INT TERM
+    trap 'status=$?; [ $status = 0 ] || { say "failed: removing what was made"; down; }' EXIT
+    mkdir -p "$state"; : > "$state/made"
+    ip link add "$bridge" type bridge; record link "$bridge"
+    ip addr add "$subnet.254/24" dev "$bridge"
+    ip link set "$bridge" up
+    for i in $(seq 1 "$n"); do
+        local host=dpt-h$i veth=dpt-v$i
+        ip netns add "$host"; record netns "$host"
+        ip link add "$veth" type veth peer name eth0 netns "$host"; record link "$veth"
+        ip link set "$veth" master "$bridge" up
+        ip -n "$host" addr add "$subnet.$i/24" dev eth0
+        ip -n "$host" link set eth0 up
+        ip -n "$host" link set lo up
+        if [ -n "$rate" ]; then
+            ip netns exec "$host" tc qdisc add dev eth0 root tbf rate "$rate" burst 256kb latency 100ms
+        fi
+        echo "$subnet.$i $host $marker" >> /etc/hosts; record hosts "$host"
+    done
+    local hosts
+    hosts=$(seq 1 "$n" | sed 's/^/dpt-h/; s/$/:1/' | paste -sd, -)
+    cat > "$state/env" <<EOF
+export DPTRAIN_HOSTS=$hosts
+export DPTRAIN_IFACE=$subnet.0/24
+export DPTRAIN_BIND=none
+export OMPI_MCA_plm_rsh_agent=$here/netns-agent.sh
+export OMPI_MCA_btl=tcp,self
+export OMPI_MCA_plm_rsh_no_tree_spawn=1
+EOF
+    trap - INT TERM EXIT
+    say "$n simulated host(s) up: dpt-h1 ... dpt-h$n at $subnet.1 ... $subnet.$n${rate:+, links shaped to $rate}"
+    cat "$state/env"
+}
+
+cmd=${1:-}; [ $# -gt 0 ] && shift
+case $cmd in
+    up|run)
+        require "$cmd"
+        [ $# -ge 1 ] || usage
+        n=$1; shift; rate=""
+        while [ $# -gt 0 ] && [ "$1" != "--" ]; do
+            case $1 in
+                --rate) [ $# -ge 2 ] || die "--rate needs a value (e.g. 1gbit)"; rate=$2; shift ;;
+                *) die "unknown option '$1' (see $0 --help)" ;;
+            esac
+            shift
+        done
+        if [ "$cmd" = up ]; then up "$n" "$rate"; exit 0; fi
+        [ "${1:-}" = "--" ] && shift
+        [ $# -ge 1 ] || die "run needs a command after --"
+        up "$n" "$rate" > /dev/null
+        trap 'down' EXIT
+        # The command gets the signal too (and cluster.sh stops its job cleanly): wait for it,
+        # then remove the hosts. A handler, not an ignore, so the command can trap the signal.
+        trap 'say "interrupted: removing the hosts once the command has stopped"' INT TERM
+        # shellcheck disable=SC1091
+        source "$state/env"
+        "$@"
+        ;;
+    down) require down; down ;;
+    status) status ;;
+    -h|--help|help) usage 0 ;;
+    *) usage ;;
+esac
