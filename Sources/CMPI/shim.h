@@ -15,5 +15,7 @@ static inline MPI_Op dpt_op_max(void) { return MPI_MAX; }
 static inline MPI_Op dpt_op_min(void) { return MPI_MIN; }
 static inline void *dpt_in_place(void) { return MPI_IN_PLACE; }
 static inline MPI_Errhandler dpt_errors_return(void) { return MPI_ERRORS_RETURN; }
+static inline int dpt_comm_type_shared(void) { return MPI_COMM_TYPE_SHARED; }
+static inline MPI_Info dpt_info_null(void) { return MPI_INFO_NULL; }
 static inline int dpt_success(void) { return MPI_SUCCESS; }
 static inline int dpt_max_error_string(void) { return MPI_MAX_ERROR_STRING; }

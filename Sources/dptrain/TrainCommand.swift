@@ -17,6 +17,17 @@ struct TrainCommand: ParsableCommand {
 
             Data directory: --data-dir, else $DPTRAIN_DATA, else data/mnist. It holds the four MNIST \
             IDX files, raw or .gz.
+
+            SIGTERM, SIGINT or SIGUSR1 (to any rank, or SIGUSR1 to mpirun, which forwards it) stops the \
+            run cleanly: every rank finishes the step in progress, rank 0 writes a checkpoint of it, and \
+            the job exits 75. A second signal stops at once (the checkpoints already written are intact). \
+            mpirun answers SIGTERM by killing its ranks a second later and exiting 1: Launch/train.sh and \
+            Launch/cluster.sh turn SIGTERM and Ctrl-C into SIGUSR1 for it.
+
+            Exit status: 0 done; 1 an error (the message names the file, key or flag); 3 the watchdog \
+            stopped a rank stuck in a collective (training.collective_timeout); 64 a bad command line; \
+            75 stopped by a signal, checkpoint written (continue with --resume); 128+N stopped by signal \
+            N with no checkpoint directory.
             """)
 
     @OptionGroup var options: TrainingOptions
@@ -96,6 +107,13 @@ struct TrainCommand: ParsableCommand {
                     mpi.watchdog = watchdog
                     trainer.watchdog = watchdog
                 }
+                let (isRoot, rank, saves) = (comm.isRoot, comm.rank, cfg.checkpointDirectory != nil)
+                trainer.stopSignals = StopSignals { number in
+                    let line = "received \(StopSignals.name(number)): finishing the step in progress, then "
+                        + (saves ? "writing a checkpoint" : "stopping (no checkpoint directory to save to)")
+                        + "; a second signal stops at once"
+                    if isRoot { logger.notice("\(line)") } else { logger.debug("rank \(rank): \(line)") }
+                }
                 if comm.isRoot, resume || resumeFrom != nil {
                     try restore(trainer, checkpointer: checkpointer, say: say)
                 }
@@ -112,7 +130,18 @@ struct TrainCommand: ParsableCommand {
                 }
                 return trainer
             }
+            // Every rank got here (the set-up agreed): exchange the addresses the watchdog probes.
+            trainer.watchdog?.probe = PeerProbe(comm: comm)
             let summary = try trainer.run()
+            if summary.stoppedBySignal {
+                let directory = trainer.config.checkpointDirectory
+                say("dptrain: stopped by a signal after global step \(summary.steps) (epoch \(trainer.position.epoch + 1))"
+                    + (directory.map { "; checkpoint \(Checkpointer(directory: $0).path(step: summary.steps)) written: continue with --resume" }
+                       ?? "; no checkpoint directory, nothing was saved"))
+                comm.finalize()
+                Foundation.exit(directory == nil ? ExitStatus.stoppedWithoutCheckpoint(signal: trainer.stopSignals?.received ?? SIGTERM)
+                                      : ExitStatus.stoppedWithCheckpoint)
+            }
             if let acc = summary.testAccuracy, let loss = summary.testLoss {
                 say(String(format: "dptrain: done: test accuracy %.4f, test loss %.4f, %d steps, %.0f samples/s, %d rank%@",
                            acc, loss, summary.steps, summary.samplesPerSecond, summary.worldSize, summary.worldSize == 1 ? "" : "s"))

@@ -43,34 +43,69 @@ enum Support {
         var seconds: Double
     }
 
+    /// A process started from the package root that runs while the test goes on: signal it,
+    /// then `wait` for its status and output.
+    final class Running: @unchecked Sendable {
+        let process = Process()
+        private let group = DispatchGroup()
+        private var out = Data(), err = Data()
+        let started = Date()
+
+        init(_ executable: String, _ arguments: [String], environment: [String: String]) throws {
+            process.executableURL = URL(fileURLWithPath: executable)
+            process.arguments = arguments
+            process.currentDirectoryURL = packageRoot
+            process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
+            let (outPipe, errPipe) = (Pipe(), Pipe())
+            process.standardOutput = outPipe
+            process.standardError = errPipe
+            // The child takes the signal mask of the thread that starts it, and the test
+            // runner's threads block most signals: a child would never see one a test sends it.
+            var all = sigset_t(), saved = sigset_t()
+            sigemptyset(&all)
+            pthread_sigmask(SIG_SETMASK, &all, &saved)
+            defer { pthread_sigmask(SIG_SETMASK, &saved, nil) }
+            try process.run()
+            // Read both pipes concurrently so a chatty child never blocks on a full pipe.
+            DispatchQueue.global().async(group: group) { self.out = outPipe.fileHandleForReading.readDataToEndOfFile() }
+            DispatchQueue.global().async(group: group) { self.err = errPipe.fileHandleForReading.readDataToEndOfFile() }
+        }
+
+        func signal(_ number: Int32) { kill(process.processIdentifier, number) }
+
+        /// Waits for the process to end, killing it after `timeout` seconds.
+        func wait(timeout: Double = 300) -> ProcessResult {
+            let deadline = started.addingTimeInterval(timeout)
+            while process.isRunning && Date() < deadline { usleep(20_000) }
+            if process.isRunning {
+                process.terminate()
+                usleep(500_000)
+                if process.isRunning { kill(process.processIdentifier, SIGKILL) }
+            }
+            process.waitUntilExit()
+            group.wait()
+            return ProcessResult(status: process.terminationStatus, stdout: String(decoding: out, as: UTF8.self),
+                                 stderr: String(decoding: err, as: UTF8.self), seconds: Date().timeIntervalSince(started))
+        }
+    }
+
+    static func start(_ executable: String, _ arguments: [String], environment: [String: String] = [:]) throws -> Running {
+        try Running(executable, arguments, environment: environment)
+    }
+
     /// Runs `executable` with `arguments` from the package root; kills it after `timeout` seconds.
     static func run(_ executable: String, _ arguments: [String], environment: [String: String] = [:], timeout: Double = 300) throws -> ProcessResult {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: executable)
-        process.arguments = arguments
-        process.currentDirectoryURL = packageRoot
-        process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
-        let out = Pipe(), err = Pipe()
-        process.standardOutput = out
-        process.standardError = err
-        let started = Date()
-        try process.run()
-        // Read both pipes concurrently so a chatty child never blocks on a full pipe.
-        nonisolated(unsafe) var outData = Data(), errData = Data()
-        let group = DispatchGroup()
-        DispatchQueue.global().async(group: group) { outData = out.fileHandleForReading.readDataToEndOfFile() }
-        DispatchQueue.global().async(group: group) { errData = err.fileHandleForReading.readDataToEndOfFile() }
+        try start(executable, arguments, environment: environment).wait(timeout: timeout)
+    }
+
+    /// Polls `condition` every 50 ms until it holds (true) or `timeout` seconds pass (false).
+    static func eventually(timeout: Double = 60, _ condition: () -> Bool) -> Bool {
         let deadline = Date().addingTimeInterval(timeout)
-        while process.isRunning && Date() < deadline { usleep(20_000) }
-        if process.isRunning {
-            process.terminate()
-            usleep(500_000)
-            if process.isRunning { kill(process.processIdentifier, SIGKILL) }
+        while Date() < deadline {
+            if condition() { return true }
+            usleep(50_000)
         }
-        process.waitUntilExit()
-        group.wait()
-        return ProcessResult(status: process.terminationStatus, stdout: String(decoding: outData, as: UTF8.self),
-                             stderr: String(decoding: errData, as: UTF8.self), seconds: Date().timeIntervalSince(started))
+        return condition()
     }
 
     /// The release binary the end-to-end tests launch: $DPTRAIN_BIN (Launch/test.sh sets it),

@@ -8,6 +8,8 @@ import Foundation
 public protocol Communicator: AnyObject {
     var rank: Int { get }
     var worldSize: Int { get }
+    /// The ranks on this machine (sharing its memory), this one included.
+    var localSize: Int { get }
     /// A short description for logs, e.g. "OpenMPI 4.1.4, 2 ranks".
     var summary: String { get }
 
@@ -21,6 +23,8 @@ public protocol Communicator: AnyObject {
     func allgather(_ value: Int32) -> [Int32]
     /// Every rank's values (the same count on each), indexed by rank.
     func allgather(_ values: [Double]) -> [[Double]]
+    /// Every rank's bytes (the same count on each), indexed by rank.
+    func allgather(bytes: [UInt8]) -> [[UInt8]]
     func barrier()
     /// Ends the whole job at once with `code` (after `message` is printed by this rank).
     func abort(code: Int32, message: String) -> Never

@@ -8,6 +8,7 @@ import Foundation
 public final class MPICommunicator: Communicator {
     public let rank: Int
     public let worldSize: Int
+    public let localSize: Int
     private let world = dpt_comm_world()
     /// Bounds how long any collective may take (see `Watchdog`); nil: unbounded.
     public var watchdog: Watchdog?
@@ -35,6 +36,13 @@ public final class MPICommunicator: Communicator {
         MPI_Comm_size(world, &n)
         rank = Int(r)
         worldSize = Int(n)
+        var local: MPI_Comm? = nil
+        var localCount: Int32 = 1
+        if MPI_Comm_split_type(world, dpt_comm_type_shared(), r, dpt_info_null(), &local) == dpt_success() {
+            MPI_Comm_size(local, &localCount)
+            MPI_Comm_free(&local)
+        }
+        localSize = Int(localCount)
     }
 
     public var summary: String {
@@ -95,6 +103,13 @@ public final class MPICommunicator: Communicator {
         var all = [Double](repeating: 0, count: worldSize * values.count)
         call("MPI_Allgather") { MPI_Allgather(&mine, Int32(values.count), dpt_double(), &all, Int32(values.count), dpt_double(), world) }
         return (0..<worldSize).map { Array(all[$0 * values.count..<($0 + 1) * values.count]) }
+    }
+
+    public func allgather(bytes: [UInt8]) -> [[UInt8]] {
+        var mine = bytes
+        var all = [UInt8](repeating: 0, count: worldSize * bytes.count)
+        call("MPI_Allgather") { MPI_Allgather(&mine, Int32(bytes.count), dpt_byte(), &all, Int32(bytes.count), dpt_byte(), world) }
+        return (0..<worldSize).map { Array(all[$0 * bytes.count..<($0 + 1) * bytes.count]) }
     }
 
     public func barrier() { call("MPI_Barrier") { MPI_Barrier(world) } }

@@ -10,6 +10,7 @@ public enum DataError: Error, CustomStringConvertible, Equatable {
     case unsupportedType(path: String, typeCode: UInt8)
     case truncatedHeader(path: String, needed: Int, found: Int)
     case wrongLength(path: String, expected: Int, found: Int)
+    case dimensionsOverflow(path: String, dimensions: [Int])
     case wrongRank(path: String, expected: Int, found: Int)
     case countMismatch(images: String, imageCount: Int, labels: String, labelCount: Int)
     case labelOutOfRange(path: String, index: Int, value: Int, classes: Int)
@@ -37,6 +38,8 @@ public enum DataError: Error, CustomStringConvertible, Equatable {
         case .wrongLength(let path, let expected, let found):
             let what = found < expected ? "truncated" : "has trailing bytes"
             return "\(path): \(what): dimensions call for \(expected) data bytes, found \(found)"
+        case .dimensionsOverflow(let path, let dimensions):
+            return "\(path): the header's dimensions \(dimensions.map(String.init).joined(separator: " x ")) multiply past a 64-bit count: the header is corrupt"
         case .wrongRank(let path, let expected, let found):
             return "\(path): expected an IDX file with \(expected) dimension(s), found \(found)"
         case .countMismatch(let images, let imageCount, let labels, let labelCount):

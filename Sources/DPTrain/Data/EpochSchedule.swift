@@ -19,7 +19,7 @@ public struct EpochSchedule: Sendable {
         self.shuffle = shuffle
     }
 
-    public var stepsPerEpoch: Int { (sampleCount + globalBatch - 1) / globalBatch }
+    public var stepsPerEpoch: Int { (sampleCount - 1) / globalBatch + 1 }
 
     /// The epoch's global order of sample indices (identical on every rank).
     public func permutation(epoch: Int) -> [Int32] {
@@ -52,8 +52,9 @@ public struct EpochSchedule: Sendable {
         (part * count / parts, (part + 1) * count / parts)
     }
 
-    /// The largest number of samples any rank computes on in one step.
+    /// The largest number of samples any rank computes on in one step (a global batch larger
+    /// than the data set is the whole data set).
     public func maxLocalBatch(worldSize: Int) -> Int {
-        (globalBatch + worldSize - 1) / worldSize
+        (min(globalBatch, sampleCount) - 1) / worldSize + 1
     }
 }

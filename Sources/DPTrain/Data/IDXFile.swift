@@ -65,7 +65,11 @@ public struct IDXFile: Sendable {
             let o = 4 + 4 * d
             dimensions.append(Int(bytes[o]) << 24 | Int(bytes[o + 1]) << 16 | Int(bytes[o + 2]) << 8 | Int(bytes[o + 3]))
         }
-        let expected = dimensions.reduce(1, *)
+        let (expected, overflow) = dimensions.reduce((1, false)) { acc, d in
+            let (product, o) = acc.0.multipliedReportingOverflow(by: d)
+            return (product, acc.1 || o)
+        }
+        guard !overflow else { throw DataError.dimensionsOverflow(path: path, dimensions: dimensions) }
         let found = bytes.count - headerLength
         guard found == expected else { throw DataError.wrongLength(path: path, expected: expected, found: found) }
         bytes.removeSubrange(0..<headerLength)

@@ -48,23 +48,33 @@ public final class Conv2D: Layer {
         self.filters = filters
         self.stride = stride
         let (h, wi) = (inputShape[0], inputShape[1])
-        let oh: Int, ow: Int
-        switch padding {
-        case .valid:
-            guard h >= kh, wi >= kw else {
-                throw ConfigError.invalid(key: "\(name).kernel_size", reason: "a \(kh)x\(kw) kernel does not fit a \(h)x\(wi) input with valid padding")
-            }
-            (oh, ow) = ((h - kh) / stride + 1, (wi - kw) / stride + 1)
-            (padTop, padLeft) = (0, 0)
-        case .same:
-            (oh, ow) = ((h + stride - 1) / stride, (wi + stride - 1) / stride)
-            padTop = max((oh - 1) * stride + kh - h, 0) / 2
-            padLeft = max((ow - 1) * stride + kw - wi, 0) / 2
+        guard let g = Self.geometry(height: h, width: wi, kernel: kernel, stride: stride, padding: padding) else {
+            throw ConfigError.invalid(key: "\(name).kernel_size", reason: "a \(kh)x\(kw) kernel does not fit a \(h)x\(wi) input with valid padding")
         }
+        let (oh, ow) = (g.height, g.width)
+        (padTop, padLeft) = (g.padTop, g.padLeft)
         outputShape = [oh, ow, filters]
         var offsets: [Int32] = []
         for ky in 0..<kh { for kx in 0..<kw { for c in 0..<cin { offsets.append(Int32((ky * wi + kx) * cin + c)) } } }
         patchOffsets = offsets
+    }
+
+    /// The output's height and width, and the zero padding above and to the left, of a `kernel`
+    /// moved `stride` apart over a `height x width` input; nil when a valid-padded kernel does
+    /// not fit. `same` pads to `ceil(input / stride)` outputs, the extra row or column at the
+    /// bottom or right, as TensorFlow does. Arguments of at least 1, as the config guarantees.
+    static func geometry(height h: Int, width w: Int, kernel: (Int, Int), stride: Int, padding: Padding)
+        -> (height: Int, width: Int, padTop: Int, padLeft: Int)? {
+        switch padding {
+        case .valid:
+            guard h >= kernel.0, w >= kernel.1 else { return nil }
+            return ((h - kernel.0) / stride + 1, (w - kernel.1) / stride + 1, 0, 0)
+        case .same:
+            let (oh, ow) = ((h - 1) / stride + 1, (w - 1) / stride + 1)
+            // (oh - 1) * stride < h, so this cannot overflow where the kernel itself fits in memory.
+            let (padH, padW) = (max((oh - 1) * stride + kernel.0 - h, 0), max((ow - 1) * stride + kernel.1 - w, 0))
+            return (oh, ow, padH / 2, padW / 2)
+        }
     }
 
     public var ignoresGradientOfZeroOutputs: Bool { activation == .relu }

@@ -37,7 +37,12 @@ public final class MaxPooling2D: Layer {
         guard pool * pool < Int(Self.noGradient) else {
             throw ConfigError.invalid(key: "\(name).pool_size", reason: "\(pool) is larger than the 255 supported")
         }
-        outputShape = [(inputShape[0] - pool) / stride + 1, (inputShape[1] - pool) / stride + 1, inputShape[2]]
+        outputShape = Self.outputShape(input: inputShape, pool: pool, stride: stride)
+    }
+
+    /// The output shape of `pool x pool` windows `stride` apart over an input at least that large.
+    static func outputShape(input: [Int], pool: Int, stride: Int) -> [Int] {
+        [(input[0] - pool) / stride + 1, (input[1] - pool) / stride + 1, input[2]]
     }
 
     deinit { argmax?.deallocate() }

@@ -82,9 +82,15 @@ public final class Checkpointer {
             .map { (directory as NSString).appendingPathComponent($0) }
     }
 
-    /// Deletes all but the newest `keep` checkpoints.
+    /// Deletes all but the newest `keep` checkpoints, and the temporary files of saves that were
+    /// abandoned (a process stopped while writing one; called after a save completes, so none
+    /// is in progress).
     public func prune() {
         for old in files().dropFirst(max(keep, 1)) { unlink(old) }
+        let names = (try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? []
+        for name in names where name.hasPrefix(".\(Self.prefix)") && name.hasSuffix("\(Self.suffix).tmp") {
+            unlink((directory as NSString).appendingPathComponent(name))
+        }
     }
 
     /// The newest checkpoint that reads and verifies; corrupt ones are reported through `warn`

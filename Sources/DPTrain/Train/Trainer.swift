@@ -13,6 +13,9 @@ public struct TrainSummary: Sendable {
     public var worldSize: Int
     public var skippedSteps: Int
     public var stoppedEarly: Bool
+    /// Whether the run stopped because a rank received SIGTERM, SIGINT or SIGUSR1 (see
+    /// `StopSignals`); the last checkpoint, if a directory was set, holds the step it stopped at.
+    public var stoppedBySignal: Bool
     public var parameterChecksum: UInt64
 }
 
@@ -46,6 +49,11 @@ public final class Trainer {
     public var onStep: ((TrainingPosition, Double) -> Void)?
     /// Told the step in progress, for its timeout message (see `Watchdog`).
     public var watchdog: Watchdog?
+    /// When set, a signal any rank receives stops the run after the step in progress, every
+    /// rank at the same step (it travels in that step's allreduce), with a checkpoint of it.
+    public var stopSignals: StopSignals?
+    /// How many ranks had received a stop signal by the last step's allreduce (0: none).
+    public private(set) var ranksAskingToStop = 0
     public private(set) var position = TrainingPosition()
     /// Seconds spent in each phase of the last step (read by `Benchmark`; costs six clock reads).
     public private(set) var lastStepPhases = StepPhases()
@@ -70,9 +78,9 @@ public final class Trainer {
     /// buffer there only adds traffic: the CNN's update 0.39 -> 0.48 ms).
     private var spareValues: FloatBuffer?
 
-    /// The gradient buffer holds two extra floats that ride in the same allreduce: the step's
-    /// loss sum and correct-prediction count.
-    static let statisticSlots = 2
+    /// The gradient buffer holds three extra floats that ride in the same allreduce: the step's
+    /// loss sum, its correct-prediction count, and the number of ranks asked to stop.
+    static let statisticSlots = 3
 
     /// `train` is the whole training set: with `validationSplit` its last fraction (before any
     /// shuffling, as Keras does) is held out for validation by rank 0. No collective runs here,
@@ -96,13 +104,20 @@ public final class Trainer {
         self.checkpointer = checkpointer
         self.log = log
         schedule = EpochSchedule(sampleCount: self.train.count, globalBatch: config.batchSize, seed: config.seed, shuffle: config.shuffle)
+        guard !config.epochs.multipliedReportingOverflow(by: schedule.stepsPerEpoch).overflow else {
+            throw ConfigError.invalid(key: "training.epochs", reason: "\(config.epochs) epochs of \(schedule.stepsPerEpoch) steps overflow a step count")
+        }
         let local = schedule.maxLocalBatch(worldSize: comm.worldSize * threads)
         let evalCount = max(test?.count ?? 0, validation?.count ?? 0)
         // Rank 0's workers evaluate in chunks of up to eval_batch_size samples, fewer when their
         // models' buffers for that many would pass ~64 MB in all (the CNN's take 87 KB a sample).
-        let perSample = try Model(specs: config.layers, inputShape: config.inputShape, loss: config.loss, capacity: 1).bufferFloatsPerSample
+        let perSample = try MemoryPlan.floatsPerSample(config)
         let evalChunk = min(config.evalBatchSize, evalCount, (16 << 20) / max(perSample, 1) / threads)
         let capacity = comm.isRoot ? max(local, evalChunk) : local
+        // Refuse what cannot fit before allocating any of it (the data sets are already read).
+        let dataBytes = [train, validation, test].compactMap { $0 }.reduce(0) { $0 + $1.images.count + $1.labels.count }
+        try MemoryPlan(config: config, threads: threads, capacity: capacity, dataBytes: dataBytes)
+            .check(available: MemoryPlan.availableBytes(), localRanks: comm.localSize)
         let primary = try Model(specs: config.layers, inputShape: config.inputShape, loss: config.loss,
                                 capacity: capacity, extraGradientSlots: Self.statisticSlots)
         model = primary
@@ -150,20 +165,22 @@ public final class Trainer {
         var lastTest: Evaluation?
         var stoppedEarly = false
 
-        while position.step < totalSteps && !stoppedEarly {
+        while position.step < totalSteps && !stoppedEarly && ranksAskingToStop == 0 {
             let epoch = position.epoch
             let order = schedule.permutation(epoch: epoch)
             let started = Self.now()
             let samplesBefore = position.epochSamples
-            while position.stepInEpoch < schedule.stepsPerEpoch && position.step < totalSteps {
+            while position.stepInEpoch < schedule.stepsPerEpoch && position.step < totalSteps && ranksAskingToStop == 0 {
                 try trainStep(order: order)
                 onStep?(position, Self.now() - started)
                 if let checkpointer, config.checkpointEverySteps > 0, position.step % config.checkpointEverySteps == 0 {
                     try saveCheckpoint(checkpointer)
                 }
             }
-            let seconds = Self.now() - started
             let epochDone = position.stepInEpoch == schedule.stepsPerEpoch
+            // Stopped by a signal mid-epoch: no epoch report; the checkpoint below resumes there.
+            if ranksAskingToStop > 0 && !epochDone { break }
+            let seconds = Self.now() - started
             let samples = position.epochSamples - samplesBefore
             epochSeconds.append(seconds)
             trainSeconds += seconds
@@ -172,7 +189,7 @@ public final class Trainer {
             lastTest = e ?? lastTest
             stoppedEarly = stop
             if epochDone { nextEpoch() }
-            let last = position.step >= totalSteps || stoppedEarly
+            let last = position.step >= totalSteps || stoppedEarly || ranksAskingToStop > 0
             if let checkpointer, epochDone && !last && config.checkpointEveryEpochs > 0 && position.epoch % config.checkpointEveryEpochs == 0 {
                 try saveCheckpoint(checkpointer)
             }
@@ -183,7 +200,7 @@ public final class Trainer {
         let summary = TrainSummary(testLoss: lastTest?.loss, testAccuracy: lastTest?.accuracy, epochs: epochSeconds.count, steps: position.step,
                                    epochSeconds: epochSeconds, samplesPerSecond: trainSeconds > 0 ? Double(samplesSeen) / trainSeconds : 0,
                                    worldSize: comm.worldSize, skippedSteps: position.skippedSteps, stoppedEarly: stoppedEarly,
-                                   parameterChecksum: checksum)
+                                   stoppedBySignal: ranksAskingToStop > 0, parameterChecksum: checksum)
         if comm.isRoot {
             metrics?.write("summary", [
                 ("test_accuracy", summary.testAccuracy.map(JSONValue.number) ?? .string("n/a")),
@@ -193,6 +210,7 @@ public final class Trainer {
                 ("samples_per_second", .number(summary.samplesPerSecond)),
                 ("world_size", .int(comm.worldSize)), ("global_batch", .int(config.batchSize)),
                 ("skipped_steps", .int(summary.skippedSteps)), ("stopped_early", .bool(stoppedEarly)),
+                ("stopped_by_signal", .bool(summary.stoppedBySignal)),
                 ("replicas_identical", .bool(true)), ("parameter_checksum", .string(String(checksum, radix: 16))),
             ])
         }
@@ -231,7 +249,9 @@ public final class Trainer {
                 }
             }
         }
+        grads[n + 2] = stopSignals?.received == nil ? 0 : 1
         comm.allreduceSum(grads, count: n + Self.statisticSlots)
+        ranksAskingToStop = Int(grads[n + 2])
         lastStepPhases.allreduce = clock.lap()
         epochAllreduceSeconds += lastStepPhases.allreduce
         defer { lastStepPhases.optimizer = clock.lap() }
