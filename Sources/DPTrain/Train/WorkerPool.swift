@@ -1,35 +1,44 @@
 import Foundation
 import Synchronization
 
-/// A fixed team of `count` threads that run one closure together: `run { worker in ... }` calls
-/// it once for each worker index in `0..<count` (index 0 on the calling thread) and returns when
-/// every call has returned, with their writes visible to the caller.
+/// A fixed team of `count` threads that run one closure together: `run { task in ... }` calls
+/// it once for each task index in `0..<count` and returns when every call has returned, with
+/// their writes visible to the caller.
 ///
-/// A training step runs three of these back to back, so the wake-up must cost microseconds, not
-/// the tens a kernel wake-up costs: an idle worker spins (yielding its core to any other runnable
-/// thread) for `spinSeconds`, then sleeps on a condition until the next run, so a pool between
-/// epochs costs no CPU. One caller at a time; `run` is not reentrant.
+/// A task is a worker's share (its replica, its slice of a buffer), not a thread: the threads,
+/// the caller among them, claim the tasks of a run one by one, so a task whose thread has lost
+/// its core to another process is taken by a thread that has one, instead of every thread waiting
+/// for it (on a busy 2-core host, a second thread then costs nothing: measured, one competing
+/// process made a 1 x 2 MLP epoch 2-4x slower when each thread waited for its own task). Which
+/// thread runs a task changes no result.
+///
+/// A training step runs three of these back to back, so starting one must cost microseconds,
+/// not the tens a kernel wake-up costs: an idle thread spins (yielding its core to any other
+/// runnable thread) for `spinSeconds`, then sleeps on a condition until the next run, so a pool
+/// between epochs costs no CPU. One caller at a time; `run` is not reentrant.
 public final class WorkerPool: @unchecked Sendable {
     public let count: Int
     let spinSeconds: Double
-    /// Bumped once per run; workers wait for it to move past the run they last did.
-    private let generation = Atomic<Int>(0)
-    /// Workers (other than 0) that have not finished the current run.
+    /// The run (high 32 bits, bumped once per run) and its next unclaimed task (low 32 bits):
+    /// a claim is a compare-and-swap on both, so a thread late for a run can never claim a task
+    /// of the next one with the closure of the last.
+    private let state = Atomic<Int>(0)
+    /// Tasks of the current run not finished yet.
     private let pending = Atomic<Int>(0)
-    /// Workers asleep on `wakeUp` (the caller signals only when there are some).
+    /// Threads asleep on `wakeUp` (the caller signals only when there are some).
     private let sleepers = Atomic<Int>(0)
     private let wakeUp = NSCondition()
-    /// The closure of the current run; written only while no worker runs.
+    /// The closure of the current run; written only while no task of it can be claimed.
     private var job: ((Int) -> Void)?
     private var stopping = false
 
     public init(count: Int, spinSeconds: Double = 0.002) {
-        precondition(count >= 1)
+        precondition(count >= 1 && count < 1 << 31)
         self.count = count
         self.spinSeconds = spinSeconds
         for index in 1..<count {
             // The thread holds the pool until `stop()` lets it return.
-            let thread = Thread { self.workerLoop(index) }
+            let thread = Thread { self.workerLoop() }
             thread.name = "dptrain-worker-\(index)"
             thread.start()
         }
@@ -42,14 +51,14 @@ public final class WorkerPool: @unchecked Sendable {
         start()
     }
 
-    /// Calls `body(worker)` for every worker index at once; returns when all have returned.
+    /// Calls `body(task)` for every task index at once; returns when all have returned.
     public func run(_ body: (Int) -> Void) {
         guard count > 1 else { return body(0) }
         precondition(!stopping, "WorkerPool.run after stop()")
         withoutActuallyEscaping(body) { body in
             job = body
-            start()
-            body(0)
+            let run = start()
+            claimTasks(of: run)
             _ = Self.spin(until: { pending.load(ordering: .acquiring) == 0 }, seconds: .infinity)
             job = nil
         }
@@ -68,44 +77,59 @@ public final class WorkerPool: @unchecked Sendable {
     }
 
     /// The `worker`-th of `count` near-equal slices of `0..<n`, cut at multiples of 16 floats
-    /// (64-byte cache lines), so workers that write neighbouring slices share no line.
+    /// (64-byte cache lines), so tasks that write neighbouring slices share no line.
     public func slice(_ worker: Int, of n: Int) -> Range<Int> {
         func cut(_ k: Int) -> Int { k == count ? n : (n * k / count) & ~15 }
         return cut(worker)..<cut(worker + 1)
     }
 
-    private func start() {
-        pending.store(count - 1, ordering: .relaxed)
-        generation.add(1, ordering: .sequentiallyConsistent)
+    /// Opens a new run with every task unclaimed and wakes sleeping threads; returns the run's number.
+    @discardableResult
+    private func start() -> Int {
+        pending.store(count, ordering: .relaxed)
+        let run = (state.load(ordering: .relaxed) >> 32) &+ 1
+        state.store(run << 32, ordering: .sequentiallyConsistent)
         // Pairs with the sleeper's increment-then-check in `waitForRun`: either the sleeper sees
-        // the new generation, or this load sees the sleeper and the broadcast wakes it.
+        // the new run, or this load sees the sleeper and the broadcast wakes it.
         if sleepers.load(ordering: .sequentiallyConsistent) > 0 {
             wakeUp.lock()
             wakeUp.broadcast()
             wakeUp.unlock()
         }
+        return run
     }
 
-    private func workerLoop(_ index: Int) {
-        var seen = 0
+    /// Claims and runs tasks of run `run` until none is left unclaimed.
+    private func claimTasks(of run: Int) {
         while true {
-            seen = waitForRun(after: seen)
-            if stopping { return }
-            job!(index)
+            let current = state.load(ordering: .acquiring)
+            guard current >> 32 == run, current & 0xFFFF_FFFF < count else { return }
+            guard state.compareExchange(expected: current, desired: current + 1, ordering: .acquiringAndReleasing).exchanged else { continue }
+            // A claimed task keeps the run open (pending > 0), so `job` is this run's closure.
+            job!(current & 0xFFFF_FFFF)
             pending.subtract(1, ordering: .releasing)
         }
     }
 
-    private func waitForRun(after seen: Int) -> Int {
-        if Self.spin(until: { generation.load(ordering: .acquiring) != seen }, seconds: spinSeconds) {
-            return generation.load(ordering: .acquiring)
+    private func workerLoop() {
+        var seen = 0
+        while true {
+            seen = waitForRun(after: seen)
+            if stopping { return }
+            claimTasks(of: seen)
         }
+    }
+
+    /// Waits for a run after run `seen`; returns its number.
+    private func waitForRun(after seen: Int) -> Int {
+        func run() -> Int { state.load(ordering: .acquiring) >> 32 }
+        if Self.spin(until: { run() != seen }, seconds: spinSeconds) { return run() }
         wakeUp.lock()
         sleepers.add(1, ordering: .sequentiallyConsistent)
-        while generation.load(ordering: .sequentiallyConsistent) == seen { wakeUp.wait() }
+        while state.load(ordering: .sequentiallyConsistent) >> 32 == seen { wakeUp.wait() }
         sleepers.subtract(1, ordering: .sequentiallyConsistent)
         wakeUp.unlock()
-        return generation.load(ordering: .acquiring)
+        return run()
     }
 
     /// Polls `done` until it is true (returns true) or `seconds` have passed (returns false),
@@ -124,4 +148,3 @@ public final class WorkerPool: @unchecked Sendable {
         return true
     }
 }
-
