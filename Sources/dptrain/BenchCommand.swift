@@ -39,8 +39,9 @@ struct BenchCommand: ParsableCommand {
             guard steps >= 1, warmup >= 0 else { throw ValidationError("--steps must be >= 1 and --warmup >= 0") }
             let trainer = try comm.agree { () throws -> Trainer in
                 let (cfg, text) = try options.loadConfig()
-                let train = try cfg.loadDataset(directory: options.dataDirectory, split: .train)
-                let test = comm.isRoot ? try cfg.loadDataset(directory: options.dataDirectory, split: .test) : nil
+                let dir = cfg.dataDirectory(flag: options.dataDir)
+                let train = try cfg.loadDataset(directory: dir, split: .train)!
+                let test = comm.isRoot ? try cfg.loadDataset(directory: dir, split: .test, classes: train.classes) : nil
                 return try Trainer(config: cfg, configText: text, comm: comm, threads: threads, train: train, test: test)
             }
             trainer.skipsZeroInputs = !denseInputs

@@ -77,7 +77,7 @@ struct DataCommand: ParsableCommand {
                 }
                 try FileManager.default.createDirectory(atPath: target, withIntermediateDirectories: true)
                 for stem in KnownDataset.files {
-                    let path = try Dataset.locate(directory: source, stem: stem)
+                    let path = try DataLoader.locate(stem, in: source)
                     let destination = (target as NSString).appendingPathComponent((path as NSString).lastPathComponent)
                     try? FileManager.default.removeItem(atPath: destination)
                     try FileManager.default.copyItem(atPath: path, toPath: destination)

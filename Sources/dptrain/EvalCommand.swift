@@ -12,7 +12,7 @@ struct EvalCommand: ParsableCommand {
     @Option(name: .long, help: ArgumentHelp("The checkpoint (.safetensors) to evaluate.", valueName: "file"))
     var checkpoint: String
 
-    @Option(name: .long, help: ArgumentHelp("Directory with the MNIST IDX files (overrides $DPTRAIN_DATA; default data/mnist).", valueName: "dir"))
+    @Option(name: .long, help: ArgumentHelp("The data directory (default: the stored config's data.dir, else $DPTRAIN_DATA, else data/mnist).", valueName: "dir"))
     var dataDir: String?
 
     @Option(name: .long, help: "Evaluate on the first N test images only.")
@@ -26,7 +26,10 @@ struct EvalCommand: ParsableCommand {
             let file = try Checkpoint.read(path: checkpoint)
             var (config, model) = try file.model(capacity: 1000, path: checkpoint)
             config.testLimit = testLimit
-            let test = try config.loadDataset(directory: Launch.dataDirectory(flag: dataDir), split: .test)
+            guard var test = try config.loadDataset(directory: config.dataDirectory(flag: dataDir), split: .test, classes: file.classes) else {
+                throw ValidationError("the config stored in \(checkpoint) names no test data (data.test): nothing to evaluate on")
+            }
+            if let standardize = file.standardization { test.normalization = standardize }
             let e = Evaluator.evaluate(model, on: test)
             let classes = e.confusion.count
             let perClass = (0..<classes).map { c -> Double in
@@ -42,7 +45,7 @@ struct EvalCommand: ParsableCommand {
                 print(out.encoded)
                 return
             }
-            print(String(format: "%@: test loss %.4f, accuracy %.4f on %d images", checkpoint, e.loss, e.accuracy, e.count))
+            print(String(format: "%@: test loss %.4f, accuracy %.4f on %d samples", checkpoint, e.loss, e.accuracy, e.count))
             print("\nconfusion matrix (rows: true class, columns: predicted)")
             print("     " + (0..<classes).map { String(format: "%6d", $0) }.joined() + "   accuracy")
             for c in 0..<classes {

@@ -90,9 +90,9 @@ struct TrainCommand: ParsableCommand {
                     cfg.logEvery = logEvery
                 }
                 if let checkpointDir { cfg.checkpointDirectory = checkpointDir }
-                let dir = options.dataDirectory
-                let train = try cfg.loadDataset(directory: dir, split: .train, digest: comm.isRoot)
-                let test = comm.isRoot ? try cfg.loadDataset(directory: dir, split: .test, digest: true) : nil
+                let dir = cfg.dataDirectory(flag: options.dataDir)
+                let train = try cfg.loadDataset(directory: dir, split: .train, digest: comm.isRoot)!
+                let test = comm.isRoot ? try cfg.loadDataset(directory: dir, split: .test, classes: train.classes, digest: true) : nil
                 var sinks: [any MetricsSink] = []
                 if comm.isRoot {
                     if let metricsFile { sinks.append(try JSONLinesSink(path: metricsFile)) }
@@ -120,7 +120,10 @@ struct TrainCommand: ParsableCommand {
                 let s = trainer.schedule
                 say("dptrain: \(comm.summary) x \(threads) thread\(threads == 1 ? "" : "s"), built for \(InstructionSet.compiled.level); model \(trainer.model.parameterCount) parameters; "
                     + "global batch \(cfg.batchSize) (\(s.maxLocalBatch(worldSize: comm.worldSize)) per rank), \(s.stepsPerEpoch) steps/epoch, "
-                    + "\(train.count) training images from \(dir) (\(Self.provenance(train, test, directory: dir, say: say)))")
+                    + (cfg.data.resolvedFormat == .idx
+                        ? "\(train.count) training images from \(dir) (\(Self.provenance(train, test, directory: dir, say: say)))"
+                        : "\(train.count) training samples from \(train.source) (\(cfg.data.resolvedFormat.rawValue)"
+                          + (train.buffer.isMapped ? ", mapped" : "") + ", \(train.numClasses) classes)"))
                 say(trainer.model.summary)
                 logger.debug("rank \(comm.rank): \(train.count) training images, up to \(s.maxLocalBatch(worldSize: comm.worldSize)) per step, \(threads) worker thread\(threads == 1 ? "" : "s")")
                 if comm.isRoot && progress && level <= .info && Console.stderrIsTerminal {

@@ -7,7 +7,7 @@ struct TrainingOptions: ParsableArguments {
     @Option(name: .long, help: ArgumentHelp("The YAML config (see Configs/).", valueName: "file"))
     var config: String = "Configs/mlp.yaml"
 
-    @Option(name: .long, help: ArgumentHelp("Directory with the MNIST IDX files (overrides $DPTRAIN_DATA; default data/mnist).", valueName: "dir"))
+    @Option(name: .long, help: ArgumentHelp("The data directory (default: the config's data.dir, else $DPTRAIN_DATA, else data/mnist).", valueName: "dir"))
     var dataDir: String?
 
     @Option(name: .long, help: "Number of epochs (overrides training.epochs).")
@@ -56,15 +56,17 @@ struct TrainingOptions: ParsableArguments {
         return (cfg, text)
     }
 
-    var dataDirectory: String { Launch.dataDirectory(flag: dataDir) }
-
     /// The communicator for this launch (MPI under mpirun/srun, else one process) and the
     /// number of worker threads per rank.
     func start() -> (any Communicator, Int) {
         // Inflating the training images (0.2 s for MNIST) overlaps MPI's start-up (0.2-0.25 s
         // under mpirun); the root rank, or a lone process, also reads the test set meanwhile.
-        let splits: [Dataset.Split] = (MPICommunicator.rankFromLauncher ?? 0) == 0 ? [.train, .test] : [.train]
-        IDXPrefetch.start(paths: splits.flatMap { Dataset.paths(directory: dataDirectory, split: $0) })
+        // (A config that does not parse is reported later, through every rank.)
+        if let cfg = try? TrainConfig.load(path: config) {
+            let loader = DataLoader(spec: cfg.data, directory: cfg.dataDirectory(flag: dataDir))
+            let rootToo = (MPICommunicator.rankFromLauncher ?? 0) == 0
+            IDXPrefetch.start(paths: loader.idxPaths(.train) + (rootToo ? loader.idxPaths(.test) : []))
+        }
         let comm: any Communicator = MPICommunicator.launchedByMPI ? MPICommunicator() : SingleProcessCommunicator()
         return (comm, Launch.threadsPerRank(requested: threads))
     }

@@ -89,7 +89,7 @@ struct ConvolutionTests {
         // Sample 0 is all zeros: with the zero initial bias its convolution is exactly 0, a
         // maximum of 0 that must pass no gradient (ReLU'(0) = 0), as in the explicit model.
         let inputs = (0..<3 * 9 * 8 * 2).map { $0 < 9 * 8 * 2 ? 0 : rng.uniform(-1, 1) }
-        let labels: [UInt8] = [0, 3, 4]
+        let labels: [Int32] = [0, 3, 4]
         var results: [([Float], [Float])] = []
         for model in [fused, explicit] {
             for i in inputs.indices { model.input[i] = inputs[i] }
@@ -137,7 +137,7 @@ struct ConvolutionTests {
         #expect(model.convolutionPooling[2].map { $0.chunk > 20 / 2 && $0.chunk < 20 } == true)
         var rng = SplitMix64(seed: 10)
         for i in 0..<batch * 28 * 28 { model.input[i] = rng.uniform(0, 1) < 0.8 ? 0 : rng.uniform(0, 1) }
-        let labels = (0..<batch).map { UInt8($0 % 10) }
+        let labels = (0..<batch).map { Int32($0 % 10) }
         var results: [(output: [Float], gradients: [Float])] = []
         for together in [true, false] {
             model.fusesConvolutionPooling = together

@@ -64,11 +64,11 @@ extension EndToEndTests {
             #expect(trained.status == 0, "\(trained.stderr)")
             let checkpoint = try #require(Checkpointer(directory: "\(tmp)/ck").files().first)
             // The first test images, as PGM files and through --idx.
-            let test = try Dataset.load(directory: data, split: .test, limit: 5)
+            let test = try IDXFile.read(path: DataLoader.locate("t10k-images-idx3-ubyte", in: data)).bytes
             var pgms: [String] = []
             for i in 0..<5 {
                 let path = "\(tmp)/digit\(i).pgm"
-                Support.write(ImageFile.encodePGM(width: 28, height: 28, pixels: Array(test.images[i * 784..<(i + 1) * 784])), to: path)
+                Support.write(ImageFile.encodePGM(width: 28, height: 28, pixels: Array(test[i * 784..<(i + 1) * 784])), to: path)
                 pgms.append(path)
             }
             let predicted = try Support.run(bin, ["predict", "--checkpoint", checkpoint, "--json"] + pgms)
@@ -87,7 +87,8 @@ extension EndToEndTests {
             #expect(eval.status == 0, "\(eval.stderr)")
             let confusion = (try JSONSerialization.jsonObject(with: Data(eval.stdout.utf8)) as! [String: Any])["confusion"] as! [[Int]]
             var expected = [[Int]](repeating: [Int](repeating: 0, count: 10), count: 10)
-            for i in 0..<5 { expected[Int(test.labels[i])][classes[i]] += 1 }
+            let labels = try IDXFile.read(path: DataLoader.locate("t10k-labels-idx1-ubyte", in: data)).bytes
+            for i in 0..<5 { expected[Int(labels[i])][classes[i]] += 1 }
             #expect(confusion == expected)
 
             let text = try Support.run(bin, ["eval", "--checkpoint", checkpoint, "--data-dir", data])

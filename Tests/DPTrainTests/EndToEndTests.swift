@@ -92,6 +92,23 @@ struct EndToEndTests {
         #expect(r3.status != 0 && r3.stderr.contains("/no/such.yaml"), "\(r3.stderr)")
     }
 
+    /// Sizes no machine can hold, from the YAML or a flag: one message naming the key, exit 1,
+    /// never a trap; a batch larger than the data set is the whole set.
+    @Test func hugeSizesAreClearErrorsNotTraps() throws {
+        let bin = try Support.binary()
+        let data = Support.makeTinyMNIST(train: 64, test: 16)
+        let huge = Support.temporaryDirectory() + "/huge.yaml"
+        try "model:\n  layers:\n    - {type: flatten}\n    - {type: dense, units: 1000000000000, activation: relu}\n    - {type: dense, units: 10, activation: softmax}\n"
+            .write(toFile: huge, atomically: true, encoding: .utf8)
+        for (args, key) in [(["--config", huge], "model.layers[1].units"), (["--epochs", "\(Int.max)"], "training.epochs")] {
+            let r = try Support.run(bin, ["train", "--data-dir", data] + args)
+            #expect(r.status == 1 && r.stderr.contains("dptrain: error:") && r.stderr.contains(key), "\(args): \(r.stderr)")
+            #expect(!r.stderr.contains("Fatal error"), "\(r.stderr)")
+        }
+        let whole = try Support.run(bin, ["train", "--data-dir", data, "--batch-size", "\(Int.max)", "--epochs", "2"])
+        #expect(whole.status == 0 && whole.stderr.contains("1 steps/epoch"), "\(whole.stderr)")
+    }
+
     @Test func benchReportsEveryPhaseAcrossRanks() throws {
         let bin = try Support.binary()
         let data = Support.makeTinyMNIST(train: 128, test: 32)

@@ -66,13 +66,13 @@ extension EndToEndTests {
             let real = try Support.realMNIST()
             let tmp = Support.temporaryDirectory()
             for stem in KnownDataset.files {
-                let path = try Dataset.locate(directory: real, stem: stem)
+                let path = try DataLoader.locate(stem, in: real)
                 try FileManager.default.copyItem(atPath: path, toPath: "\(tmp)/\((path as NSString).lastPathComponent)")
             }
             let good = try Support.run(bin, ["data", "verify", "--data-dir", tmp])
             #expect(good.status == 0 && good.stdout.components(separatedBy: "ok ").count - 1 == 4, "\(good.stdout)\(good.stderr)")
             // Replace the training labels by a raw copy with one label changed.
-            let labels = try Dataset.locate(directory: tmp, stem: "train-labels-idx1-ubyte")
+            let labels = try DataLoader.locate("train-labels-idx1-ubyte", in: tmp)
             let file = try IDXFile.read(path: labels)
             var bytes = file.bytes
             bytes[123] = (bytes[123] + 1) % 10

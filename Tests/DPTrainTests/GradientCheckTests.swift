@@ -131,7 +131,7 @@ struct GradientCheckTests {
         let out = FloatBuffer(count: batch * outputs), grad = FloatBuffer(count: batch * outputs)
         // Unfused cross-entropies take probabilities: keep the outputs in (0.05, 0.95).
         for i in 0..<out.count { out.pointer[i] = fused == nil && kind != .meanSquaredError ? rng.uniform(0.05, 0.95) : rng.uniform(-2, 2) }
-        let labels: [UInt8] = (0..<batch).map { _ in UInt8(rng.next(below: UInt64(max(outputs, 2)))) }
+        let labels: [Int32] = (0..<batch).map { _ in Int32(rng.next(below: UInt64(max(outputs, 2)))) }
         let scale: Float = 0.5
         let f: () -> Double = { labels.withUnsafeBufferPointer { head.evaluate(out.pointer, labels: $0.baseAddress!, batch: batch, gradient: nil, scale: 1).loss } }
         _ = labels.withUnsafeBufferPointer { head.evaluate(out.pointer, labels: $0.baseAddress!, batch: batch, gradient: grad.pointer, scale: scale) }
@@ -150,7 +150,7 @@ struct GradientCheckTests {
     /// Finite differences over every parameter of `model` for the batch already in its input;
     /// returns how many disagree with the backward pass. `h` is small: a larger step may cross
     /// a ReLU kink or move a pooling argmax.
-    static func checkModel(_ model: Model, labels: [UInt8], h: Float = 1e-3) -> Int {
+    static func checkModel(_ model: Model, labels: [Int32], h: Float = 1e-3) -> Int {
         let batch = labels.count
         let context = StepContext(training: false)
         func loss(gradient: Bool) -> Double {

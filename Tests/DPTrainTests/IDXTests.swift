@@ -68,21 +68,22 @@ struct IDXTests {
         expectError("\(dir)/absent") { if case .missingFile = $0 { return true } else { return false } }
     }
 
-    @Test func datasetPathsAreTheFilesLoadReads() throws {
+    @Test func prefetchPathsAreTheFilesLoadReads() throws {
         let data = Support.makeTinyMNIST(train: 3, test: 2)
         try gzip("\(data)/train-images-idx3-ubyte")
-        #expect(Dataset.paths(directory: data, split: .train) == ["\(data)/train-images-idx3-ubyte.gz", "\(data)/train-labels-idx1-ubyte"])
-        #expect(Dataset.paths(directory: "\(dir)/nowhere", split: .test).isEmpty)
+        #expect(DataLoader(spec: DataSpec(), directory: data).idxPaths(.train) == ["\(data)/train-images-idx3-ubyte.gz", "\(data)/train-labels-idx1-ubyte"])
+        #expect(DataLoader(spec: DataSpec(), directory: "\(dir)/nowhere").idxPaths(.test).isEmpty)
     }
 
+    /// A gzip file is inflated into memory of its own; a raw one is mapped, not copied.
     @Test func datasetLoadsRawAndGzip() throws {
         let data = Support.makeTinyMNIST(train: 30, test: 10)
         try gzip("\(data)/train-images-idx3-ubyte")
-        let train = try Dataset.load(directory: data, split: .train)
-        #expect(train.count == 30)
-        #expect(train.imageShape == [28, 28, 1])
-        let limited = try Dataset.load(directory: data, split: .test, limit: 4)
-        #expect(limited.count == 4 && limited.images.count == 4 * 784)
+        let loader = DataLoader(spec: DataSpec(), directory: data)
+        let train = try #require(try loader.load(.train))
+        #expect(train.count == 30 && train.sampleShape == [28, 28, 1] && train.numClasses == 10 && !train.buffer.isMapped)
+        let limited = try #require(try loader.load(.test, limit: 4, classes: train.classes))
+        #expect(limited.count == 4 && limited.buffer.isMapped && limited.offset == 16)
     }
 
     func expectError(_ path: String, _ check: (DataError) -> Bool) {
@@ -135,25 +136,34 @@ struct IDXTests {
         expectError("\(dir)/c.gz") { if case .corruptGzip = $0 { return true } else { return false } }
     }
 
+    /// IDX files named in a config, read as the training split.
+    func loadIDX(images: (dims: [Int], bytes: [UInt8]), labels: (dims: [Int], bytes: [UInt8]), classes: Classes? = nil) throws -> Dataset? {
+        Support.write(IDXFile.encode(dimensions: images.dims, bytes: images.bytes), to: "\(dir)/imgs")
+        Support.write(IDXFile.encode(dimensions: labels.dims, bytes: labels.bytes), to: "\(dir)/lbls")
+        var spec = DataSpec()
+        spec.train = ["imgs", "lbls"]
+        return try DataLoader(spec: spec, directory: dir).load(.train, classes: classes)
+    }
+
     @Test func countMismatchIsReported() throws {
-        let images = IDXFile(path: "imgs", dimensions: [3, 28, 28], bytes: [UInt8](repeating: 0, count: 3 * 784))
-        let labels = IDXFile(path: "lbls", dimensions: [2], bytes: [1, 2])
-        #expect(throws: DataError.countMismatch(images: "imgs", imageCount: 3, labels: "lbls", labelCount: 2)) {
-            try Dataset.make(images: images, labels: labels, numClasses: 10)
+        #expect(throws: DataError.countMismatch(images: "\(dir)/imgs", imageCount: 3, labels: "\(dir)/lbls", labelCount: 2)) {
+            try loadIDX(images: ([3, 28, 28], [UInt8](repeating: 0, count: 3 * 784)), labels: ([2], [1, 2]))
         }
     }
 
+    /// The class count comes from the training labels; a split that takes them (a test split)
+    /// may not go past it.
     @Test func labelOutOfRangeIsReported() throws {
-        let images = IDXFile(path: "imgs", dimensions: [2, 28, 28], bytes: [UInt8](repeating: 0, count: 2 * 784))
-        let labels = IDXFile(path: "lbls", dimensions: [2], bytes: [1, 10])
-        #expect(throws: DataError.labelOutOfRange(path: "lbls", index: 1, value: 10, classes: 10)) {
-            try Dataset.make(images: images, labels: labels, numClasses: 10)
+        let images: (dims: [Int], bytes: [UInt8]) = ([2, 28, 28], [UInt8](repeating: 0, count: 2 * 784))
+        #expect(try loadIDX(images: images, labels: ([2], [1, 25]))?.numClasses == 26)
+        #expect(throws: DataError.labelOutOfRange(path: "\(dir)/lbls", index: 1, value: 10, classes: 10)) {
+            try loadIDX(images: images, labels: ([2], [1, 10]), classes: Classes(count: 10))
         }
     }
 
     @Test func missingFileNamesTheFileAndTheFix() {
         do {
-            _ = try Dataset.load(directory: dir, split: .train)
+            _ = try DataLoader(spec: DataSpec(), directory: dir).load(.train)
             Issue.record("should fail")
         } catch {
             let text = "\(error)"

@@ -1,40 +1,5 @@
 import Foundation
 
-/// Where training stands: enough to continue at the exact next sample, at any world size.
-public struct TrainingPosition: Sendable, Equatable {
-    /// Global steps completed.
-    public var step = 0
-    /// The epoch in progress (0-based) and the steps of it already done.
-    public var epoch = 0
-    public var stepInEpoch = 0
-    /// Running sums of the epoch in progress, so its reported loss and accuracy survive a resume.
-    public var epochLossSum = 0.0
-    public var epochCorrect = 0.0
-    public var epochSamples = 0
-    /// Optimizer updates applied.
-    public var optimizerIterations = 0
-    /// Early-stopping state.
-    public var bestValidationLoss = Double.infinity
-    public var epochsWithoutImprovement = 0
-    /// Steps skipped because their loss or gradient was not finite.
-    public var skippedSteps = 0
-
-    public init() {}
-
-    /// As doubles, for one broadcast from rank 0 (every value is exact in a double).
-    var packed: [Double] {
-        [Double(step), Double(epoch), Double(stepInEpoch), epochLossSum, epochCorrect, Double(epochSamples),
-         Double(optimizerIterations), bestValidationLoss, Double(epochsWithoutImprovement), Double(skippedSteps)]
-    }
-
-    init(packed p: [Double]) {
-        step = Int(p[0]); epoch = Int(p[1]); stepInEpoch = Int(p[2])
-        epochLossSum = p[3]; epochCorrect = p[4]; epochSamples = Int(p[5])
-        optimizerIterations = Int(p[6]); bestValidationLoss = p[7]
-        epochsWithoutImprovement = Int(p[8]); skippedSteps = Int(p[9])
-    }
-}
-
 /// A training checkpoint: the named parameters (`dense_1.kernel`, ...), the optimizer state
 /// (`adam.m.dense_1.kernel`, ...) and, in the metadata, the position, the seed, the world size
 /// at save time, the config it was trained with and a checksum of all tensor bytes.
@@ -51,8 +16,13 @@ public struct Checkpoint: Sendable {
 
     /// Snapshot of `model` and `optimizer` at `position`.
     public static func capture(model: Model, optimizer: any Optimizer, position: TrainingPosition,
-                               config: TrainConfig, configText: String, worldSize: Int) -> Checkpoint {
+                               config: TrainConfig, configText: String, worldSize: Int, normalization: Normalization = .scale,
+                               classes: Classes? = nil) -> Checkpoint {
         var tensors: [SafeTensors.Tensor] = []
+        if case .standardize(let mean, let std) = normalization {
+            tensors.append(.init(name: "data.mean", shape: [mean.count], values: mean))
+            tensors.append(.init(name: "data.std", shape: [std.count], values: std))
+        }
         let values = model.store.values.pointer
         for e in model.store.entries {
             tensors.append(.init(name: e.name, shape: e.shape, values: Array(UnsafeBufferPointer(start: values + e.offset, count: e.count))))
@@ -64,7 +34,7 @@ public struct Checkpoint: Sendable {
             }
         }
         let p = position
-        let metadata: [String: String] = [
+        var metadata: [String: String] = [
             "format": "dptrain", "format_version": "\(formatVersion)", "library_version": BuildInfo.version,
             "step": "\(p.step)", "epoch": "\(p.epoch)", "step_in_epoch": "\(p.stepInEpoch)",
             "sample_cursor": "\(p.stepInEpoch * config.batchSize)",
@@ -76,6 +46,10 @@ public struct Checkpoint: Sendable {
             "config": configText, "config_digest": String(Array(configText.utf8).withUnsafeBytes { Checksum.fnv1a($0) }, radix: 16),
             "checksum": String(checksum(of: tensors), radix: 16),
         ]
+        if let classes {
+            metadata["classes"] = "\(classes.count)"
+            if let names = classes.names { metadata["class_names"] = JSONValue.array(names.map(JSONValue.string)).encoded }
+        }
         return Checkpoint(tensors: tensors, metadata: metadata)
     }
 
@@ -141,7 +115,7 @@ public struct Checkpoint: Sendable {
             t.values.withUnsafeBufferPointer { (base + entry.offset).update(from: $0.baseAddress!, count: entry.count) }
         }
         let parameterNames = Set(model.store.entries.map(\.name))
-        if let extra = tensors.map(\.name).first(where: { !isOptimizerTensor($0) && !parameterNames.contains($0) }) {
+        if let extra = tensors.map(\.name).first(where: { !isOptimizerTensor($0) && !$0.hasPrefix("data.") && !parameterNames.contains($0) }) {
             throw CheckpointError.mismatch(path: path, problem: "it has tensor '\(extra)', which the configured model does not")
         }
         for e in model.store.entries { try copy(e.name, e, into: model.store.values.pointer) }
@@ -168,25 +142,17 @@ public struct Checkpoint: Sendable {
     }
 
     func isOptimizerTensor(_ name: String) -> Bool { name.hasPrefix("adam.") || name.hasPrefix("sgd.") }
-}
 
-/// A checkpoint that cannot be used; each message names the file.
-public enum CheckpointError: Error, CustomStringConvertible {
-    case missing(path: String)
-    case unreadable(path: String, reason: String)
-    case invalid(path: String, problem: String)
-    case mismatch(path: String, problem: String)
-    case noneFound(directory: String)
-    case writeFailed(path: String, reason: String)
+    /// The classes the training labels numbered (nil in checkpoints written before they were kept).
+    public var classes: Classes? {
+        guard let count = integer("classes") else { return nil }
+        let names = metadata["class_names"].flatMap { try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String] }
+        return Classes(count: count, names: names)
+    }
 
-    public var description: String {
-        switch self {
-        case .missing(let path): return "\(path): checkpoint file not found"
-        case .unreadable(let path, let reason): return "\(path): cannot read checkpoint: \(reason)"
-        case .invalid(let path, let problem): return "\(path): not a valid checkpoint: \(problem)"
-        case .mismatch(let path, let problem): return "\(path): checkpoint of another model: \(problem)"
-        case .noneFound(let directory): return "--resume: no valid checkpoint in \(directory)"
-        case .writeFailed(let path, let reason): return "cannot write checkpoint \(path): \(reason); the previous checkpoints are untouched"
-        }
+    /// The standardisation the model was trained with (`data.mean`, `data.std`), nil if none.
+    public var standardization: Normalization? {
+        guard let mean = tensors.first(where: { $0.name == "data.mean" }), let std = tensors.first(where: { $0.name == "data.std" }) else { return nil }
+        return .standardize(mean: mean.values, std: std.values)
     }
 }

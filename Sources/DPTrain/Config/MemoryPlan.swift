@@ -93,7 +93,9 @@ public struct MemoryPlan: Sendable {
             }
             self.parameters = try add(self.parameters, parameters, key)
             inputFloats = try shape.reduce(1) { try mul($0, $1, key) }
-            // The layer's output and its gradient (a dropout mask is the size of its output too).
+            // The layer's output and its gradient (a flatten's are its input's; a dropout's
+            // mask is the size of its output, and the gradient of a first layer is not kept).
+            if case .flatten = spec { continue }
             perSample = try add(perSample, try mul(inputFloats, 2, key), key)
         }
         floatsPerSample = perSample

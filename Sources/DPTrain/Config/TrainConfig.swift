@@ -56,6 +56,8 @@ public struct TrainConfig: Sendable, Equatable {
     public var earlyStoppingPatience: Int?
     public var earlyStoppingMinDelta = 0.0
     public var labels = Labels.digits
+    /// Where the data is and how to read it (default: MNIST's IDX files).
+    public var data = DataSpec()
     /// What a non-finite loss or gradient does: stop with an error, or skip the step (counted).
     public var skipNonFinite = false
     /// Compare a checksum of the parameters across ranks every N steps (0: only at the end).
@@ -92,7 +94,9 @@ public struct TrainConfig: Sendable, Equatable {
                 return d
             }
             if c.inputShape.count == 2 { c.inputShape.append(1) }
-            guard c.inputShape.count == 3 else { throw ConfigError.invalid(key: "model.input_shape", reason: "give [height, width, channels], found \(c.inputShape)") }
+            guard c.inputShape.count == 3 || c.inputShape.count == 1 else {
+                throw ConfigError.invalid(key: "model.input_shape", reason: "give [features] or [height, width, channels], found \(c.inputShape)")
+            }
         }
         guard let layers = try model.list("layers"), !layers.isEmpty else { throw ConfigError.missing(key: "model.layers") }
         c.layers = try layers.enumerated().map { try parseLayer($1, key: "model.layers[\($0)]") }
@@ -180,7 +184,7 @@ public struct TrainConfig: Sendable, Equatable {
 
         if var data = try root.node("data") {
             if let dataset = try data.string("dataset"), dataset != "mnist" {
-                throw ConfigError.invalid(key: "data.dataset", reason: "only 'mnist' (MNIST-format IDX files) is supported, found '\(dataset)'")
+                throw ConfigError.invalid(key: "data.dataset", reason: "only 'mnist' names a data set; give other data with data.train (and data.test)")
             }
             c.trainLimit = try data.int("train_limit")
             c.testLimit = try data.int("test_limit")
@@ -190,11 +194,51 @@ public struct TrainConfig: Sendable, Equatable {
                 }
                 c.labels = kind
             }
+            c.data.directory = try data.string("dir")
+            if let format = try data.string("format") {
+                guard let f = DataSpec.Format(rawValue: format) else {
+                    throw ConfigError.invalid(key: "data.format", reason: "unknown format '\(format)'; use \(DataSpec.Format.allCases.map(\.rawValue).joined(separator: ", "))")
+                }
+                c.data.format = f
+            }
+            c.data.train = try files(&data, "train")
+            c.data.test = try files(&data, "test")
+            if c.data.test != nil && c.data.train == nil { throw ConfigError.missing(key: "data.train") }
+            if let name = data.raw("label_column") { c.data.labelColumn = try column(name, key: "data.label_column") }
+            if let list = try data.list("feature_columns") {
+                c.data.featureColumns = try list.enumerated().map { try column($1, key: "data.feature_columns[\($0)]") }
+            }
+            if let normalize = try data.string("normalize") {
+                guard let kind = Normalization.Kind(rawValue: normalize) else {
+                    throw ConfigError.invalid(key: "data.normalize", reason: "use scale (x / 255), standardize or none; found '\(normalize)'")
+                }
+                c.data.normalize = kind
+            }
+            if let count = c.data.train?.count, count != c.data.filesPerSplit {
+                throw ConfigError.invalid(key: "data.train", reason: "names \(count) file(s); \(c.data.resolvedFormat.rawValue) takes \(c.data.filesPerSplit)"
+                                            + (c.data.filesPerSplit == 2 ? " ([features, labels])" : ""))
+            }
+            if c.data.resolvedFormat == .csv && c.data.labelColumn == nil { throw ConfigError.missing(key: "data.label_column") }
             try data.finish()
         }
         try root.finish()
         try c.validate()
         return c
+    }
+
+    /// A split's files: one name, or a list of them.
+    static func files(_ node: inout YAMLNode, _ name: String) throws -> [String]? {
+        guard let value = node.raw(name) else { return nil }
+        if let one = value as? String { return [one] }
+        if let list = value as? [Any], !list.isEmpty, let names = list as? [String] { return names }
+        throw ConfigError.wrongType(key: "data.\(name)", expected: "a file name or a list of them", found: YAMLNode.describe(value))
+    }
+
+    /// A CSV column: a header name or a 0-based index.
+    static func column(_ value: Any, key: String) throws -> CSVTable.Column {
+        if let i = value as? Int, i >= 0 { return .index(i) }
+        if let name = value as? String { return .name(name) }
+        throw ConfigError.wrongType(key: key, expected: "a column name or a 0-based index", found: YAMLNode.describe(value))
     }
 
     static func parseLayer(_ any: Any, key: String) throws -> LayerSpec {
@@ -300,13 +344,23 @@ public struct TrainConfig: Sendable, Equatable {
         }
     }
 
-    /// Loads `split` from an MNIST-format directory with this config's limits and label mapping.
-    public func loadDataset(directory: String, split: Dataset.Split, digest: Bool = false) throws -> Dataset {
-        let data = try Dataset.load(directory: directory, split: split, limit: split == .train ? trainLimit : testLimit, digest: digest)
-        switch labels {
-        case .digits: return data
-        case .even: return data.relabeled(classes: 2) { $0 % 2 == 0 ? 1 : 0 }
-        }
+    /// The data directory: `flag` (`--data-dir`), else `data.dir`, else `$DPTRAIN_DATA`, else
+    /// `data/mnist`.
+    public func dataDirectory(flag: String?) -> String {
+        flag ?? data.directory ?? ProcessInfo.processInfo.environment["DPTRAIN_DATA"] ?? "data/mnist"
+    }
+
+    /// Loads `split` with this config's limits, label mapping and normalisation. A test split
+    /// takes the training split's `classes` (count and names). Nil when the config names no files
+    /// for the split. `standardize` is left to the trainer, which computes it on the training part
+    /// alone (without the validation split), and to checkpoints, which keep it.
+    public func loadDataset(directory: String, split: Dataset.Split, classes: Classes? = nil, digest: Bool = false) throws -> Dataset? {
+        let loader = DataLoader(spec: data, directory: directory)
+        guard var d = try loader.load(split, limit: split == .train ? trainLimit : testLimit,
+                                      classes: labels == .even ? nil : classes, digest: digest) else { return nil }
+        if labels == .even { d = d.relabeled(classes: 2) { $0 % 2 == 0 ? 1 : 0 } }
+        if let kind = data.normalize, kind != .standardize { d.normalization = kind == .none ? .none : .scale }
+        return d
     }
 
     /// Builds the optimizer this config names for `parameterCount` parameters.

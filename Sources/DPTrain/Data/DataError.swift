@@ -16,6 +16,10 @@ public enum DataError: Error, CustomStringConvertible, Equatable {
     case labelOutOfRange(path: String, index: Int, value: Int, classes: Int)
     case wrongImageShape(path: String, expected: [Int], found: [Int])
     case noSamples(what: String)
+    case invalidNumPy(path: String, problem: String)
+    case invalidArchive(path: String, problem: String)
+    case invalidCSV(path: String, line: Int, problem: String)
+    case inconsistent(path: String, problem: String)
 
     public var description: String {
         switch self {
@@ -45,11 +49,19 @@ public enum DataError: Error, CustomStringConvertible, Equatable {
         case .countMismatch(let images, let imageCount, let labels, let labelCount):
             return "\(images) holds \(imageCount) images but \(labels) holds \(labelCount) labels"
         case .labelOutOfRange(let path, let index, let value, let classes):
-            return "\(path): label \(value) at index \(index) is out of range 0..<\(classes)"
+            return "\(path): label \(value) at index \(index) is out of range 0..<\(classes) (the training labels' classes)"
         case .wrongImageShape(let path, let expected, let found):
             return "\(path): images are \(found.map(String.init).joined(separator: "x")), the model expects \(expected.map(String.init).joined(separator: "x"))"
         case .noSamples(let what):
-            return "\(what): no samples to train on"
+            return "\(what): no samples"
+        case .invalidNumPy(let path, let problem):
+            return "\(path): \(problem)"
+        case .invalidArchive(let path, let problem):
+            return "\(path): \(problem)"
+        case .invalidCSV(let path, let line, let problem):
+            return "\(path), line \(line): \(problem)"
+        case .inconsistent(let path, let problem):
+            return "\(path): \(problem)"
         }
     }
 }

@@ -1,102 +1,115 @@
 import Foundation
 
-/// Labelled images held as bytes (one byte per pixel, as on disk), normalised to [0, 1] only
-/// when a batch is gathered. Samples are row-major `height x width x channels`.
+/// Labelled samples: each a row-major array of `sampleShape` values stored as bytes or as
+/// Float32 in a `DataBuffer` (memory of this process, or a file mapped read-only and shared
+/// with the other ranks of the machine), and a class id. Values become model inputs only when a
+/// batch is gathered, through `normalization`. A subset shares the buffer: nothing is copied.
 public struct Dataset: Sendable {
-    public let images: [UInt8]
-    public let labels: [UInt8]
-    /// Height, width, channels.
-    public let imageShape: [Int]
+    /// How each value is stored.
+    public enum Element: String, Sendable { case uint8, float32 }
+
+    public let buffer: DataBuffer
+    /// Where sample 0 starts in `buffer`.
+    public let offset: Int
+    public let element: Element
+    /// The shape of one sample: `[height, width, channels]` for images, `[features]` for a table.
+    public let sampleShape: [Int]
+    public let labels: [Int32]
     public let numClasses: Int
+    /// Applied when a batch is gathered.
+    public var normalization: Normalization
+    /// When the labels were names (a CSV column of words): the name of each class id.
+    public var classNames: [String]?
     /// SHA-256 of each source file's raw IDX bytes by file stem (`train-images-idx3-ubyte`, ...);
-    /// filled only by `load(..., digest: true)`.
+    /// filled only when asked (`DataLoader`, for MNIST's provenance line).
     public var sourceDigests: [String: String] = [:]
+    /// The files the samples come from, for messages.
+    public var source: String
 
     public var count: Int { labels.count }
-    public var sampleSize: Int { imageShape.reduce(1, *) }
+    public var sampleSize: Int { sampleShape.reduce(1, *) }
+    var elementSize: Int { element == .uint8 ? 1 : 4 }
+    /// The first byte of sample 0.
+    var base: UnsafeRawPointer { buffer.base + offset }
 
-    public init(images: [UInt8], labels: [UInt8], imageShape: [Int], numClasses: Int) {
-        precondition(images.count == labels.count * imageShape.reduce(1, *), "images and labels disagree")
-        self.images = images
+    /// `labels.count` samples of `element` values from `offset` on in `buffer`, which must hold them.
+    public init(buffer: DataBuffer, offset: Int = 0, element: Element, sampleShape: [Int], labels: [Int32], numClasses: Int,
+                normalization: Normalization? = nil, source: String) {
+        precondition(offset + labels.count * sampleShape.reduce(1, *) * (element == .uint8 ? 1 : 4) <= buffer.count, "samples and labels disagree")
+        self.buffer = buffer
+        self.offset = offset
+        self.element = element
+        self.sampleShape = sampleShape
         self.labels = labels
-        self.imageShape = imageShape
         self.numClasses = numClasses
+        self.normalization = normalization ?? (element == .uint8 ? .scale : .none)
+        self.source = source
     }
 
-    /// The samples `range` of this data set, in order.
+    /// Byte images in memory (tests and tools), scaled to [0, 1] when gathered.
+    public init(images: [UInt8], labels: [UInt8], imageShape: [Int], numClasses: Int) {
+        self.init(buffer: DataBuffer(images), element: .uint8, sampleShape: imageShape, labels: labels.map(Int32.init),
+                  numClasses: numClasses, source: "memory")
+    }
+
+    /// Float32 samples in memory (tables, tests).
+    public init(features: [Float], labels: [Int32], sampleShape: [Int], numClasses: Int, source: String) {
+        let buffer = DataBuffer(count: features.count * 4) { region in
+            features.withUnsafeBytes { region.copyMemory(from: $0) }
+        }
+        self.init(buffer: buffer, element: .float32, sampleShape: sampleShape, labels: labels, numClasses: numClasses, source: source)
+    }
+
+    /// The samples `range` of this data set, in order, sharing its buffer.
     public func subset(_ range: Range<Int>) -> Dataset {
-        let s = sampleSize
-        return Dataset(images: Array(images[range.lowerBound * s..<range.upperBound * s]),
-                       labels: Array(labels[range]), imageShape: imageShape, numClasses: numClasses)
+        var d = Dataset(buffer: buffer, offset: offset + range.lowerBound * sampleSize * elementSize, element: element,
+                        sampleShape: sampleShape, labels: Array(labels[range]), numClasses: numClasses,
+                        normalization: normalization, source: source)
+        d.classNames = classNames
+        return d
     }
 
-    /// The same images with labels mapped through `f` into `0..<classes`.
-    public func relabeled(classes: Int, _ f: (UInt8) -> UInt8) -> Dataset {
-        var d = Dataset(images: images, labels: labels.map(f), imageShape: imageShape, numClasses: classes)
+    /// The same samples with labels mapped through `f` into `0..<classes`.
+    public func relabeled(classes: Int, _ f: (Int32) -> Int32) -> Dataset {
+        var d = Dataset(buffer: buffer, offset: offset, element: element, sampleShape: sampleShape, labels: labels.map(f),
+                        numClasses: classes, normalization: normalization, source: source)
         d.sourceDigests = sourceDigests
         return d
     }
 
-    /// Which half of an MNIST-format directory to read.
+    /// Value `feature` of sample `sample` as stored (before normalisation).
+    @inline(__always)
+    public func storedValue(sample: Int, feature: Int) -> Float {
+        let i = sample * sampleSize + feature
+        return element == .uint8 ? Float(base.load(fromByteOffset: i, as: UInt8.self)) : base.load(fromByteOffset: 4 * i, as: Float.self)
+    }
+
+    /// Sample `sample` as the model sees it (normalised), for tools.
+    public func input(_ sample: Int) -> [Float] {
+        [Float](unsafeUninitializedCapacity: sampleSize) { out, n in
+            BatchGatherer.write(self, sample: sample, into: out.baseAddress!)
+            n = sampleSize
+        }
+    }
+
+    /// The classes the labels number: the training split's, which its test split and a
+    /// checkpoint's evaluation take.
+    public var classes: Classes { Classes(count: numClasses, names: classNames) }
+
+    /// Which half of a data set a file holds.
     public enum Split: String, Sendable {
         case train, test
-        var imagesStem: String { self == .train ? "train-images-idx3-ubyte" : "t10k-images-idx3-ubyte" }
-        var labelsStem: String { self == .train ? "train-labels-idx1-ubyte" : "t10k-labels-idx1-ubyte" }
     }
+}
 
-    /// Reads `split` from an MNIST-format directory: the raw IDX file or its `.gz`, whichever is
-    /// there (raw first). Validates shapes, counts and label range (`0..<numClasses`).
-    /// `limit` keeps only the first `limit` samples; `digest` fills `sourceDigests` (whole files).
-    public static func load(directory: String, split: Split, numClasses: Int = 10, limit: Int? = nil, digest: Bool = false) throws -> Dataset {
-        let imagesPath = try locate(directory: directory, stem: split.imagesStem)
-        let labelsPath = try locate(directory: directory, stem: split.labelsStem)
-        let imageFile = try IDXFile.read(path: imagesPath)
-        let labelFile = try IDXFile.read(path: labelsPath)
-        var data = try make(images: imageFile, labels: labelFile, numClasses: numClasses, limit: limit)
-        if digest { data.sourceDigests = [split.imagesStem: imageFile.sha256, split.labelsStem: labelFile.sha256] }
-        return data
-    }
+/// How many classes the labels of a data set number, and their names when the labels were names
+/// (a CSV column of words): what a test split and a checkpoint must agree on with training.
+public struct Classes: Sendable, Equatable {
+    public var count: Int
+    public var names: [String]?
 
-    /// Builds a data set from parsed IDX files, validating them against each other.
-    public static func make(images: IDXFile, labels: IDXFile, numClasses: Int, limit: Int? = nil) throws -> Dataset {
-        guard images.dimensions.count == 3 || images.dimensions.count == 4 else {
-            throw DataError.wrongRank(path: images.path, expected: 3, found: images.dimensions.count)
-        }
-        guard labels.dimensions.count == 1 else {
-            throw DataError.wrongRank(path: labels.path, expected: 1, found: labels.dimensions.count)
-        }
-        let imageCount = images.dimensions[0]
-        guard imageCount == labels.dimensions[0] else {
-            throw DataError.countMismatch(images: images.path, imageCount: imageCount,
-                                          labels: labels.path, labelCount: labels.dimensions[0])
-        }
-        for (i, label) in labels.bytes.enumerated() where Int(label) >= numClasses {
-            throw DataError.labelOutOfRange(path: labels.path, index: i, value: Int(label), classes: numClasses)
-        }
-        let shape = images.dimensions.count == 4 ? Array(images.dimensions[1...]) : Array(images.dimensions[1...]) + [1]
-        let n = min(imageCount, limit ?? imageCount)
-        guard n > 0 else { throw DataError.noSamples(what: images.path) }
-        let sampleSize = shape.reduce(1, *)
-        return Dataset(images: n == imageCount ? images.bytes : Array(images.bytes[0..<n * sampleSize]),
-                       labels: n == imageCount ? labels.bytes : Array(labels.bytes[0..<n]),
-                       imageShape: shape, numClasses: numClasses)
-    }
-
-    /// The paths `load` would read for `split` in `directory`, those that are there (for
-    /// `IDXPrefetch`; a missing one is `load`'s to report).
-    public static func paths(directory: String, split: Split) -> [String] {
-        [split.imagesStem, split.labelsStem].compactMap { try? locate(directory: directory, stem: $0) }
-    }
-
-    /// The path of `stem` (raw) or `stem.gz` in `directory`; a missing one throws naming it and the fix.
-    public static func locate(directory: String, stem: String) throws -> String {
-        let raw = (directory as NSString).appendingPathComponent(stem)
-        if FileManager.default.fileExists(atPath: raw) { return raw }
-        if FileManager.default.fileExists(atPath: raw + ".gz") { return raw + ".gz" }
-        var isDirectory: ObjCBool = false
-        let hint = FileManager.default.fileExists(atPath: directory, isDirectory: &isDirectory) && isDirectory.boolValue
-            ? "Neither \(stem) nor \(stem).gz is in \(directory); run Launch/fetch-mnist.sh or pass --data-dir."
-            : "The data directory \(directory) does not exist; run Launch/fetch-mnist.sh, set DPTRAIN_DATA or pass --data-dir."
-        throw DataError.missingFile(path: raw, hint: hint)
+    public init(count: Int, names: [String]? = nil) {
+        self.count = count
+        self.names = names
     }
 }

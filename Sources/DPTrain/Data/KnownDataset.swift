@@ -66,13 +66,10 @@ public enum KnownDataset: String, CaseIterable, Sendable {
     /// Checks each of the four files in `directory` (raw or .gz); a missing or unreadable file throws.
     public func verify(directory: String) throws -> [Check] {
         try Self.files.map { stem in
-            let path = try Dataset.locate(directory: directory, stem: stem)
-            let raw: [UInt8]
-            do { raw = [UInt8](try Data(contentsOf: URL(fileURLWithPath: path))) } catch {
-                throw DataError.unreadable(path: path, reason: error.localizedDescription)
-            }
-            let bytes = Gzip.isGzip(raw) ? try Gzip.inflate(raw, path: path) : raw
-            let digest = Checksum.hex(SHA256.hash(data: bytes))
+            let path = try DataLoader.locate(stem, in: directory)
+            let file = try DataBuffer(mapping: path)
+            let raw = Gzip.isGzip(file.bytes) ? try Gzip.inflate(file.bytes, path: path) : file
+            let digest = Checksum.hex(SHA256.hash(data: raw.bytes))
             return Check(path: path, expected: sha256[stem]!, found: digest)
         }
     }

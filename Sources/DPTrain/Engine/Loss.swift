@@ -1,6 +1,6 @@
 import Foundation
 
-/// The losses of the Keras tutorials. Targets are always class ids (one byte per sample); the
+/// The losses of the Keras tutorials. Targets are always class ids (an Int32 per sample); the
 /// losses that need one-hot targets (categorical cross-entropy, MSE) expand them on the fly.
 public enum LossKind: String, Sendable, CaseIterable {
     case sparseCategoricalCrossentropy = "sparse_categorical_crossentropy"
@@ -40,7 +40,7 @@ public struct LossHead: Sendable {
 
     /// Sum of the per-sample losses and the number of correct predictions for `batch` samples;
     /// writes `scale * dLoss/dOutput` into `gradient` when it is given.
-    public func evaluate(_ out: UnsafePointer<Float>, labels: UnsafePointer<UInt8>, batch: Int,
+    public func evaluate(_ out: UnsafePointer<Float>, labels: UnsafePointer<Int32>, batch: Int,
                          gradient: UnsafeMutablePointer<Float>?, scale: Float) -> (loss: Double, correct: Int) {
         var total: Double = 0
         var correct = 0

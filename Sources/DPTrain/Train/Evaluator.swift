@@ -18,7 +18,8 @@ public enum Evaluator {
     /// worker `w` takes the `w`-th contiguous part of `data`; the parts' sums are added in order.
     public static func evaluate(_ models: [Model], on data: Dataset, pool: WorkerPool) -> Evaluation {
         precondition(models.count == pool.count)
-        let classes = max(models[0].outputSize, 2)
+        // Labels past the model's outputs are counted as their own classes (never predicted).
+        let classes = max(models[0].outputSize, 2, data.numClasses)
         let tallies = pool.map { w in
             let (lo, hi) = EpochSchedule.slice(count: data.count, part: w, of: pool.count)
             return Tally(classes: classes).adding(models[w], on: data, samples: lo..<hi)
@@ -42,7 +43,7 @@ public enum Evaluator {
 
         func adding(_ model: Model, on data: Dataset, samples: Range<Int>) -> Tally {
             let chunk = model.capacity
-            var labels = [UInt8](repeating: 0, count: chunk)
+            var labels = [Int32](repeating: 0, count: chunk)
             var start = samples.lowerBound
             while start < samples.upperBound {
                 let n = min(chunk, samples.upperBound - start)

@@ -3,7 +3,7 @@
 /// the samples it gathers. Sized for `model.capacity` samples; allocated once.
 final class Replica {
     let model: Model
-    let labels: UnsafeMutablePointer<UInt8>
+    let labels: UnsafeMutablePointer<Int32>
     let sampleIndices: UnsafeMutablePointer<Int32>
 
     init(model: Model) {

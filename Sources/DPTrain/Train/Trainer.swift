@@ -1,24 +1,6 @@
 import Foundation
 import Synchronization
 
-/// What a finished run reports (every rank returns the same training figures; evaluation
-/// figures are rank 0's).
-public struct TrainSummary: Sendable {
-    public var testLoss: Double?
-    public var testAccuracy: Double?
-    public var epochs: Int
-    public var steps: Int
-    public var epochSeconds: [Double]
-    public var samplesPerSecond: Double
-    public var worldSize: Int
-    public var skippedSteps: Int
-    public var stoppedEarly: Bool
-    /// Whether the run stopped because a rank received SIGTERM, SIGINT or SIGUSR1 (see
-    /// `StopSignals`); the last checkpoint, if a directory was set, holds the step it stopped at.
-    public var stoppedBySignal: Bool
-    public var parameterChecksum: UInt64
-}
-
 /// Synchronous data-parallel training: every rank runs the same steps; each step computes the
 /// local gradient of its slice of the global batch, sums gradients over ranks in one allreduce,
 /// and takes the same optimizer step. Rank 0 alone evaluates, writes metrics and checkpoints.
@@ -89,13 +71,22 @@ public final class Trainer {
                 metrics: (any MetricsSink)? = nil, checkpointer: Checkpointer? = nil, log: @escaping (String) -> Void = { _ in }) throws {
         precondition(threads >= 1)
         try config.validate(worldSize: comm.worldSize)
-        guard train.imageShape == config.inputShape else {
-            throw ConfigError.invalid(key: "model.input_shape", reason: "is \(config.inputShape) but the training images are \(train.imageShape)")
+        guard train.sampleShape == config.inputShape else {
+            throw ConfigError.invalid(key: "model.input_shape", reason: "is \(config.inputShape) but the samples of \(train.source) are \(train.sampleShape)")
         }
         let held = Int(Double(train.count) * config.validationSplit)
         guard train.count - held >= 1 else { throw ConfigError.invalid(key: "training.validation_split", reason: "leaves no training samples") }
-        self.train = held > 0 ? train.subset(0..<train.count - held) : train
-        validation = held > 0 && comm.isRoot ? train.subset(train.count - held..<train.count) : nil
+        var (training, validation, test) = (held > 0 ? train.subset(0..<train.count - held) : train,
+                                            held > 0 && comm.isRoot ? train.subset(train.count - held..<train.count) : nil, test)
+        if config.data.normalize == .standardize {
+            // From the training part alone: the validation and test splits are not looked at.
+            let standardize = Normalization.standardizing(training)
+            training.normalization = standardize
+            validation?.normalization = standardize
+            test?.normalization = standardize
+        }
+        self.train = training
+        self.validation = validation
         self.config = config
         self.configText = configText
         self.comm = comm
@@ -115,12 +106,16 @@ public final class Trainer {
         let evalChunk = min(config.evalBatchSize, evalCount, (16 << 20) / max(perSample, 1) / threads)
         let capacity = comm.isRoot ? max(local, evalChunk) : local
         // Refuse what cannot fit before allocating any of it (the data sets are already read).
-        let dataBytes = [train, validation, test].compactMap { $0 }.reduce(0) { $0 + $1.images.count + $1.labels.count }
+        // A mapped file's pages are the page cache's, shared by the ranks of the machine.
+        var buffers: [ObjectIdentifier: Int] = [:]
+        for d in [train, test].compactMap({ $0 }) where !d.buffer.isMapped { buffers[ObjectIdentifier(d.buffer)] = d.buffer.count }
+        let dataBytes = buffers.values.reduce(0, +) + 4 * (train.count + (test?.count ?? 0))
         try MemoryPlan(config: config, threads: threads, capacity: capacity, dataBytes: dataBytes)
             .check(available: MemoryPlan.availableBytes(), localRanks: comm.localSize)
         let primary = try Model(specs: config.layers, inputShape: config.inputShape, loss: config.loss,
                                 capacity: capacity, extraGradientSlots: Self.statisticSlots)
         model = primary
+        try Self.checkClasses(of: training, against: primary, config: config)
         replicas = try [Replica(model: primary)] + (1..<threads).map { _ in
             Replica(model: try Model(specs: config.layers, inputShape: config.inputShape, loss: config.loss, capacity: capacity,
                                      extraGradientSlots: Self.statisticSlots, sharingParametersOf: primary))
@@ -133,6 +128,19 @@ public final class Trainer {
     }
 
     deinit { pool.stop() }
+
+    /// The model's output must have a unit for each class of the labels (one unit for two classes
+    /// with binary cross-entropy or MSE), exactly as many when the labels say how many (one-hot).
+    static func checkClasses(of data: Dataset, against model: Model, config: TrainConfig) throws {
+        let outputs = model.outputSize, classes = data.numClasses
+        let key = config.layers.lastIndex { if case .dense = $0 { return true } else { return false } }.map { "model.layers[\($0)].units" } ?? "model.layers"
+        let fits = outputs == 1 && config.loss != .sparseCategoricalCrossentropy && config.loss != .categoricalCrossentropy
+            ? classes <= 2 : outputs >= classes
+        guard fits else {
+            throw ConfigError.invalid(key: key, reason: "the model has \(outputs) output unit(s), but the labels of \(data.source) have \(classes) classes "
+                                      + "(0-\(classes - 1)): give the last layer one unit per class" + (outputs == 1 ? " (or use binary_crossentropy for two)" : ""))
+        }
+    }
 
     /// Rank 0: continue from `checkpoint` instead of the initial values (verified against the model).
     public func restore(from checkpoint: Checkpoint, path: String) throws {
@@ -159,7 +167,7 @@ public final class Trainer {
     public func run() throws -> TrainSummary {
         synchronizeStart()
         let totalSteps = min(config.maxSteps ?? Int.max, config.epochs * schedule.stepsPerEpoch)
-        let epochs = (totalSteps + schedule.stepsPerEpoch - 1) / schedule.stepsPerEpoch
+        let epochs = (totalSteps - 1) / schedule.stepsPerEpoch + 1
         var epochSeconds: [Double] = []
         var samplesSeen = 0, trainSeconds = 0.0
         var lastTest: Evaluation?
@@ -361,7 +369,8 @@ public final class Trainer {
             throw CheckpointError.writeFailed(path: path, reason: "the parameters hold NaN or infinity at global step \(position.step); not saving them")
         }
         let c = Checkpoint.capture(model: model, optimizer: optimizer, position: position, config: config,
-                                   configText: configText, worldSize: comm.worldSize)
+                                   configText: configText, worldSize: comm.worldSize, normalization: train.normalization,
+                                   classes: train.classes)
         let (_, bytes) = try checkpointer.save(c, step: position.step)
         metrics?.write("checkpoint", [("step", .int(position.step)), ("path", .string(path)), ("bytes", .int(bytes)),
                                       ("seconds", .number(Self.now() - started))])
@@ -377,49 +386,4 @@ public final class Trainer {
     }
 
     static func now() -> Double { Double(DispatchTime.now().uptimeNanoseconds) * 1e-9 }
-}
-
-/// Seconds spent in each phase of one training step on this rank.
-public struct StepPhases: Sendable {
-    public var gather = 0.0, forward = 0.0, backward = 0.0, allreduce = 0.0, optimizer = 0.0
-    public static let names = ["gather", "forward", "backward", "allreduce", "optimizer"]
-    public var values: [Double] { [gather, forward, backward, allreduce, optimizer] }
-}
-
-/// Successive intervals from a monotonic clock.
-struct PhaseClock {
-    private var last = DispatchTime.now().uptimeNanoseconds
-    mutating func lap() -> Double {
-        let now = DispatchTime.now().uptimeNanoseconds
-        defer { last = now }
-        return Double(now - last) * 1e-9
-    }
-}
-
-/// Training that cannot go on.
-public enum TrainingError: Error, CustomStringConvertible {
-    case nonFinite(step: Int, epoch: Int)
-    case replicasDiverged(step: Int, ranks: [Int])
-
-    public var description: String {
-        switch self {
-        case .nonFinite(let step, let epoch):
-            return "the loss or gradient became non-finite (NaN or infinity) at global step \(step) (epoch \(epoch)); "
-                + "no checkpoint of this state was written. Lower optimizer.learning_rate, or set training.on_nonfinite: skip"
-        case .replicasDiverged(let step, let ranks):
-            return "after global step \(step) the parameters of rank(s) \(ranks.map(String.init).joined(separator: ", ")) differ from rank 0's (replicas diverged)"
-        }
-    }
-}
-
-/// Whether a float buffer holds only finite values, checked on the exponent bits so the loop
-/// vectorises (an integer max reduction).
-public enum FiniteCheck {
-    public static func allFinite(_ p: UnsafePointer<Float>, count: Int) -> Bool {
-        var worst: UInt32 = 0
-        p.withMemoryRebound(to: UInt32.self, capacity: count) { bits in
-            for i in 0..<count { worst = max(worst, bits[i] & 0x7F80_0000) }
-        }
-        return worst != 0x7F80_0000
-    }
 }
