@@ -40,6 +40,12 @@ map=${DPTRAIN_RANKS_PER_NODE:+ppr:$DPTRAIN_RANKS_PER_NODE:node}
 [ -n "$map" ] && args+=(--map-by "$map")
 [ -n "${DPTRAIN_DATA:-}" ] && args+=(-x DPTRAIN_DATA)
 [ -n "${DPTRAIN_IFACE:-}" ] && args+=(--mca btl_tcp_if_include "$DPTRAIN_IFACE" --mca oob_tcp_if_include "$DPTRAIN_IFACE")
+# mpirun notices a machine that died or dropped off the network through TCP keepalive on its
+# connection to that machine's daemon: OpenMPI waits 300 s of silence and 9 probes 20 s apart
+# (8 minutes), during which it cannot end the job. 10 s and 3 probes 2 s apart (DPTRAIN_KEEPALIVE
+# = "time interval probes") end it about 16 s after a machine falls silent.
+read -r keep_time keep_intvl keep_probes <<< "${DPTRAIN_KEEPALIVE:-10 2 3}"
+args+=(--mca oob_tcp_keepalive_time "$keep_time" --mca oob_tcp_keepalive_intvl "$keep_intvl" --mca oob_tcp_keepalive_probes "$keep_probes")
 [ "$(id -u)" = 0 ] && args+=(--allow-run-as-root)
 say "mpirun ${args[*]} $DPTRAIN_BIN train $*"
 run_mpirun "${args[@]}" "$DPTRAIN_BIN" train "$@"

@@ -8,6 +8,7 @@
 #   eval "$(Launch/simulate-hosts.sh up N [--rate RATE])"       # up, and set the variables in this shell
 #   Launch/simulate-hosts.sh down                                # remove every host it made
 #   Launch/simulate-hosts.sh status                              # what is up
+#   Launch/simulate-hosts.sh alive                               # the hosts whose network answers (for elastic.sh --discover)
 #
 # e.g.  Launch/simulate-hosts.sh run 2 --rate 1gbit -- Launch/cluster.sh --epochs 1
 #
@@ -53,13 +54,30 @@ down() {
     # Newest first: namespaces (their veth ends go with them), then links, then /etc/hosts lines.
     tac "$state/made" | while read -r kind name; do
         case $kind in
-            netns) ip netns delete "$name" 2>/dev/null || true ;;
+            netns)
+                # Processes left in the host (a daemon mpirun lost) go with it.
+                pids=$(ip netns pids "$name" 2>/dev/null || true)
+                [ -n "$pids" ] && kill -9 $pids 2>/dev/null
+                ip netns delete "$name" 2>/dev/null || true ;;
             link) ip link delete "$name" 2>/dev/null || true ;;
             hosts) sed -i "/ $name $marker\$/d" /etc/hosts ;;
         esac
     done
     rm -rf "$state"
     say "removed the simulated hosts"
+}
+
+# alive: the hosts whose network stack answers a TCP connection from the bridge (a refusal
+# counts: the host is there; silence or "no route" means its link is down), one a line.
+alive() {
+    [ -f "$state/made" ] || return 0
+    local host address answer
+    for host in $(awk '$1 == "netns" { print $2 }' "$state/made"); do
+        address=$subnet.${host#dpt-h}
+        answer=$(timeout 2 bash -c "exec 3<>/dev/tcp/$address/9" 2>&1) && { echo "$host"; continue; }
+        [[ $answer == *"refused"* ]] && echo "$host"
+    done
+    return 0
 }
 
 status() {
@@ -129,15 +147,23 @@ case $cmd in
         [ $# -ge 1 ] || die "run needs a command after --"
         up "$n" "$rate" > /dev/null
         trap 'down' EXIT
-        # The command gets the signal too (and cluster.sh stops its job cleanly): wait for it,
-        # then remove the hosts. A handler, not an ignore, so the command can trap the signal.
-        trap 'say "interrupted: removing the hosts once the command has stopped"' INT TERM
         # shellcheck disable=SC1091
         source "$state/env"
-        "$@"
+        # The command runs in the background so a SIGTERM or Ctrl-C here reaches it as SIGTERM
+        # (cluster.sh then stops its job cleanly); the hosts go once it has ended.
+        "$@" &
+        child=$!
+        trap 'say "interrupted: removing the hosts once the command has stopped"; kill -TERM $child 2>/dev/null' INT TERM
+        while true; do
+            status=0
+            wait "$child" || status=$?
+            kill -0 "$child" 2>/dev/null || break
+        done
+        exit $status
         ;;
     down) require down; down ;;
     status) status ;;
+    alive) alive ;;
     -h|--help|help) usage 0 ;;
     *) usage ;;
 esac

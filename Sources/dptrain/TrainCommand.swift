@@ -107,8 +107,10 @@ struct TrainCommand: ParsableCommand {
                     mpi.watchdog = watchdog
                     trainer.watchdog = watchdog
                 }
-                let (isRoot, rank, saves) = (comm.isRoot, comm.rank, cfg.checkpointDirectory != nil)
+                let (isRoot, rank, saves, watchdog) = (comm.isRoot, comm.rank, cfg.checkpointDirectory != nil, trainer.watchdog)
                 trainer.stopSignals = StopSignals { number in
+                    // Stuck in a collective: say where and who is missing while there is time.
+                    watchdog?.reportIfWaiting()
                     let line = "received \(StopSignals.name(number)): finishing the step in progress, then "
                         + (saves ? "writing a checkpoint" : "stopping (no checkpoint directory to save to)")
                         + "; a second signal stops at once"

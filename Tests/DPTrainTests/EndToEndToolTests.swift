@@ -32,16 +32,39 @@ extension EndToEndTests {
             #expect(summary["world_size"] as? Int == ranks && summary["steps"] as? Int == 50)
         }
 
+        func slurmEnvironment(checkpoints: String) -> [String: String] {
+            ["SLURM_NTASKS": "2", "SLURM_NTASKS_PER_NODE": "2", "SLURM_CPUS_PER_TASK": "1", "SLURM_SUBMIT_DIR": Support.packageRoot.path,
+             "DPTRAIN_BIN": bin, "DPTRAIN_CHECKPOINTS": checkpoints]
+        }
+
         @Test func slurmScriptRunsWithTheVariablesSlurmSets() throws {
             let data = Support.makeTinyMNIST(train: 128, test: 16)
-            let metrics = Support.temporaryDirectory() + "/m.jsonl"
+            let tmp = Support.temporaryDirectory()
             let r = try Support.run("/bin/bash", [Support.packageRoot.appendingPathComponent("Launch/slurm.sbatch").path,
-                                                  "--data-dir", data, "--max-steps", "4", "--metrics-file", metrics],
-                                    environment: ["SLURM_NTASKS": "2", "SLURM_NTASKS_PER_NODE": "2", "SLURM_CPUS_PER_TASK": "1",
-                                                  "SLURM_SUBMIT_DIR": Support.packageRoot.path, "DPTRAIN_BIN": bin])
+                                                  "--data-dir", data, "--max-steps", "4", "--metrics-file", "\(tmp)/m.jsonl"],
+                                    environment: slurmEnvironment(checkpoints: "\(tmp)/ck"))
             #expect(r.status == 0, "\(r.stderr)")
-            let summary = try #require(try Support.readMetrics(metrics).last)
+            let summary = try #require(try Support.readMetrics("\(tmp)/m.jsonl").last)
             #expect(summary["world_size"] as? Int == 2)
+            #expect(!Checkpointer(directory: "\(tmp)/ck").files().isEmpty, "checkpoints go to DPTRAIN_CHECKPOINTS")
+        }
+
+        /// The warning SLURM's --signal=B:USR1@90 sends the script: the ranks checkpoint and the job
+        /// exits 75; the next run of the script (the requeued job) resumes by itself and finishes.
+        @Test func slurmScriptCheckpointsOnItsWarningSignalAndTheNextRunResumes() throws {
+            let data = Support.makeTinyMNIST(train: 250, test: 40)
+            let tmp = Support.temporaryDirectory()
+            let script = Support.packageRoot.appendingPathComponent("Launch/slurm.sbatch").path
+            let args = [script, "--data-dir", data, "--epochs", "120", "--log-every", "1"]
+            let run = try Support.start("/bin/bash", args + ["--metrics-file", "\(tmp)/first.jsonl"], environment: slurmEnvironment(checkpoints: "\(tmp)/ck"))
+            let started = Support.eventually { EndToEndTests.Preemption.stepsLogged("\(tmp)/first.jsonl") >= 40 }
+            run.signal(SIGUSR1)
+            let first = run.wait(timeout: 120)
+            try #require(started, "\(first.stderr)")
+            #expect(first.status == ExitStatus.stoppedWithCheckpoint && first.stderr.contains("submit this script again to resume"), "\(first.stderr)")
+            let second = try Support.run("/bin/bash", args + ["--metrics-file", "\(tmp)/second.jsonl"], environment: slurmEnvironment(checkpoints: "\(tmp)/ck"))
+            #expect(second.status == 0 && second.stderr.contains("resuming from"), "\(second.stderr)")
+            #expect(try Support.readMetrics("\(tmp)/second.jsonl").last?["steps"] as? Int == 120 * 8)
         }
 
         @Test func inspectShowsTensorsAndReportsCorruption() throws {

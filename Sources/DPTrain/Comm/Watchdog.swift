@@ -46,16 +46,31 @@ public final class Watchdog: @unchecked Sendable {
     }
 
     private func check() {
+        guard let report = diagnosis(waitingLongerThan: timeout, probeTimeout: 2) else { return }
+        FileHandle.standardError.write(Data("dptrain: error: watchdog: \(report) (timeout \(Int(timeout)) s); stopping the job\n".utf8))
+        _exit(ExitStatus.collectiveTimeout)
+    }
+
+    /// Printed when the job is being stopped (a signal) while this rank waits in a collective:
+    /// mpirun ends a job this way when it loses a machine, before the timeout. Prints nothing
+    /// when no collective has been waiting for a second.
+    public func reportIfWaiting() {
+        guard let report = diagnosis(waitingLongerThan: 1, probeTimeout: 0.5) else { return }
+        FileHandle.standardError.write(Data("dptrain: error: stopped while \(report)\n".utf8))
+    }
+
+    /// "rank 0 on dpt-h1 has waited 16 s in MPI_Allreduce(sum) at global step 202; rank 2 on
+    /// dpt-h3 does not answer on the network: ...", if a collective has waited longer than `seconds`.
+    private func diagnosis(waitingLongerThan seconds: Double, probeTimeout: Double) -> String? {
         lock.lock()
         let (op, started, step) = (operation, startedAt, step)
         lock.unlock()
-        guard let started, Self.now() - started > timeout else { return }
+        guard let started, Self.now() - started > seconds else { return nil }
         let at = step < 0 ? "start-up" : "global step \(step + 1)"
         let host = probe.map { " on \($0.peers[rank].host)" } ?? ""
-        var message = String(format: "dptrain: error: watchdog: rank %d%@ has waited %.0f s in %@ at %@ (timeout %.0f s); ",
-                             rank, host, Self.now() - started, "\(op)", at, timeout)
+        var message = "rank \(rank)\(host) has waited \(Int(Self.now() - started)) s in \(op) at \(at); "
         if let probe {
-            let silent = probe.unreachable()
+            let silent = probe.unreachable(timeout: probeTimeout)
             message += silent.isEmpty
                 ? "every other rank's machine answers, so one of them is stuck"
                 : (silent.map { "rank \($0.rank) on \($0.host)" }.joined(separator: ", ")
@@ -63,9 +78,7 @@ public final class Watchdog: @unchecked Sendable {
         } else {
             message += "another rank is stuck or dead"
         }
-        message += "; stopping the job\n"
-        FileHandle.standardError.write(Data(message.utf8))
-        _exit(ExitStatus.collectiveTimeout)
+        return message
     }
 
     static func now() -> Double { Double(DispatchTime.now().uptimeNanoseconds) * 1e-9 }
