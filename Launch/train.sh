@@ -16,12 +16,13 @@ cd "$DPTRAIN_ROOT"
 
 ensure_deps
 ensure_binary
-data_args=()
+# MNIST in data/mnist, for the configs that read it (those that name a data.dir of their own
+# read that: DPTRAIN_DATA comes after it).
 if [[ " $* " != *" --data-dir "* ]]; then
     "$DPTRAIN_ROOT/Launch/fetch-mnist.sh" "$DPTRAIN_ROOT/data/mnist"
-    data_args=(--data-dir "$DPTRAIN_ROOT/data/mnist")
+    export DPTRAIN_DATA="$DPTRAIN_ROOT/data/mnist"
 fi
 ranks=${DPTRAIN_RANKS:-1}
 mpirun_args "$ranks"
-say "mpirun ${MPIRUN_ARGS[*]} $DPTRAIN_BIN train ${data_args[*]} $*"
-run_mpirun "${MPIRUN_ARGS[@]}" "$DPTRAIN_BIN" train "${data_args[@]}" "$@"
+say "mpirun ${MPIRUN_ARGS[*]} $DPTRAIN_BIN train $*"
+run_mpirun "${MPIRUN_ARGS[@]}" "$DPTRAIN_BIN" train "$@"

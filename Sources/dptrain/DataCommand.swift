@@ -2,12 +2,131 @@ import ArgumentParser
 import DPTrain
 import Foundation
 
-/// `dptrain data fetch|verify`.
+/// `dptrain data fetch|verify|describe|convert`.
 struct DataCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "data",
-        abstract: "Fetch or verify an MNIST-format data set.",
-        subcommands: [Verify.self, Fetch.self])
+        abstract: "Fetch, verify, describe or convert a data set.",
+        subcommands: [Verify.self, Fetch.self, Describe.self, Convert.self])
+
+    struct Describe: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Describe the data a config reads: samples, shape, value range, classes and their balance.",
+            discussion: "Reads each split as `train` would (the config's data section, its limits and label mapping) and prints what it found.")
+
+        @Option(name: .long, help: ArgumentHelp("The config whose data to describe.", valueName: "file"))
+        var config = "Configs/mlp.yaml"
+
+        @Option(name: .long, help: ArgumentHelp("The data directory (default: the config's data.dir, else $DPTRAIN_DATA, else data/mnist).", valueName: "dir"))
+        var dataDir: String?
+
+        @Flag(name: .long, help: "Print one JSON object per split instead of text.")
+        var json = false
+
+        func run() throws {
+            do {
+                let cfg = try TrainConfig.load(path: config)
+                let dir = cfg.dataDirectory(flag: dataDir)
+                let train = try cfg.loadDataset(directory: dir, split: .train)!
+                let test = try cfg.loadDataset(directory: dir, split: .test, classes: train.classes)
+                for (split, data) in [("train", train), ("test", test)] {
+                    guard let data else { continue }
+                    var low = Float.infinity, high = -Float.infinity, sum = 0.0
+                    for i in 0..<data.count {
+                        for j in 0..<data.sampleSize {
+                            let v = data.storedValue(sample: i, feature: j)
+                            low = min(low, v); high = max(high, v); sum += Double(v)
+                        }
+                    }
+                    var counts = [Int](repeating: 0, count: data.numClasses)
+                    for label in data.labels { counts[Int(label)] += 1 }
+                    let names = (0..<data.numClasses).map { c in data.classNames.map { "\(c) (\($0[c]))" } ?? "\(c)" }
+                    let mean = sum / Double(max(data.count * data.sampleSize, 1))
+                    if json {
+                        print(JSONValue.object([("split", .string(split)), ("source", .string(data.source)), ("samples", .int(data.count)),
+                                                ("sample_shape", .array(data.sampleShape.map(JSONValue.int))), ("element", .string(data.element.rawValue)),
+                                                ("mapped", .bool(data.buffer.isMapped)), ("min", .number(Double(low))), ("max", .number(Double(high))),
+                                                ("mean", .number(mean)), ("classes", .int(data.numClasses)),
+                                                ("class_counts", .array(counts.map(JSONValue.int)))]).encoded)
+                        continue
+                    }
+                    print("\(split): \(data.count) samples of \(data.sampleShape.map(String.init).joined(separator: "x")) \(data.element.rawValue) from \(data.source)"
+                          + (data.buffer.isMapped ? " (mapped)" : ""))
+                    print(String(format: "  values %g to %g, mean %.4g (as stored; normalised when gathered: %@)", Double(low), Double(high), mean,
+                                 cfg.data.normalize?.rawValue ?? (data.element == .uint8 ? "scale" : "none")))
+                    let balance = zip(names, counts).map { "\($0): \($1) (\(String(format: "%.1f", 100 * Double($1) / Double(max(data.count, 1))))%)" }
+                    print("  \(data.numClasses) classes: " + balance.joined(separator: ", "))
+                }
+            } catch {
+                Launch.fail(error, comm: SingleProcessCommunicator())
+            }
+        }
+    }
+
+    struct Convert: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Convert the four MNIST-named IDX files to one .npz (Keras's mnist.npz layout), or back.",
+            discussion: """
+                --to npz reads train-images-idx3-ubyte, train-labels-idx1-ubyte, t10k-images-idx3-ubyte and \
+                t10k-labels-idx1-ubyte (raw or .gz) from --input (a directory; default the data directory) and \
+                writes x_train, y_train, x_test, y_test as uint8 arrays into the .npz at --output, which \
+                numpy.load and keras.datasets read. --to idx reads those four arrays (bytes, as IDX holds) from \
+                the .npz at --input and writes the four IDX files into the directory --output.
+                """)
+
+        enum Target: String, ExpressibleByArgument { case npz, idx }
+
+        @Option(name: .long, help: "npz or idx.")
+        var to: Target
+
+        @Option(name: .long, help: ArgumentHelp("For --to npz, the directory of IDX files (default: $DPTRAIN_DATA, else data/mnist); for --to idx, the .npz file.", valueName: "path"))
+        var input: String?
+
+        @Option(name: .long, help: ArgumentHelp("For --to npz, the .npz file to write; for --to idx, the directory to write the IDX files into.", valueName: "path"))
+        var output: String
+
+        @Flag(name: .long, help: "With --to npz, deflate the arrays (as numpy.savez_compressed; a reader must then inflate them instead of mapping them).")
+        var compress = false
+
+        static let arrays = [("x_train", "train-images-idx3-ubyte"), ("y_train", "train-labels-idx1-ubyte"),
+                             ("x_test", "t10k-images-idx3-ubyte"), ("y_test", "t10k-labels-idx1-ubyte")]
+
+        func run() throws {
+            do {
+                switch to {
+                case .npz:
+                    let directory = input ?? Launch.dataDirectory(flag: nil)
+                    let arrays = try Self.arrays.map { name, stem -> (name: String, npy: [UInt8]) in
+                        let file = try IDXFile.read(path: DataLoader.locate(stem, in: directory))
+                        return (name, NumPyWriter.npy(descr: "|u1", shape: file.dimensions,
+                                                      data: UnsafeRawBufferPointer(start: file.buffer.base + file.offset, count: file.count)))
+                    }
+                    try NumPyWriter.npz(arrays, to: output, compressed: compress)
+                    print("wrote \(output): " + arrays.map(\.name).joined(separator: ", ") + " from the IDX files in \(directory)")
+                case .idx:
+                    guard let input else { throw ValidationError("--to idx needs --input FILE.npz") }
+                    let archive = try ZipArchive(path: input)
+                    try FileManager.default.createDirectory(atPath: output, withIntermediateDirectories: true)
+                    for (name, stem) in Self.arrays {
+                        guard let array = try archive.array(name) else {
+                            throw ValidationError("\(input) has no \(name) array (it holds \(archive.entries.map(\.name).joined(separator: ", ")))")
+                        }
+                        guard array.element.size == 1, array.element.kind == .unsigned || array.element.kind == .bool else {
+                            throw ValidationError("\(input):\(name).npy holds \(array.element) values; IDX files hold bytes (keep float data as .npz)")
+                        }
+                        let bytes = Array(UnsafeRawBufferPointer(start: array.buffer.base + array.offset, count: array.count))
+                        try NumPyWriter.writeAtomically(IDXFile.encode(dimensions: array.shape, bytes: bytes),
+                                                        to: (output as NSString).appendingPathComponent(stem))
+                    }
+                    print("wrote the four IDX files into \(output) from \(input)")
+                }
+            } catch let error as ValidationError {
+                throw error
+            } catch {
+                Launch.fail(error, comm: SingleProcessCommunicator())
+            }
+        }
+    }
 
     struct Verify: ParsableCommand {
         static let configuration = CommandConfiguration(

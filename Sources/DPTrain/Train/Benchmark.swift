@@ -24,6 +24,10 @@ public struct BenchmarkReport: Sendable {
     public var skipsZeroInputs: Bool
     public var evalSeconds: Double
     public var peakRSSMegabytes: Spread
+    /// Resident memory at the end, per rank: private to the process (heap, inflated data) and
+    /// file pages mapped from the page cache (a mapped data set), which the ranks of a machine share.
+    public var anonymousMegabytes: Spread
+    public var fileMegabytes: Spread
     public var startupSeconds: Double
 
     public var json: JSONValue {
@@ -34,7 +38,8 @@ public struct BenchmarkReport: Sendable {
             ("step_seconds", spread(step)), ("samples_per_second", .number(samplesPerSecond)), ("epoch_seconds", .number(epochSeconds)),
             ("gflops", .number(gflops)), ("peak_gflops", .number(peakGFLOPS)), ("fraction_of_peak", .number(gflops / peakGFLOPS)),
             ("skips_zero_inputs", .bool(skipsZeroInputs)),
-            ("eval_seconds", .number(evalSeconds)), ("peak_rss_mb", spread(peakRSSMegabytes)), ("startup_seconds", .number(startupSeconds)),
+            ("eval_seconds", .number(evalSeconds)), ("peak_rss_mb", spread(peakRSSMegabytes)), ("rss_anon_mb", spread(anonymousMegabytes)),
+            ("rss_file_mb", spread(fileMegabytes)), ("startup_seconds", .number(startupSeconds)),
         ])
     }
 
@@ -87,7 +92,8 @@ public enum Benchmark {
             _ = trainer.evaluate(on: test)
             evalSeconds = now() - t0
         }
-        let mine = perPhase.map(median) + [median(stepTimes), peakRSSMegabytes(), startup, evalSeconds]
+        let resident = residentMegabytes()
+        let mine = perPhase.map(median) + [median(stepTimes), peakRSSMegabytes(), startup, evalSeconds, resident.anonymous, resident.file]
         let all = comm.allgather(mine)
         func spread(_ k: Int) -> BenchmarkReport.Spread {
             let v = all.map { $0[k] }.sorted()
@@ -100,7 +106,8 @@ public enum Benchmark {
             phases: StepPhases.names.enumerated().map { ($0.element, spread($0.offset)) }, step: spread(p),
             samplesPerSecond: samples / wall, epochSeconds: wall / Double(steps) * Double(trainer.schedule.stepsPerEpoch),
             gflops: trainer.model.trainingFlopsPerSample * samples / wall / 1e9, peakGFLOPS: peak, skipsZeroInputs: trainer.skipsZeroInputs,
-            evalSeconds: all[0][p + 3], peakRSSMegabytes: spread(p + 1), startupSeconds: all.map { $0[p + 2] }.max()!)
+            evalSeconds: all[0][p + 3], peakRSSMegabytes: spread(p + 1), anonymousMegabytes: spread(p + 4), fileMegabytes: spread(p + 5),
+            startupSeconds: all.map { $0[p + 2] }.max()!)
     }
 
     static func now() -> Double { Double(DispatchTime.now().uptimeNanoseconds) * 1e-9 }
@@ -112,6 +119,17 @@ public enum Benchmark {
     }
 
     /// This process's peak resident memory.
+    /// This process's resident memory now: anonymous (RssAnon) and file-backed (RssFile), from
+    /// /proc/self/status; zeros where it cannot be read.
+    public static func residentMegabytes() -> (anonymous: Double, file: Double) {
+        guard let status = try? String(contentsOfFile: "/proc/self/status", encoding: .utf8) else { return (0, 0) }
+        func field(_ name: String) -> Double {
+            status.split(separator: "\n").first { $0.hasPrefix(name + ":") }
+                .flatMap { $0.split(separator: " ").dropFirst().first }.flatMap { Double($0) }.map { $0 / 1024 } ?? 0
+        }
+        return (field("RssAnon"), field("RssFile"))
+    }
+
     public static func peakRSSMegabytes() -> Double {
         var usage = rusage()
         getrusage(__rusage_who_t(RUSAGE_SELF.rawValue), &usage)
