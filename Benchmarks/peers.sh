@@ -36,7 +36,7 @@ done
 bench_setup "$out"
 data=$DATA cores=$CORES floor_bin=$FLOOR_BIN
 raw="$out/peers.jsonl"; : > "$raw"
-say "dptrain: $("$DPTRAIN_BIN" --version)"
+say "$("$DPTRAIN_BIN" --version)"
 
 # record SYSTEM MODEL BATCH EPOCH_SECONDS: one JSON line (nothing when the run gave no figure).
 record() {

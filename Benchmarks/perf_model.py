@@ -1,18 +1,15 @@
-"""Performance model for synchronous data parallelism with a ring allreduce, fitted to
-Launch/bench-scaling.sh runs, and its prediction for 1..256 ranks over a network.
+"""Performance model for synchronous data parallelism with a ring allreduce (its terms are in
+ring_model.py), fitted to Benchmarks/scaling.sh runs, and its prediction for 1..256 ranks over a
+network.
 
-  step(N) = compute(B/N) + optimizer + allreduce(N)
-  compute(b) = c0 + c1 * b                   (fitted to the forward+backward+gather phases measured here)
-  allreduce(N) = 2 (N - 1) * latency + 2 (N - 1) / N * bytes / bandwidth   (ring; 0 for N = 1)
-
-Usage: python3 perf_model.py RUNS.jsonl [--model mlp] [--batch 32] [--network 10gbe|100gbe|shm]
+Usage: python3 perf_model.py RUNS.jsonl [--model mlp] [--batch 32] [--network 10gbe|25gbe|100gbe|ib-hdr|shm]
        [--latency-us L --bandwidth-gbps G]. "shm" uses the latency and bandwidth fitted to this
 node's own allreduce times, which is how the model is validated against the measured runs."""
 import argparse
 import json
 import statistics
 
-NETWORKS = {"10gbe": (30e-6, 10e9 / 8), "100gbe": (5e-6, 100e9 / 8), "ib-hdr": (2e-6, 200e9 / 8)}
+from ring_model import NETWORKS, fit_line, ring_allreduce
 PARAMS = {"mlp": 101770, "cnn": 693962}
 
 p = argparse.ArgumentParser()
@@ -32,13 +29,7 @@ med = lambda xs: statistics.median(xs)
 phase = lambda r, k: r["bench"]["phases_seconds"][k]["median"]
 
 # compute(b): least squares over (local batch, gather+forward+backward) of every run.
-pts = [(r["global_batch"] / r["ranks"], phase(r, "gather") + phase(r, "forward") + phase(r, "backward")) for r in runs]
-mx, my = med([x for x, _ in pts]), med([y for _, y in pts])
-xs, ys = [x for x, _ in pts], [y for _, y in pts]
-xbar, ybar = sum(xs) / len(xs), sum(ys) / len(ys)
-sxx = sum((x - xbar) ** 2 for x in xs)
-c1 = sum((x - xbar) * (y - ybar) for x, y in pts) / sxx if sxx > 0 else ybar / xbar
-c0 = max(ybar - c1 * xbar, 0.0)
+c0, c1 = fit_line([(r["global_batch"] / r["ranks"], phase(r, "gather") + phase(r, "forward") + phase(r, "backward")) for r in runs])
 opt = med([phase(r, "optimizer") for r in runs])
 bytes_ = 4 * (PARAMS[a.model] + 2)
 
@@ -60,7 +51,7 @@ else:
     label = a.network
 
 def allreduce(n, lat, bw):
-    return 0.0 if n == 1 else 2 * (n - 1) * lat + 2 * (n - 1) / n * bytes_ / bw
+    return ring_allreduce(n, bytes_, lat, bw)
 
 def step(n, lat, bw, batch):
     return c0 + c1 * batch / n + opt + allreduce(n, lat, bw)

@@ -38,7 +38,7 @@ done
 bench_setup "$out"
 data=$DATA cores=$CORES floor_bin=$FLOOR_BIN
 raw="$out/runs.jsonl"; : > "$raw"
-say "dptrain: $("$DPTRAIN_BIN" --version)"
+say "$("$DPTRAIN_BIN" --version)"
 
 # run_layout MODEL KIND RANKS THREADS GLOBAL_BATCH: appends one JSON line per repeat.
 run_layout() {

@@ -1,4 +1,4 @@
-"""Aggregates Launch/bench-scaling.sh runs (JSON lines) into medians: a printed table,
+"""Aggregates Benchmarks/scaling.sh runs (JSON lines) into medians: a printed table,
 scaling.csv, scaling.json and scaling.svg (samples/s and scaling efficiency against ranks).
 Usage: python3 scaling_report.py RUNS.jsonl OUT_DIR"""
 import csv

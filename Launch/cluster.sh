@@ -12,6 +12,7 @@
 #   -x VAR               export OPENBLAS_NUM_THREADS and DPTRAIN_DATA to every rank
 #   --mca btl_tcp_if_include IFACE, --mca oob_tcp_if_include IFACE
 #                        the network interface to use between machines (DPTRAIN_IFACE, e.g. eth0)
+#   --mca btl_tcp_links 2  two TCP connections per peer (DPTRAIN_TCP_LINKS)
 # Threads per rank: DPTRAIN_THREADS (default 1); ranks x threads should equal each machine's cores.
 set -euo pipefail
 source "$(dirname "$0")/common.sh"
@@ -40,6 +41,10 @@ map=${DPTRAIN_RANKS_PER_NODE:+ppr:$DPTRAIN_RANKS_PER_NODE:node}
 [ -n "$map" ] && args+=(--map-by "$map")
 [ -n "${DPTRAIN_DATA:-}" ] && args+=(-x DPTRAIN_DATA)
 [ -n "${DPTRAIN_IFACE:-}" ] && args+=(--mca btl_tcp_if_include "$DPTRAIN_IFACE" --mca oob_tcp_if_include "$DPTRAIN_IFACE")
+# Two TCP connections to each peer (DPTRAIN_TCP_LINKS): through one, OpenMPI's large messages
+# reached about half a shaped link's rate (the CNN's 2.8 MB allreduce on 2 hosts at 1 Gb/s: 42 ms
+# with one, 23 ms with two, the rate allows 22; docs/PERFORMANCE.md). Only the tcp BTL reads it.
+args+=(--mca btl_tcp_links "${DPTRAIN_TCP_LINKS:-2}")
 # mpirun notices a machine that died or dropped off the network through TCP keepalive on its
 # connection to that machine's daemon: OpenMPI waits 300 s of silence and 9 probes 20 s apart
 # (8 minutes), during which it cannot end the job. 10 s and 3 probes 2 s apart (DPTRAIN_KEEPALIVE

@@ -15,7 +15,7 @@
 # Hosts dpt-h1 ... dpt-hN at 10.77.0.1 ... (bridge dpt-br0 at 10.77.0.254, names in /etc/hosts).
 # RATE (1gbit, 10gbit, 500mbit, ...) shapes each host's outgoing link with a token bucket (tc tbf;
 # this kernel has no netem, so no added latency). The variables it sets, which Launch/cluster.sh,
-# Launch/bench-scaling.sh and plain mpirun read:
+# Launch/elastic.sh, Benchmarks/hosts.sh and plain mpirun read:
 #   DPTRAIN_HOSTS=dpt-h1:1,...,dpt-hN:1   one slot per host
 #   DPTRAIN_IFACE=10.77.0.0/24           the simulated network (btl and oob tcp_if_include)
 #   DPTRAIN_BIND=none                    the hosts share this machine's cores: binding each

@@ -20,7 +20,7 @@ ensure_binary
 # read that: DPTRAIN_DATA comes after it).
 if [[ " $* " != *" --data-dir "* ]]; then
     "$DPTRAIN_ROOT/Launch/fetch-mnist.sh" "$DPTRAIN_ROOT/data/mnist"
-    export DPTRAIN_DATA="$DPTRAIN_ROOT/data/mnist"
+    export DPTRAIN_DATA=data/mnist  # relative to the repository root, where mpirun starts the ranks
 fi
 ranks=${DPTRAIN_RANKS:-1}
 mpirun_args "$ranks"

@@ -47,14 +47,17 @@ func ratio(_ run: (Bool) -> Void) -> Double {
 
 /// Runs the sweep and prints it.
 func sweep() {
-    print("dptrain-kernels: built for \(InstructionSet.compiled.level); CPU has \(InstructionSet.cpu.level); "
-          + "OpenBLAS kernels \(BLASThreads.coreName); one thread; sparse time / sgemm time, median of \(repeats)")
+    print(
+        "dptrain-kernels: built for \(InstructionSet.compiled.level); CPU has \(InstructionSet.cpu.level); "
+            + "OpenBLAS kernels \(BLASThreads.coreName); one thread; sparse time / sgemm time, median of \(repeats)")
     var forwardWins: [Double: Bool] = [:], kernelGradientWins: [Double: Bool] = [:]
     for (inputs, units) in layers {
         for rows in rowCounts {
             let dense = Dense(name: "dense", inputs: inputs, units: units, activation: .relu)
-            let store = ParameterStore(entries: [.init(name: "dense.kernel", shape: [inputs, units], offset: 0),
-                                                 .init(name: "dense.bias", shape: [units], offset: inputs * units)])
+            let store = ParameterStore(entries: [
+                .init(name: "dense.kernel", shape: [inputs, units], offset: 0),
+                .init(name: "dense.bias", shape: [units], offset: inputs * units),
+            ])
             dense.bind(store)
             var rng = SplitMix64(seed: 1)
             for i in 0..<store.count { store.values.pointer[i] = rng.uniform(-0.1, 0.1) }
@@ -73,7 +76,9 @@ func sweep() {
                     forward(true)
                     dense.tuning.kernelGradientDensityLimit = sparse ? 1 : 0
                     for i in 0..<dy.count { dy.pointer[i] = 0.01 }
-                    dense.backward(input: x.pointer, output: y.pointer, outputGradient: dy.pointer, inputGradient: nil, batch: rows, context: context)
+                    dense.backward(
+                        input: x.pointer, output: y.pointer, outputGradient: dy.pointer, inputGradient: nil,
+                        batch: rows, context: context)
                 }
                 let f = ratio(forward), k = ratio(kernelGradient)
                 forwardWins[density, default: true] = forwardWins[density, default: true] && f < 1
@@ -86,7 +91,9 @@ func sweep() {
             func inputGradient(deadColumns: Double) -> Double {
                 for k in 0..<inputs {
                     let dead = rng.uniform(0, 1) < Float(deadColumns)
-                    for r in 0..<rows { x.pointer[r * inputs + k] = !dead && rng.uniform(0, 1) < 0.5 ? rng.uniform(0, 1) : 0 }
+                    for r in 0..<rows {
+                        x.pointer[r * inputs + k] = !dead && rng.uniform(0, 1) < 0.5 ? rng.uniform(0, 1) : 0
+                    }
                 }
                 dense.zeroInputsNeedNoGradient = deadColumns > 0
                 dense.tuning.forwardDensityLimit = 0
@@ -94,12 +101,15 @@ func sweep() {
                     dense.tuning.ownInputGradient = own
                     dense.forward(x.pointer, y.pointer, batch: rows, context: context)
                     for i in 0..<dy.count { dy.pointer[i] = 0.01 }
-                    dense.backward(input: x.pointer, output: y.pointer, outputGradient: dy.pointer,
-                                   inputGradient: withInputGradient ? dx.pointer : nil, batch: rows, context: context)
+                    dense.backward(
+                        input: x.pointer, output: y.pointer, outputGradient: dy.pointer,
+                        inputGradient: withInputGradient ? dx.pointer : nil, batch: rows, context: context)
                 }
-                return median((0..<repeats).map { _ in
-                    (time { backward(true, true) } - time { backward(true, false) }) / (time { backward(false, true) } - time { backward(false, false) })
-                })
+                return median(
+                    (0..<repeats).map { _ in
+                        (time { backward(true, true) } - time { backward(true, false) })
+                            / (time { backward(false, true) } - time { backward(false, false) })
+                    })
             }
             let (plain, skipping) = (inputGradient(deadColumns: 0), inputGradient(deadColumns: 0.3))
             print(line + String(format: "  | input grad %.2f, with 30%% dead columns %.2f", plain, skipping))
@@ -109,7 +119,9 @@ func sweep() {
         let upTo = densities.prefix { wins[$0] == true }.last
         return upTo.map { String(format: "%.0f%%", $0 * 100) } ?? "never"
     }
-    print("sparse forward wins at every size up to \(lastWinning(forwardWins)) nonzero; sparse kernel gradient up to \(lastWinning(kernelGradientWins))")
+    print(
+        "sparse forward wins at every size up to \(lastWinning(forwardWins)) nonzero; sparse kernel gradient up to \(lastWinning(kernelGradientWins))"
+    )
 }
 
 sweep()

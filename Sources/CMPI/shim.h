@@ -9,6 +9,7 @@ static inline MPI_Datatype dpt_float(void) { return MPI_FLOAT; }
 static inline MPI_Datatype dpt_double(void) { return MPI_DOUBLE; }
 static inline MPI_Datatype dpt_int32(void) { return MPI_INT32_T; }
 static inline MPI_Datatype dpt_uint64(void) { return MPI_UINT64_T; }
+static inline MPI_Datatype dpt_uint16(void) { return MPI_UINT16_T; }
 static inline MPI_Datatype dpt_byte(void) { return MPI_BYTE; }
 static inline MPI_Op dpt_op_sum(void) { return MPI_SUM; }
 static inline MPI_Op dpt_op_max(void) { return MPI_MAX; }

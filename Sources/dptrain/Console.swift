@@ -17,7 +17,9 @@ struct RankLogHandler: LogHandler {
 
     func log(event: LogEvent) {
         let prefix = (worldSize > 1 ? "[rank \(rank)] " : "") + (event.level >= .warning ? "\(event.level): " : "")
-        let text = event.message.description.split(separator: "\n", omittingEmptySubsequences: false).map { prefix + $0 }.joined(separator: "\n")
+        let text = event.message.description.split(separator: "\n", omittingEmptySubsequences: false).map {
+            prefix + $0
+        }.joined(separator: "\n")
         FileHandle.standardError.write(Data((text + "\n").utf8))
     }
 }
@@ -51,12 +53,15 @@ final class ProgressBar {
         lastDraw = elapsed
         let done = Double(p.stepInEpoch) / Double(stepsPerEpoch)
         let width = 30, filled = Int(done * Double(width))
-        let bar = String(repeating: "=", count: filled) + (filled < width ? ">" + String(repeating: ".", count: width - filled - 1) : "")
+        let bar =
+            String(repeating: "=", count: filled)
+            + (filled < width ? ">" + String(repeating: ".", count: width - filled - 1) : "")
         let samples = Double(max(p.epochSamples, 1))
         let eta = done > 0 ? elapsed / done - elapsed : 0
-        let line = String(format: "\r%6d/%d [%@] %.0fs ETA %.0fs - loss %.4f - accuracy %.4f - %.0f samples/s\u{1B}[K",
-                          p.stepInEpoch, stepsPerEpoch, bar, elapsed, eta, p.epochLossSum / samples, p.epochCorrect / samples,
-                          Double(p.epochSamples) / max(elapsed, 1e-9))
+        let line = String(
+            format: "\r%6d/%d [%@] %.0fs ETA %.0fs - loss %.4f - accuracy %.4f - %.0f samples/s\u{1B}[K",
+            p.stepInEpoch, stepsPerEpoch, bar, elapsed, eta, p.epochLossSum / samples, p.epochCorrect / samples,
+            Double(p.epochSamples) / max(elapsed, 1e-9))
         FileHandle.standardError.write(Data(line.utf8))
         drawn = true
     }

@@ -12,12 +12,18 @@ struct DataCommand: ParsableCommand {
     struct Describe: ParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Describe the data a config reads: samples, shape, value range, classes and their balance.",
-            discussion: "Reads each split as `train` would (the config's data section, its limits and label mapping) and prints what it found.")
+            discussion:
+                "Reads each split as `train` would (the config's data section, its limits and label mapping) and prints what it found."
+        )
 
         @Option(name: .long, help: ArgumentHelp("The config whose data to describe.", valueName: "file"))
         var config = "Configs/mlp.yaml"
 
-        @Option(name: .long, help: ArgumentHelp("The data directory (default: the config's data.dir, else $DPTRAIN_DATA, else data/mnist).", valueName: "dir"))
+        @Option(
+            name: .long,
+            help: ArgumentHelp(
+                "The data directory (default: the config's data.dir, else $DPTRAIN_DATA, else data/mnist).",
+                valueName: "dir"))
         var dataDir: String?
 
         @Flag(name: .long, help: "Print one JSON object per split instead of text.")
@@ -43,18 +49,30 @@ struct DataCommand: ParsableCommand {
                     let names = (0..<data.numClasses).map { c in data.classNames.map { "\(c) (\($0[c]))" } ?? "\(c)" }
                     let mean = sum / Double(max(data.count * data.sampleSize, 1))
                     if json {
-                        print(JSONValue.object([("split", .string(split)), ("source", .string(data.source)), ("samples", .int(data.count)),
-                                                ("sample_shape", .array(data.sampleShape.map(JSONValue.int))), ("element", .string(data.element.rawValue)),
-                                                ("mapped", .bool(data.buffer.isMapped)), ("min", .number(Double(low))), ("max", .number(Double(high))),
-                                                ("mean", .number(mean)), ("classes", .int(data.numClasses)),
-                                                ("class_counts", .array(counts.map(JSONValue.int)))]).encoded)
+                        print(
+                            JSONValue.object([
+                                ("split", .string(split)), ("source", .string(data.source)),
+                                ("samples", .int(data.count)),
+                                ("sample_shape", .array(data.sampleShape.map(JSONValue.int))),
+                                ("element", .string(data.element.rawValue)),
+                                ("mapped", .bool(data.buffer.isMapped)), ("min", .number(Double(low))),
+                                ("max", .number(Double(high))),
+                                ("mean", .number(mean)), ("classes", .int(data.numClasses)),
+                                ("class_counts", .array(counts.map(JSONValue.int))),
+                            ]).encoded)
                         continue
                     }
-                    print("\(split): \(data.count) samples of \(data.sampleShape.map(String.init).joined(separator: "x")) \(data.element.rawValue) from \(data.source)"
-                          + (data.buffer.isMapped ? " (mapped)" : ""))
-                    print(String(format: "  values %g to %g, mean %.4g (as stored; normalised when gathered: %@)", Double(low), Double(high), mean,
-                                 cfg.data.normalize?.rawValue ?? (data.element == .uint8 ? "scale" : "none")))
-                    let balance = zip(names, counts).map { "\($0): \($1) (\(String(format: "%.1f", 100 * Double($1) / Double(max(data.count, 1))))%)" }
+                    print(
+                        "\(split): \(data.count) samples of \(data.sampleShape.map(String.init).joined(separator: "x")) \(data.element.rawValue) from \(data.source)"
+                            + (data.buffer.isMapped ? " (mapped)" : ""))
+                    print(
+                        String(
+                            format: "  values %g to %g, mean %.4g (as stored; normalised when gathered: %@)",
+                            Double(low), Double(high), mean,
+                            cfg.data.normalize?.rawValue ?? (data.element == .uint8 ? "scale" : "none")))
+                    let balance = zip(names, counts).map {
+                        "\($0): \($1) (\(String(format: "%.1f", 100 * Double($1) / Double(max(data.count, 1))))%)"
+                    }
                     print("  \(data.numClasses) classes: " + balance.joined(separator: ", "))
                 }
             } catch {
@@ -79,17 +97,31 @@ struct DataCommand: ParsableCommand {
         @Option(name: .long, help: "npz or idx.")
         var to: Target
 
-        @Option(name: .long, help: ArgumentHelp("For --to npz, the directory of IDX files (default: $DPTRAIN_DATA, else data/mnist); for --to idx, the .npz file.", valueName: "path"))
+        @Option(
+            name: .long,
+            help: ArgumentHelp(
+                "For --to npz, the directory of IDX files (default: $DPTRAIN_DATA, else data/mnist); for --to idx, the .npz file.",
+                valueName: "path"))
         var input: String?
 
-        @Option(name: .long, help: ArgumentHelp("For --to npz, the .npz file to write; for --to idx, the directory to write the IDX files into.", valueName: "path"))
+        @Option(
+            name: .long,
+            help: ArgumentHelp(
+                "For --to npz, the .npz file to write; for --to idx, the directory to write the IDX files into.",
+                valueName: "path"))
         var output: String
 
-        @Flag(name: .long, help: "With --to npz, deflate the arrays (as numpy.savez_compressed; a reader must then inflate them instead of mapping them).")
+        @Flag(
+            name: .long,
+            help:
+                "With --to npz, deflate the arrays (as numpy.savez_compressed; a reader must then inflate them instead of mapping them)."
+        )
         var compress = false
 
-        static let arrays = [("x_train", "train-images-idx3-ubyte"), ("y_train", "train-labels-idx1-ubyte"),
-                             ("x_test", "t10k-images-idx3-ubyte"), ("y_test", "t10k-labels-idx1-ubyte")]
+        static let arrays = [
+            ("x_train", "train-images-idx3-ubyte"), ("y_train", "train-labels-idx1-ubyte"),
+            ("x_test", "t10k-images-idx3-ubyte"), ("y_test", "t10k-labels-idx1-ubyte"),
+        ]
 
         func run() throws {
             do {
@@ -98,25 +130,38 @@ struct DataCommand: ParsableCommand {
                     let directory = input ?? Launch.dataDirectory(flag: nil)
                     let arrays = try Self.arrays.map { name, stem -> (name: String, npy: [UInt8]) in
                         let file = try IDXFile.read(path: DataLoader.locate(stem, in: directory))
-                        return (name, NumPyWriter.npy(descr: "|u1", shape: file.dimensions,
-                                                      data: UnsafeRawBufferPointer(start: file.buffer.base + file.offset, count: file.count)))
+                        return (
+                            name,
+                            NumPyWriter.npy(
+                                descr: "|u1", shape: file.dimensions,
+                                data: UnsafeRawBufferPointer(start: file.buffer.base + file.offset, count: file.count))
+                        )
                     }
                     try NumPyWriter.npz(arrays, to: output, compressed: compress)
-                    print("wrote \(output): " + arrays.map(\.name).joined(separator: ", ") + " from the IDX files in \(directory)")
+                    print(
+                        "wrote \(output): " + arrays.map(\.name).joined(separator: ", ")
+                            + " from the IDX files in \(directory)")
                 case .idx:
                     guard let input else { throw ValidationError("--to idx needs --input FILE.npz") }
                     let archive = try ZipArchive(path: input)
                     try FileManager.default.createDirectory(atPath: output, withIntermediateDirectories: true)
                     for (name, stem) in Self.arrays {
                         guard let array = try archive.array(name) else {
-                            throw ValidationError("\(input) has no \(name) array (it holds \(archive.entries.map(\.name).joined(separator: ", ")))")
+                            throw ValidationError(
+                                "\(input) has no \(name) array (it holds \(archive.entries.map(\.name).joined(separator: ", ")))"
+                            )
                         }
-                        guard array.element.size == 1, array.element.kind == .unsigned || array.element.kind == .bool else {
-                            throw ValidationError("\(input):\(name).npy holds \(array.element) values; IDX files hold bytes (keep float data as .npz)")
+                        guard array.element.size == 1, array.element.kind == .unsigned || array.element.kind == .bool
+                        else {
+                            throw ValidationError(
+                                "\(input):\(name).npy holds \(array.element) values; IDX files hold bytes (keep float data as .npz)"
+                            )
                         }
-                        let bytes = Array(UnsafeRawBufferPointer(start: array.buffer.base + array.offset, count: array.count))
-                        try NumPyWriter.writeAtomically(IDXFile.encode(dimensions: array.shape, bytes: bytes),
-                                                        to: (output as NSString).appendingPathComponent(stem))
+                        let bytes = Array(
+                            UnsafeRawBufferPointer(start: array.buffer.base + array.offset, count: array.count))
+                        try NumPyWriter.writeAtomically(
+                            IDXFile.encode(dimensions: array.shape, bytes: bytes),
+                            to: (output as NSString).appendingPathComponent(stem))
                     }
                     print("wrote the four IDX files into \(output) from \(input)")
                 }
@@ -133,7 +178,9 @@ struct DataCommand: ParsableCommand {
             abstract: "Check the SHA-256 of the raw IDX bytes of the four files (raw or .gz).",
             discussion: "Names each file that differs with the expected and found sums, and exits 1 if any does.")
 
-        @Option(name: .long, help: ArgumentHelp("The data directory (default: $DPTRAIN_DATA, else data/mnist).", valueName: "dir"))
+        @Option(
+            name: .long,
+            help: ArgumentHelp("The data directory (default: $DPTRAIN_DATA, else data/mnist).", valueName: "dir"))
         var dataDir: String?
 
         @Option(name: .long, help: "mnist or fashion-mnist.")
@@ -143,7 +190,10 @@ struct DataCommand: ParsableCommand {
             do {
                 let checks = try dataset.verify(directory: Launch.dataDirectory(flag: dataDir))
                 for c in checks {
-                    print(c.ok ? "ok       \(c.path)" : "MISMATCH \(c.path): sha256 of the raw IDX bytes is \(c.found), expected \(c.expected)")
+                    print(
+                        c.ok
+                            ? "ok       \(c.path)"
+                            : "MISMATCH \(c.path): sha256 of the raw IDX bytes is \(c.found), expected \(c.expected)")
                 }
                 if checks.contains(where: { !$0.ok }) { throw ExitCode(1) }
             } catch let exit as ExitCode {
@@ -179,7 +229,9 @@ struct DataCommand: ParsableCommand {
                 if source == nil, let system = dataset.systemDirectory {
                     if !FileManager.default.fileExists(atPath: system.path) {
                         guard getuid() == 0 else {
-                            throw ValidationError("\(dataset.rawValue) comes from Debian's package \(system.package); install it with:\n    sudo apt-get install -y \(system.package)")
+                            throw ValidationError(
+                                "\(dataset.rawValue) comes from Debian's package \(system.package); install it with:\n    sudo apt-get install -y \(system.package)"
+                            )
                         }
                         FileHandle.standardError.write(Data("dptrain: installing \(system.package) (apt-get)\n".utf8))
                         let apt = Process()
@@ -187,12 +239,16 @@ struct DataCommand: ParsableCommand {
                         apt.arguments = ["install", "-y", "-qq", system.package]
                         try apt.run()
                         apt.waitUntilExit()
-                        guard apt.terminationStatus == 0 else { throw ValidationError("apt-get install \(system.package) failed") }
+                        guard apt.terminationStatus == 0 else {
+                            throw ValidationError("apt-get install \(system.package) failed")
+                        }
                     }
                     source = system.path
                 }
                 guard let source else {
-                    throw ValidationError("no source for \(dataset.rawValue): pass --from DIR or set DPTRAIN_DATA; to download MNIST run Launch/fetch-mnist.sh")
+                    throw ValidationError(
+                        "no source for \(dataset.rawValue): pass --from DIR or set DPTRAIN_DATA; to download MNIST run Launch/fetch-mnist.sh"
+                    )
                 }
                 try FileManager.default.createDirectory(atPath: target, withIntermediateDirectories: true)
                 for stem in KnownDataset.files {
@@ -202,7 +258,9 @@ struct DataCommand: ParsableCommand {
                     try FileManager.default.copyItem(atPath: path, toPath: destination)
                 }
                 let bad = try dataset.verify(directory: target).filter { !$0.ok }
-                for c in bad { print("MISMATCH \(c.path): sha256 of the raw IDX bytes is \(c.found), expected \(c.expected)") }
+                for c in bad {
+                    print("MISMATCH \(c.path): sha256 of the raw IDX bytes is \(c.found), expected \(c.expected)")
+                }
                 if !bad.isEmpty { throw ExitCode(1) }
                 print("\(dataset.rawValue) is in \(target) (checksums verified); train with --data-dir \(target)")
             } catch let exit as ExitCode {

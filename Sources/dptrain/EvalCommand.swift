@@ -7,12 +7,17 @@ struct EvalCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "eval",
         abstract: "Evaluate a checkpoint on the test set.",
-        discussion: "Rebuilds the model from the config stored in the checkpoint, so no --config is needed. One process.")
+        discussion:
+            "Rebuilds the model from the config stored in the checkpoint, so no --config is needed. One process.")
 
     @Option(name: .long, help: ArgumentHelp("The checkpoint (.safetensors) to evaluate.", valueName: "file"))
     var checkpoint: String
 
-    @Option(name: .long, help: ArgumentHelp("The data directory (default: the stored config's data.dir, else $DPTRAIN_DATA, else data/mnist).", valueName: "dir"))
+    @Option(
+        name: .long,
+        help: ArgumentHelp(
+            "The data directory (default: the stored config's data.dir, else $DPTRAIN_DATA, else data/mnist).",
+            valueName: "dir"))
     var dataDir: String?
 
     @Option(name: .long, help: "Evaluate on the first N test images only.")
@@ -26,8 +31,12 @@ struct EvalCommand: ParsableCommand {
             let file = try Checkpoint.read(path: checkpoint)
             var (config, model) = try file.model(capacity: 1000, path: checkpoint)
             config.testLimit = testLimit
-            guard var test = try config.loadDataset(directory: config.dataDirectory(flag: dataDir), split: .test, classes: file.classes) else {
-                throw ValidationError("the config stored in \(checkpoint) names no test data (data.test): nothing to evaluate on")
+            guard
+                var test = try config.loadDataset(
+                    directory: config.dataDirectory(flag: dataDir), split: .test, classes: file.classes)
+            else {
+                throw ValidationError(
+                    "the config stored in \(checkpoint) names no test data (data.test): nothing to evaluate on")
             }
             if let standardize = file.standardization { test.normalization = standardize }
             let e = Evaluator.evaluate(model, on: test)
@@ -45,11 +54,15 @@ struct EvalCommand: ParsableCommand {
                 print(out.encoded)
                 return
             }
-            print(String(format: "%@: test loss %.4f, accuracy %.4f on %d samples", checkpoint, e.loss, e.accuracy, e.count))
+            print(
+                String(
+                    format: "%@: test loss %.4f, accuracy %.4f on %d samples", checkpoint, e.loss, e.accuracy, e.count))
             print("\nconfusion matrix (rows: true class, columns: predicted)")
             print("     " + (0..<classes).map { String(format: "%6d", $0) }.joined() + "   accuracy")
             for c in 0..<classes {
-                print(String(format: "%4d ", c) + e.confusion[c].map { String(format: "%6d", $0) }.joined() + String(format: "   %.4f", perClass[c]))
+                print(
+                    String(format: "%4d ", c) + e.confusion[c].map { String(format: "%6d", $0) }.joined()
+                        + String(format: "   %.4f", perClass[c]))
             }
         } catch {
             Launch.fail(error, comm: SingleProcessCommunicator())

@@ -21,7 +21,9 @@ struct PlotCommand: ParsableCommand {
             guard FileManager.default.createFile(atPath: output, contents: Data(svg.utf8)) else {
                 throw ValidationError("cannot write \(output)")
             }
-            print("wrote \(output): \(loss.map(\.name).joined(separator: ", ")) over \(loss.map { $0.points.count }.max() ?? 0) epochs")
+            print(
+                "wrote \(output): \(loss.map(\.name).joined(separator: ", ")) over \(loss.map { $0.points.count }.max() ?? 0) epochs"
+            )
         } catch {
             Launch.fail(error, comm: SingleProcessCommunicator())
         }

@@ -35,16 +35,28 @@ struct TrainCommand: ParsableCommand {
     @Option(name: .long, help: ArgumentHelp("Write metrics as JSON Lines to this file (rank 0).", valueName: "file"))
     var metricsFile: String?
 
-    @Option(name: .long, help: ArgumentHelp("Write TensorBoard event files (scalars: losses, accuracies, learning rate, samples/s, allreduce time) to this directory (rank 0).", valueName: "dir"))
+    @Option(
+        name: .long,
+        help: ArgumentHelp(
+            "Write TensorBoard event files (scalars: losses, accuracies, learning rate, samples/s, allreduce time) to this directory (rank 0).",
+            valueName: "dir"))
     var tensorboard: String?
 
-    @Option(name: .long, help: "Write a step event to the metrics file every N steps (overrides training.log_every; 0: never).")
+    @Option(
+        name: .long,
+        help: "Write a step event to the metrics file every N steps (overrides training.log_every; 0: never).")
     var logEvery: Int?
 
-    @Option(name: .long, help: ArgumentHelp("Write checkpoints here (overrides checkpoint.dir); rank 0 only.", valueName: "dir"))
+    @Option(
+        name: .long,
+        help: ArgumentHelp("Write checkpoints here (overrides checkpoint.dir); rank 0 only.", valueName: "dir"))
     var checkpointDir: String?
 
-    @Flag(name: .long, help: "Continue from the newest valid checkpoint in the checkpoint directory (a corrupt newest file is reported and skipped).")
+    @Flag(
+        name: .long,
+        help:
+            "Continue from the newest valid checkpoint in the checkpoint directory (a corrupt newest file is reported and skipped)."
+    )
     var resume = false
 
     @Option(name: .long, help: ArgumentHelp("Continue from this checkpoint file.", valueName: "file"))
@@ -56,7 +68,11 @@ struct TrainCommand: ParsableCommand {
     @Flag(name: .long, help: "Also print what every rank does (same as --log-level debug).")
     var verbose = false
 
-    @Option(name: .long, help: "trace, debug, info, notice, warning, error or critical (default info; rank 0 prints info, other ranks warnings, unless debug or trace).")
+    @Option(
+        name: .long,
+        help:
+            "trace, debug, info, notice, warning, error or critical (default info; rank 0 prints info, other ranks warnings, unless debug or trace)."
+    )
     var logLevel: String?
 
     @Flag(name: .long, inversion: .prefixedNo, help: "A progress bar per epoch when stderr is a terminal (default on).")
@@ -64,7 +80,8 @@ struct TrainCommand: ParsableCommand {
 
     func validate() throws {
         if let logLevel, Logger.Level(rawValue: logLevel) == nil {
-            throw ValidationError("--log-level must be one of trace, debug, info, notice, warning, error, critical; found '\(logLevel)'")
+            throw ValidationError(
+                "--log-level must be one of trace, debug, info, notice, warning, error, critical; found '\(logLevel)'")
         }
     }
 
@@ -77,7 +94,9 @@ struct TrainCommand: ParsableCommand {
             guard comm.isRoot else { return }
             activeBar?.clear()
             if line.hasPrefix("warning: ") || line.hasPrefix("dptrain: warning: ") {
-                logger.warning("\(line.replacingOccurrences(of: "dptrain: warning: ", with: "").replacingOccurrences(of: "warning: ", with: ""))")
+                logger.warning(
+                    "\(line.replacingOccurrences(of: "dptrain: warning: ", with: "").replacingOccurrences(of: "warning: ", with: ""))"
+                )
             } else {
                 logger.info("\(line)")
             }
@@ -92,7 +111,9 @@ struct TrainCommand: ParsableCommand {
                 if let checkpointDir { cfg.checkpointDirectory = checkpointDir }
                 let dir = cfg.dataDirectory(flag: options.dataDir)
                 let train = try cfg.loadDataset(directory: dir, split: .train, digest: comm.isRoot)!
-                let test = comm.isRoot ? try cfg.loadDataset(directory: dir, split: .test, classes: train.classes, digest: true) : nil
+                let test =
+                    comm.isRoot
+                    ? try cfg.loadDataset(directory: dir, split: .test, classes: train.classes, digest: true) : nil
                 var sinks: [any MetricsSink] = []
                 if comm.isRoot {
                     if let metricsFile { sinks.append(try JSONLinesSink(path: metricsFile)) }
@@ -100,18 +121,22 @@ struct TrainCommand: ParsableCommand {
                 }
                 let metrics: (any MetricsSink)? = sinks.isEmpty ? nil : MetricsFanout(sinks)
                 let checkpointer = cfg.checkpointDirectory.map { Checkpointer(directory: $0, keep: cfg.checkpointKeep) }
-                let trainer = try Trainer(config: cfg, configText: configText, comm: comm, threads: threads, train: train, test: test,
-                                          metrics: metrics, checkpointer: checkpointer, log: say)
+                let trainer = try Trainer(
+                    config: cfg, configText: configText, comm: comm, threads: threads, train: train, test: test,
+                    metrics: metrics, checkpointer: checkpointer, log: say)
                 if let mpi = comm as? MPICommunicator, comm.worldSize > 1 {
                     let watchdog = Watchdog(timeout: cfg.collectiveTimeout, rank: comm.rank)
                     mpi.watchdog = watchdog
                     trainer.watchdog = watchdog
                 }
-                let (isRoot, rank, saves, watchdog) = (comm.isRoot, comm.rank, cfg.checkpointDirectory != nil, trainer.watchdog)
+                let (isRoot, rank, saves, watchdog) = (
+                    comm.isRoot, comm.rank, cfg.checkpointDirectory != nil, trainer.watchdog
+                )
                 trainer.stopSignals = StopSignals { number in
                     // Stuck in a collective: say where and who is missing while there is time.
                     watchdog?.reportIfWaiting()
-                    let line = "received \(StopSignals.name(number)): finishing the step in progress, then "
+                    let line =
+                        "received \(StopSignals.name(number)): finishing the step in progress, then "
                         + (saves ? "writing a checkpoint" : "stopping (no checkpoint directory to save to)")
                         + "; a second signal stops at once"
                     if isRoot { logger.notice("\(line)") } else { logger.debug("rank \(rank): \(line)") }
@@ -120,14 +145,20 @@ struct TrainCommand: ParsableCommand {
                     try restore(trainer, checkpointer: checkpointer, say: say)
                 }
                 let s = trainer.schedule
-                say("dptrain: \(comm.summary) x \(threads) thread\(threads == 1 ? "" : "s"), built for \(InstructionSet.compiled.level); model \(trainer.model.parameterCount) parameters; "
-                    + "global batch \(cfg.batchSize) (\(s.maxLocalBatch(worldSize: comm.worldSize)) per rank), \(s.stepsPerEpoch) steps/epoch, "
-                    + (cfg.data.resolvedFormat == .idx
-                        ? "\(train.count) training images from \(dir) (\(Self.provenance(train, test, directory: dir, say: say)))"
-                        : "\(train.count) training samples from \(train.source) (\(cfg.data.resolvedFormat.rawValue)"
-                          + (train.buffer.isMapped ? ", mapped" : "") + ", \(train.numClasses) classes)"))
+                say(
+                    "dptrain: \(comm.summary) x \(threads) thread\(threads == 1 ? "" : "s"), built for \(InstructionSet.compiled.level); model \(trainer.model.parameterCount) parameters; "
+                        + "global batch \(cfg.batchSize) (\(s.maxLocalBatch(worldSize: comm.worldSize)) per rank), \(s.stepsPerEpoch) steps/epoch, "
+                        + (cfg.data.resolvedFormat == .idx
+                            ? "\(train.count) training images from \(dir) (\(Self.provenance(train, test, directory: dir, say: say)))"
+                            : "\(train.count) training samples from \(train.source) (\(cfg.data.resolvedFormat.rawValue)"
+                                + (train.buffer.isMapped ? ", mapped" : "") + ", \(train.numClasses) classes)"))
                 say(trainer.model.summary)
-                logger.debug("rank \(comm.rank): \(train.count) training images, up to \(s.maxLocalBatch(worldSize: comm.worldSize)) per step, \(threads) worker thread\(threads == 1 ? "" : "s")")
+                if cfg.allreduceCompression == .bf16 && comm.worldSize > 1 {
+                    say("dptrain: gradients travel between ranks as bfloat16 (training.allreduce_compression: bf16)")
+                }
+                logger.debug(
+                    "rank \(comm.rank): \(train.count) training images, up to \(s.maxLocalBatch(worldSize: comm.worldSize)) per step, \(threads) worker thread\(threads == 1 ? "" : "s")"
+                )
                 if comm.isRoot && progress && level <= .info && Console.stderrIsTerminal {
                     let progressBar = ProgressBar(stepsPerEpoch: s.stepsPerEpoch)
                     activeBar = progressBar
@@ -140,16 +171,25 @@ struct TrainCommand: ParsableCommand {
             let summary = try trainer.run()
             if summary.stoppedBySignal {
                 let directory = trainer.config.checkpointDirectory
-                say("dptrain: stopped by a signal after global step \(summary.steps) (epoch \(trainer.position.epoch + 1))"
-                    + (directory.map { "; checkpoint \(Checkpointer(directory: $0).path(step: summary.steps)) written: continue with --resume" }
-                       ?? "; no checkpoint directory, nothing was saved"))
+                say(
+                    "dptrain: stopped by a signal after global step \(summary.steps) (epoch \(trainer.position.epoch + 1))"
+                        + (directory.map {
+                            "; checkpoint \(Checkpointer(directory: $0).path(step: summary.steps)) written: continue with --resume"
+                        }
+                            ?? "; no checkpoint directory, nothing was saved"))
                 comm.finalize()
-                Foundation.exit(directory == nil ? ExitStatus.stoppedWithoutCheckpoint(signal: trainer.stopSignals?.received ?? SIGTERM)
-                                      : ExitStatus.stoppedWithCheckpoint)
+                Foundation.exit(
+                    directory == nil
+                        ? ExitStatus.stoppedWithoutCheckpoint(signal: trainer.stopSignals?.received ?? SIGTERM)
+                        : ExitStatus.stoppedWithCheckpoint)
             }
             if let acc = summary.testAccuracy, let loss = summary.testLoss {
-                say(String(format: "dptrain: done: test accuracy %.4f, test loss %.4f, %d steps, %.0f samples/s, %d rank%@",
-                           acc, loss, summary.steps, summary.samplesPerSecond, summary.worldSize, summary.worldSize == 1 ? "" : "s"))
+                say(
+                    String(
+                        format:
+                            "dptrain: done: test accuracy %.4f, test loss %.4f, %d steps, %.0f samples/s, %d rank%@",
+                        acc, loss, summary.steps, summary.samplesPerSecond, summary.worldSize,
+                        summary.worldSize == 1 ? "" : "s"))
             }
             comm.finalize()
         } catch {
@@ -166,8 +206,9 @@ struct TrainCommand: ParsableCommand {
             return "\(set.displayName), SHA-256 of \(digests.count) files verified"
         case .modified(let set, let files):
             for stem in files {
-                say("dptrain: warning: \(directory)/\(stem): SHA-256 \(digests[stem]!) differs from \(set.displayName)'s \(set.sha256[stem]!); "
-                    + "the file was modified or is another data set (see dptrain data verify)")
+                say(
+                    "dptrain: warning: \(directory)/\(stem): SHA-256 \(digests[stem]!) differs from \(set.displayName)'s \(set.sha256[stem]!); "
+                        + "the file was modified or is another data set (see dptrain data verify)")
             }
             return "\(set.displayName) with \(files.count) modified file\(files.count == 1 ? "" : "s")"
         case .unknown:
@@ -182,13 +223,15 @@ struct TrainCommand: ParsableCommand {
             (checkpoint, path) = (try Checkpoint.read(path: resumeFrom), resumeFrom)
         } else {
             guard let checkpointer else {
-                throw ValidationError("--resume needs a checkpoint directory: pass --checkpoint-dir or set checkpoint.dir")
+                throw ValidationError(
+                    "--resume needs a checkpoint directory: pass --checkpoint-dir or set checkpoint.dir")
             }
             (checkpoint, path) = try checkpointer.newestValid { say("dptrain: warning: \($0)") }
         }
         try trainer.restore(from: checkpoint, path: path)
         let p = trainer.position
-        say("dptrain: resuming from \(path) at global step \(p.step) (epoch \(p.epoch + 1), step \(p.stepInEpoch) of it), "
-            + "saved by \(checkpoint.metadata["world_size"] ?? "?") rank(s)")
+        say(
+            "dptrain: resuming from \(path) at global step \(p.step) (epoch \(p.epoch + 1), step \(p.stepInEpoch) of it), "
+                + "saved by \(checkpoint.metadata["world_size"] ?? "?") rank(s)")
     }
 }

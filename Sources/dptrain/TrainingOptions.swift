@@ -7,7 +7,11 @@ struct TrainingOptions: ParsableArguments {
     @Option(name: .long, help: ArgumentHelp("The YAML config (see Configs/).", valueName: "file"))
     var config: String = "Configs/mlp.yaml"
 
-    @Option(name: .long, help: ArgumentHelp("The data directory (default: the config's data.dir, else $DPTRAIN_DATA, else data/mnist).", valueName: "dir"))
+    @Option(
+        name: .long,
+        help: ArgumentHelp(
+            "The data directory (default: the config's data.dir, else $DPTRAIN_DATA, else data/mnist).",
+            valueName: "dir"))
     var dataDir: String?
 
     @Option(name: .long, help: "Number of epochs (overrides training.epochs).")
@@ -28,7 +32,18 @@ struct TrainingOptions: ParsableArguments {
     @Option(name: .long, help: "Evaluate on the first N test images only.")
     var testLimit: Int?
 
-    @Option(name: .long, help: ArgumentHelp("Worker threads per rank, each training on its share of the rank's batch with one BLAS thread (default: $OPENBLAS_NUM_THREADS, else cores / ranks on this node).", valueName: "n"))
+    @Option(
+        name: .long,
+        help: ArgumentHelp(
+            "The gradients' wire format between ranks: none (exact float32 sums, the default) or bf16 (half the bytes, 8 significant bits; for slow links). Overrides training.allreduce_compression.",
+            valueName: "format"))
+    var allreduceCompression: String?
+
+    @Option(
+        name: .long,
+        help: ArgumentHelp(
+            "Worker threads per rank, each training on its share of the rank's batch with one BLAS thread (default: $OPENBLAS_NUM_THREADS, else cores / ranks on this node).",
+            valueName: "n"))
     var threads: Int?
 
     func validate() throws {
@@ -52,6 +67,12 @@ struct TrainingOptions: ParsableArguments {
         cfg.maxSteps = try positive(maxSteps, "--max-steps") ?? cfg.maxSteps
         cfg.trainLimit = try positive(trainLimit, "--train-limit") ?? cfg.trainLimit
         cfg.testLimit = try positive(testLimit, "--test-limit") ?? cfg.testLimit
+        if let allreduceCompression {
+            guard let kind = AllreduceCompression(rawValue: allreduceCompression) else {
+                throw ValidationError("--allreduce-compression must be none or bf16, found '\(allreduceCompression)'")
+            }
+            cfg.allreduceCompression = kind
+        }
         try cfg.validate()
         return (cfg, text)
     }

@@ -14,7 +14,10 @@ struct DPTrainCommand: ParsableCommand {
             picks the layout for you.
             """,
         version: BuildInfo.description,
-        subcommands: [TrainCommand.self, EvalCommand.self, PredictCommand.self, BenchCommand.self, InspectCommand.self, PlotCommand.self, DataCommand.self])
+        subcommands: [
+            TrainCommand.self, EvalCommand.self, PredictCommand.self, BenchCommand.self, InspectCommand.self,
+            PlotCommand.self, DataCommand.self,
+        ])
 }
 
 // Before anything else runs code compiled for this build's instruction set.

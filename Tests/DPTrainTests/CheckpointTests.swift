@@ -19,8 +19,9 @@ struct CheckpointTests {
         var position = TrainingPosition()
         position.step = 77; position.epoch = 1; position.stepInEpoch = 12; position.optimizerIterations = 77
         position.epochLossSum = 3.25; position.epochCorrect = 300; position.epochSamples = 384
-        let checkpoint = Checkpoint.capture(model: model, optimizer: adam, position: position, config: config,
-                                            configText: "model: {}\n", worldSize: 2)
+        let checkpoint = Checkpoint.capture(
+            model: model, optimizer: adam, position: position, config: config,
+            configText: "model: {}\n", worldSize: 2)
         return (model, adam, checkpoint)
     }
 
@@ -33,13 +34,20 @@ struct CheckpointTests {
         #expect(read.tensors == checkpoint.tensors)
         #expect(read.metadata == checkpoint.metadata)
         #expect(read.position == checkpoint.position)
-        #expect(read.tensors.map(\.name).prefix(4) == ["dense_1.kernel", "dense_1.bias", "dense_2.kernel", "dense_2.bias"])
-        #expect(read.tensors.contains { $0.name == "adam.m.dense_1.kernel" } && read.tensors.contains { $0.name == "adam.v.dense_2.bias" })
-        for key in ["format_version", "step", "epoch", "sample_cursor", "seed", "world_size", "config", "config_digest", "library_version", "checksum"] {
+        #expect(
+            read.tensors.map(\.name).prefix(4) == ["dense_1.kernel", "dense_1.bias", "dense_2.kernel", "dense_2.bias"])
+        #expect(
+            read.tensors.contains { $0.name == "adam.m.dense_1.kernel" }
+                && read.tensors.contains { $0.name == "adam.v.dense_2.bias" })
+        for key in [
+            "format_version", "step", "epoch", "sample_cursor", "seed", "world_size", "config", "config_digest",
+            "library_version", "checksum",
+        ] {
             #expect(read.metadata[key] != nil, "metadata lacks \(key)")
         }
         // Restoring into fresh objects gives the same state.
-        let model2 = try Model(specs: Self.mlp.layers, inputShape: Self.mlp.inputShape, loss: Self.mlp.loss, capacity: 1)
+        let model2 = try Model(
+            specs: Self.mlp.layers, inputShape: Self.mlp.inputShape, loss: Self.mlp.loss, capacity: 1)
         let adam2 = Adam(parameterCount: model2.store.count)
         try read.restore(into: model2, optimizer: adam2, path: path)
         #expect(model2.store.values.array == model.store.values.array)
@@ -70,7 +78,9 @@ struct CheckpointTests {
         // dense_1.kernel's first float, read as little-endian bytes.
         let kernel = header["dense_1.kernel"] as! [String: Any]
         let start = 8 + n + (kernel["data_offsets"] as! [Int])[0]
-        let bits = UInt32(bytes[start]) | UInt32(bytes[start + 1]) << 8 | UInt32(bytes[start + 2]) << 16 | UInt32(bytes[start + 3]) << 24
+        let bits =
+            UInt32(bytes[start]) | UInt32(bytes[start + 1]) << 8 | UInt32(bytes[start + 2]) << 16 | UInt32(
+                bytes[start + 3]) << 24
         #expect(Float(bitPattern: bits) == model.parameter("dense_1.kernel")![0])
     }
 
@@ -109,7 +119,9 @@ struct CheckpointTests {
         missing.tensors.removeAll { $0.name == "dense_2.bias" }
         let model = try Model(specs: Self.mlp.layers, inputShape: Self.mlp.inputShape, loss: Self.mlp.loss, capacity: 1)
         #expect(throws: CheckpointError.self) { try missing.restore(into: model, optimizer: nil, path: "x") }
-        do { try missing.restore(into: model, optimizer: nil, path: "x") } catch { #expect("\(error)".contains("dense_2.bias")) }
+        do { try missing.restore(into: model, optimizer: nil, path: "x") } catch {
+            #expect("\(error)".contains("dense_2.bias"))
+        }
 
         var other = Self.mlp
         other.layers[1] = .dense(units: 64, activation: .relu, l2: 0)
@@ -127,7 +139,10 @@ struct CheckpointTests {
         let checkpointer = Checkpointer(directory: dir, keep: 2)
         let c = try Self.snapshot().2
         for step in [10, 20, 30] { try checkpointer.save(c, step: step) }
-        #expect(checkpointer.files().map { ($0 as NSString).lastPathComponent } == ["ckpt-step000000030.safetensors", "ckpt-step000000020.safetensors"])
+        #expect(
+            checkpointer.files().map { ($0 as NSString).lastPathComponent } == [
+                "ckpt-step000000030.safetensors", "ckpt-step000000020.safetensors",
+            ])
         // Corrupt the newest; a crash before the rename leaves only a temporary file behind.
         var bytes = [UInt8](try Data(contentsOf: URL(fileURLWithPath: checkpointer.path(step: 30))))
         bytes[bytes.count / 2] ^= 1
@@ -148,7 +163,9 @@ struct CheckpointTests {
             try Checkpointer(directory: blocker + "/sub").save(c, step: 1)
             Issue.record("saving under a file must fail")
         } catch {
-            #expect("\(error)".contains("cannot write checkpoint") && "\(error)".contains("previous checkpoints are untouched"))
+            #expect(
+                "\(error)".contains("cannot write checkpoint")
+                    && "\(error)".contains("previous checkpoints are untouched"))
         }
         #expect(FileManager.default.contents(atPath: blocker) == Data([0]))
     }

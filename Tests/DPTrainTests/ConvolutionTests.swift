@@ -9,8 +9,9 @@ struct ConvolutionTests {
     @Test(arguments: 0..<4)
     func conv2DGradients(_ index: Int) throws {
         let (padding, stride) = Self.cases[index]
-        let conv = try Conv2D(name: "conv2d_1", inputShape: [7, 6, 2], filters: 3, kernel: (3, 3), stride: stride, padding: padding,
-                              activation: index % 2 == 0 ? .tanh : .linear)
+        let conv = try Conv2D(
+            name: "conv2d_1", inputShape: [7, 6, 2], filters: 3, kernel: (3, 3), stride: stride, padding: padding,
+            activation: index % 2 == 0 ? .tanh : .linear)
         GradientCheckTests.checkLayer(conv, batch: 2) { $0.uniform(-1, 1) }
     }
 
@@ -19,8 +20,9 @@ struct ConvolutionTests {
     @Test(arguments: 0..<4)
     func conv2DGradientsWithZeroFields(_ index: Int) throws {
         let (padding, stride) = Self.cases[index]
-        let conv = try Conv2D(name: "conv2d_1", inputShape: [7, 6, 1], filters: 3, kernel: (3, 3), stride: stride, padding: padding,
-                              activation: index % 2 == 0 ? .tanh : .linear)
+        let conv = try Conv2D(
+            name: "conv2d_1", inputShape: [7, 6, 1], filters: 3, kernel: (3, 3), stride: stride, padding: padding,
+            activation: index % 2 == 0 ? .tanh : .linear)
         GradientCheckTests.checkLayer(conv, batch: 3) { rng in rng.uniform(0, 1) < 0.9 ? 0 : rng.uniform(-1, 1) }
     }
 
@@ -53,20 +55,30 @@ struct ConvolutionTests {
         layer.prepare(capacity: batch)
         let context = StepContext(training: true)
         layer.forward(x.pointer, y.pointer, batch: batch, context: context)
-        layer.backward(input: x.pointer, output: y.pointer, outputGradient: dy.pointer, inputGradient: dx.pointer, batch: batch, context: context)
+        layer.backward(
+            input: x.pointer, output: y.pointer, outputGradient: dy.pointer, inputGradient: dx.pointer, batch: batch,
+            context: context)
 
         var expectedY = [Float](repeating: 0, count: dy.count), expectedDx = [Float](repeating: 0, count: x.count)
         let (oh, ow) = (layer.outputShape[0], layer.outputShape[1])
-        for n in 0..<batch { for oy in 0..<oh { for ox in 0..<ow { for ch in 0..<c {
-            var best = -Float.infinity, at = -1
-            for py in 0..<pool { for px in 0..<pool {
-                let i = ((n * h + oy * stride + py) * w + ox * stride + px) * c + ch
-                if x.pointer[i] > best { (best, at) = (x.pointer[i], i) }
-            } }
-            let o = ((n * oh + oy) * ow + ox) * c + ch
-            expectedY[o] = best
-            expectedDx[at] += dy.pointer[o]
-        } } } }
+        for n in 0..<batch {
+            for oy in 0..<oh {
+                for ox in 0..<ow {
+                    for ch in 0..<c {
+                        var best = -Float.infinity, at = -1
+                        for py in 0..<pool {
+                            for px in 0..<pool {
+                                let i = ((n * h + oy * stride + py) * w + ox * stride + px) * c + ch
+                                if x.pointer[i] > best { (best, at) = (x.pointer[i], i) }
+                            }
+                        }
+                        let o = ((n * oh + oy) * ow + ox) * c + ch
+                        expectedY[o] = best
+                        expectedDx[at] += dy.pointer[o]
+                    }
+                }
+            }
+        }
         #expect(y.array == expectedY)
         #expect(dx.array == expectedDx)
     }
@@ -80,11 +92,17 @@ struct ConvolutionTests {
             m.initialize(seed: 4)
             return m
         }
-        let tail: [LayerSpec] = [.maxPooling2d(pool: 2, stride: poolStride), .flatten, .dense(units: 5, activation: .softmax, l2: 0)]
-        let conv = { (a: ActivationKind) in LayerSpec.conv2d(filters: 4, kernel: 3, stride: 1, padding: .valid, activation: a, l2: 0) }
+        let tail: [LayerSpec] = [
+            .maxPooling2d(pool: 2, stride: poolStride), .flatten, .dense(units: 5, activation: .softmax, l2: 0),
+        ]
+        let conv = { (a: ActivationKind) in
+            LayerSpec.conv2d(filters: 4, kernel: 3, stride: 1, padding: .valid, activation: a, l2: 0)
+        }
         let fused = try build([conv(.relu)] + tail)
         let explicit = try build([conv(.linear), .activation(.relu)] + tail)
-        #expect((fused.layers[1] as? MaxPooling2D)?.activation == .relu && (fused.layers[0] as? Conv2D)?.activation == .linear)
+        #expect(
+            (fused.layers[1] as? MaxPooling2D)?.activation == .relu
+                && (fused.layers[0] as? Conv2D)?.activation == .linear)
         var rng = SplitMix64(seed: 9)
         // Sample 0 is all zeros: with the zero initial bias its convolution is exactly 0, a
         // maximum of 0 that must pass no gradient (ReLU'(0) = 0), as in the explicit model.
@@ -95,9 +113,16 @@ struct ConvolutionTests {
             for i in inputs.indices { model.input[i] = inputs[i] }
             let context = StepContext(training: true)
             model.forward(batch: 3, context: context)
-            _ = labels.withUnsafeBufferPointer { model.head.evaluate(model.output, labels: $0.baseAddress!, batch: 3, gradient: model.outputGradient, scale: 1) }
+            _ = labels.withUnsafeBufferPointer {
+                model.head.evaluate(
+                    model.output, labels: $0.baseAddress!, batch: 3, gradient: model.outputGradient, scale: 1)
+            }
             model.backward(batch: 3, context: context)
-            results.append((Array(UnsafeBufferPointer(start: model.output, count: 3 * 5)), Array(model.store.gradients.buffer.prefix(model.store.count))))
+            results.append(
+                (
+                    Array(UnsafeBufferPointer(start: model.output, count: 3 * 5)),
+                    Array(model.store.gradients.buffer.prefix(model.store.count))
+                ))
         }
         #expect(results[0].0 == results[1].0)
         #expect(results[0].1 == results[1].1)
@@ -120,7 +145,9 @@ struct ConvolutionTests {
     /// each tensor within 1e-5 of its largest value (measured: under 1e-6). A wrong row, chunk or
     /// pooling position moves a value by its own size.
     @Test(arguments: [(true, 3), (false, 3), (true, 2), (false, 2)], [2, 20])
-    func convolutionAndPoolingTogetherMatchTheLayersApart(_ variant: (skipsZeroInputs: Bool, firstPool: Int), batch: Int) throws {
+    func convolutionAndPoolingTogetherMatchTheLayersApart(
+        _ variant: (skipsZeroInputs: Bool, firstPool: Int), batch: Int
+    ) throws {
         let filters = variant.firstPool == 2 ? 36 : 32
         let specs: [LayerSpec] = [
             .conv2d(filters: filters, kernel: 3, stride: 1, padding: .same, activation: .relu, l2: 0),
@@ -129,11 +156,14 @@ struct ConvolutionTests {
             .maxPooling2d(pool: 2, stride: 2),
             .flatten, .dense(units: 10, activation: .softmax, l2: 0),
         ]
-        let model = try Model(specs: specs, inputShape: [28, 28, 1], loss: .sparseCategoricalCrossentropy, capacity: batch)
+        let model = try Model(
+            specs: specs, inputShape: [28, 28, 1], loss: .sparseCategoricalCrossentropy, capacity: batch)
         model.initialize(seed: 6)
         model.skipsZeroInputs = variant.skipsZeroInputs
         #expect(model.convolutionPooling.keys.sorted() == [0, 2])
-        #expect(model.convolutionPooling[0]?.chunk == 2 && model.convolutionPooling[0]?.pool.tiles == (variant.firstPool == 2))
+        #expect(
+            model.convolutionPooling[0]?.chunk == 2
+                && model.convolutionPooling[0]?.pool.tiles == (variant.firstPool == 2))
         #expect(model.convolutionPooling[2].map { $0.chunk > 20 / 2 && $0.chunk < 20 } == true)
         var rng = SplitMix64(seed: 10)
         for i in 0..<batch * 28 * 28 { model.input[i] = rng.uniform(0, 1) < 0.8 ? 0 : rng.uniform(0, 1) }
@@ -143,15 +173,24 @@ struct ConvolutionTests {
             model.fusesConvolutionPooling = together
             let context = StepContext(training: true)
             model.forward(batch: batch, context: context)
-            _ = labels.withUnsafeBufferPointer { model.head.evaluate(model.output, labels: $0.baseAddress!, batch: batch, gradient: model.outputGradient, scale: 1) }
+            _ = labels.withUnsafeBufferPointer {
+                model.head.evaluate(
+                    model.output, labels: $0.baseAddress!, batch: batch, gradient: model.outputGradient, scale: 1)
+            }
             model.backward(batch: batch, context: context)
-            results.append((Array(UnsafeBufferPointer(start: model.output, count: batch * 10)), Array(model.store.gradients.buffer.prefix(model.store.count))))
+            results.append(
+                (
+                    Array(UnsafeBufferPointer(start: model.output, count: batch * 10)),
+                    Array(model.store.gradients.buffer.prefix(model.store.count))
+                ))
         }
         let (fused, apart) = (results[0], results[1])
         #expect(fused.gradients.prefix(filters * 9).contains { $0 != 0 })  // the first kernel's gradient
         if batch <= model.convolutionPooling[0]!.chunk {
             // The first differing value, if any (not the whole arrays, on failure).
-            func difference(_ a: [Float], _ b: [Float]) -> Int? { a.count == b.count ? a.indices.first { a[$0] != b[$0] } : -1 }
+            func difference(_ a: [Float], _ b: [Float]) -> Int? {
+                a.count == b.count ? a.indices.first { a[$0] != b[$0] } : -1
+            }
             #expect(difference(fused.output, apart.output) == nil, "outputs")
             #expect(difference(fused.gradients, apart.gradients) == nil, "gradients")
             return
@@ -169,10 +208,18 @@ struct ConvolutionTests {
     }
 
     @Test func outputShapesFollowKeras() throws {
-        #expect(try Conv2D(name: "c", inputShape: [28, 28, 1], filters: 32, kernel: (3, 3), stride: 1, padding: .valid).outputShape == [26, 26, 32])
-        #expect(try Conv2D(name: "c", inputShape: [28, 28, 1], filters: 8, kernel: (3, 3), stride: 1, padding: .same).outputShape == [28, 28, 8])
-        #expect(try Conv2D(name: "c", inputShape: [28, 28, 1], filters: 8, kernel: (3, 3), stride: 2, padding: .same).outputShape == [14, 14, 8])
-        #expect(try Conv2D(name: "c", inputShape: [28, 28, 1], filters: 8, kernel: (5, 5), stride: 2, padding: .valid).outputShape == [12, 12, 8])
+        #expect(
+            try Conv2D(name: "c", inputShape: [28, 28, 1], filters: 32, kernel: (3, 3), stride: 1, padding: .valid)
+                .outputShape == [26, 26, 32])
+        #expect(
+            try Conv2D(name: "c", inputShape: [28, 28, 1], filters: 8, kernel: (3, 3), stride: 1, padding: .same)
+                .outputShape == [28, 28, 8])
+        #expect(
+            try Conv2D(name: "c", inputShape: [28, 28, 1], filters: 8, kernel: (3, 3), stride: 2, padding: .same)
+                .outputShape == [14, 14, 8])
+        #expect(
+            try Conv2D(name: "c", inputShape: [28, 28, 1], filters: 8, kernel: (5, 5), stride: 2, padding: .valid)
+                .outputShape == [12, 12, 8])
         #expect(try MaxPooling2D(name: "p", inputShape: [26, 26, 32], pool: 2, stride: 2).outputShape == [13, 13, 32])
     }
 
@@ -184,10 +231,13 @@ struct ConvolutionTests {
     func forwardMatchesDirectConvolution(_ index: Int) throws {
         let (padding, stride) = Self.cases[index % 4]
         let (h, w, cin, f, k) = (9, 8, 3, 4, 3)
-        let conv = try Conv2D(name: "conv2d_1", inputShape: [h, w, cin], filters: f, kernel: (k, k), stride: stride, padding: padding)
+        let conv = try Conv2D(
+            name: "conv2d_1", inputShape: [h, w, cin], filters: f, kernel: (k, k), stride: stride, padding: padding)
         conv.skipsZeroFields = index < 8
-        let store = ParameterStore(entries: [.init(name: "conv2d_1.kernel", shape: [k, k, cin, f], offset: 0),
-                                             .init(name: "conv2d_1.bias", shape: [f], offset: k * k * cin * f)])
+        let store = ParameterStore(entries: [
+            .init(name: "conv2d_1.kernel", shape: [k, k, cin, f], offset: 0),
+            .init(name: "conv2d_1.bias", shape: [f], offset: k * k * cin * f),
+        ])
         conv.bind(store)
         var rng = SplitMix64(seed: 2)
         for i in 0..<store.count { store.values.pointer[i] = rng.uniform(-1, 1) }
@@ -199,11 +249,16 @@ struct ConvolutionTests {
         }
         let (oh, ow) = (conv.outputShape[0], conv.outputShape[1])
         var y = [Float](repeating: 0, count: batch * oh * ow * f)
-        x.withUnsafeBufferPointer { xp in y.withUnsafeMutableBufferPointer { conv.forward(xp.baseAddress!, $0.baseAddress!, batch: batch, context: StepContext(training: false)) } }
+        x.withUnsafeBufferPointer { xp in
+            y.withUnsafeMutableBufferPointer {
+                conv.forward(xp.baseAddress!, $0.baseAddress!, batch: batch, context: StepContext(training: false))
+            }
+        }
         // TensorFlow's 'same': total padding max((o-1)*s + k - i, 0), the smaller half on top/left.
         let padTop = padding == .same ? max((oh - 1) * stride + k - h, 0) / 2 : 0
         let padLeft = padding == .same ? max((ow - 1) * stride + k - w, 0) / 2 : 0
-        let kernel = Array(store.values.buffer[0..<k * k * cin * f]), bias = Array(store.values.buffer[k * k * cin * f..<store.count])
+        let kernel = Array(store.values.buffer[0..<k * k * cin * f]),
+            bias = Array(store.values.buffer[k * k * cin * f..<store.count])
         for n in 0..<batch {
             for oy in 0..<oh {
                 for ox in 0..<ow {
@@ -214,12 +269,16 @@ struct ConvolutionTests {
                                 let (iy, ix) = (oy * stride + ky - padTop, ox * stride + kx - padLeft)
                                 guard iy >= 0, iy < h, ix >= 0, ix < w else { continue }
                                 for c in 0..<cin {
-                                    sum += Double(x[((n * h + iy) * w + ix) * cin + c]) * Double(kernel[((ky * k + kx) * cin + c) * f + o])
+                                    sum +=
+                                        Double(x[((n * h + iy) * w + ix) * cin + c])
+                                        * Double(kernel[((ky * k + kx) * cin + c) * f + o])
                                 }
                             }
                         }
                         let got = y[((n * oh + oy) * ow + ox) * f + o]
-                        #expect(abs(Double(got) - sum) < 1e-4, "\(padding) stride \(stride) at n\(n) y\(oy) x\(ox) f\(o): \(got) vs \(sum)")
+                        #expect(
+                            abs(Double(got) - sum) < 1e-4,
+                            "\(padding) stride \(stride) at n\(n) y\(oy) x\(ox) f\(o): \(got) vs \(sum)")
                     }
                 }
             }
@@ -227,9 +286,11 @@ struct ConvolutionTests {
     }
 
     @Test func wholeCNN() throws {
-        let specs: [LayerSpec] = [.conv2d(filters: 3, kernel: 3, stride: 1, padding: .same, activation: .relu, l2: 0),
-                                  .maxPooling2d(pool: 2, stride: 2), .flatten,
-                                  .dense(units: 5, activation: .tanh, l2: 0), .dense(units: 4, activation: .softmax, l2: 0)]
+        let specs: [LayerSpec] = [
+            .conv2d(filters: 3, kernel: 3, stride: 1, padding: .same, activation: .relu, l2: 0),
+            .maxPooling2d(pool: 2, stride: 2), .flatten,
+            .dense(units: 5, activation: .tanh, l2: 0), .dense(units: 4, activation: .softmax, l2: 0),
+        ]
         let model = try Model(specs: specs, inputShape: [6, 6, 1], loss: .sparseCategoricalCrossentropy, capacity: 3)
         model.initialize(seed: 8)
         var rng = SplitMix64(seed: 9)

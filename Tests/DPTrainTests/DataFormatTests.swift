@@ -12,7 +12,9 @@ struct DataFormatTests {
     static func npy(_ descr: String, shape: [Int], _ values: [Double]) -> [UInt8] {
         var data: [UInt8] = []
         let big = descr.hasPrefix(">")
-        func append<T: FixedWidthInteger>(_ v: T) { data += withUnsafeBytes(of: big ? v.bigEndian : v.littleEndian) { Array($0) } }
+        func append<T: FixedWidthInteger>(_ v: T) {
+            data += withUnsafeBytes(of: big ? v.bigEndian : v.littleEndian) { Array($0) }
+        }
         for v in values {
             switch descr.dropFirst() {
             case "u1", "b1": data.append(UInt8(v))
@@ -53,18 +55,26 @@ struct DataFormatTests {
     @Test func otherTypesConvert() throws {
         let values: [Double] = [1.5, -2.25, 3, 1e10]
         for descr in ["<f8", ">f4", "<f4"] {
-            #expect(try NumPyArray.read(path: write(Self.npy(descr, shape: [4], values), "v.npy")).floats() == values.map(Float.init), "\(descr)")
+            #expect(
+                try NumPyArray.read(path: write(Self.npy(descr, shape: [4], values), "v.npy")).floats()
+                    == values.map(Float.init), "\(descr)")
         }
         for descr in ["<i8", ">i4", "|b1"] {
             let ids = descr == "|b1" ? [0.0, 1, 1, 0] : [3.0, 0, 7, 2]
-            #expect(try NumPyArray.read(path: write(Self.npy(descr, shape: [4], ids), "l.npy")).classIDs() == ids.map { Int32($0) }, "\(descr)")
+            #expect(
+                try NumPyArray.read(path: write(Self.npy(descr, shape: [4], ids), "l.npy")).classIDs()
+                    == ids.map { Int32($0) }, "\(descr)")
         }
     }
 
     @Test func badNumPyFilesAreClearErrors() throws {
         let good = Self.npy("<f4", shape: [2, 3], [1, 2, 3, 4, 5, 6])
-        expectDataError(["t.npy", "truncated", "calls for 24 data bytes, found 20"]) { try NumPyArray.read(path: self.write(Array(good.dropLast(4)), "t.npy")) }
-        expectDataError(["m.npy", "no \\x93NUMPY magic"]) { try NumPyArray.read(path: self.write(Array(good.dropFirst(1)), "m.npy")) }
+        expectDataError(["t.npy", "truncated", "calls for 24 data bytes, found 20"]) {
+            try NumPyArray.read(path: self.write(Array(good.dropLast(4)), "t.npy"))
+        }
+        expectDataError(["m.npy", "no \\x93NUMPY magic"]) {
+            try NumPyArray.read(path: self.write(Array(good.dropFirst(1)), "m.npy"))
+        }
         /// `good` with `old` replaced by `new` (as long: the header keeps its length) in its header.
         func swapped(_ old: String, _ new: String) -> [UInt8] {
             var bytes = good
@@ -81,12 +91,18 @@ struct DataFormatTests {
         let fortran = swapped("False", "True")
         expectDataError(["f.npy", "Fortran order"]) { try NumPyArray.read(path: self.write(fortran, "f.npy")) }
         let nan = Self.npy("<f8", shape: [2], [1, .nan])
-        expectDataError(["n.npy", "element 1 ([1]) is nan"]) { try NumPyArray.read(path: self.write(nan, "n.npy")).floats() }
-        expectDataError(["l.npy", "label 1 is 2.5"]) { try NumPyArray.read(path: self.write(Self.npy("<f4", shape: [2], [1, 2.5]), "l.npy")).classIDs() }
+        expectDataError(["n.npy", "element 1 ([1]) is nan"]) {
+            try NumPyArray.read(path: self.write(nan, "n.npy")).floats()
+        }
+        expectDataError(["l.npy", "label 1 is 2.5"]) {
+            try NumPyArray.read(path: self.write(Self.npy("<f4", shape: [2], [1, 2.5]), "l.npy")).classIDs()
+        }
     }
 
     /// A loader over `format` with `train` (and `test`) files in `dir`.
-    func loader(_ train: [String], test: [String]? = nil, label: CSVTable.Column? = nil, features: [CSVTable.Column]? = nil) -> DataLoader {
+    func loader(
+        _ train: [String], test: [String]? = nil, label: CSVTable.Column? = nil, features: [CSVTable.Column]? = nil
+    ) -> DataLoader {
         var spec = DataSpec()
         spec.train = train
         spec.test = test
@@ -98,12 +114,18 @@ struct DataFormatTests {
     @Test(arguments: [false, true])
     func npzInKerasLayoutLoadsBothSplits(compressed: Bool) throws {
         let x = (0..<5 * 16).map { Double($0 % 200) }, y: [Double] = [0, 1, 2, 1, 0]
-        try NumPyWriter.npz([("x_train", Self.npy("|u1", shape: [5, 4, 4], x)), ("y_train", Self.npy("<i8", shape: [5], y)),
-                             ("x_test", Self.npy("|u1", shape: [2, 4, 4], Array(x.prefix(32)))), ("y_test", Self.npy("|u1", shape: [2], [2, 0]))],
-                            to: "\(dir)/d.npz", compressed: compressed)
+        try NumPyWriter.npz(
+            [
+                ("x_train", Self.npy("|u1", shape: [5, 4, 4], x)), ("y_train", Self.npy("<i8", shape: [5], y)),
+                ("x_test", Self.npy("|u1", shape: [2, 4, 4], Array(x.prefix(32)))),
+                ("y_test", Self.npy("|u1", shape: [2], [2, 0])),
+            ],
+            to: "\(dir)/d.npz", compressed: compressed)
         let l = loader(["d.npz"])
         let train = try #require(try l.load(.train))
-        #expect(train.count == 5 && train.sampleShape == [4, 4, 1] && train.numClasses == 3 && train.labels == [0, 1, 2, 1, 0])
+        #expect(
+            train.count == 5 && train.sampleShape == [4, 4, 1] && train.numClasses == 3
+                && train.labels == [0, 1, 2, 1, 0])
         #expect(train.buffer.isMapped == !compressed && train.element == .uint8)
         #expect(train.input(1) == (16..<32).map { Float($0) * (1 / 255) })
         let test = try #require(try l.load(.test, classes: train.classes))
@@ -111,12 +133,19 @@ struct DataFormatTests {
     }
 
     @Test func badArchivesAreClearErrors() throws {
-        try NumPyWriter.npz([("x_train", Self.npy("|u1", shape: [2, 2], [1, 2, 3, 4]))], to: "\(dir)/a.npz", compressed: true)
-        expectDataError(["a.npz", "has no x_train and y_train arrays (it holds x_train)"]) { try self.loader(["a.npz"]).load(.train) }
+        try NumPyWriter.npz(
+            [("x_train", Self.npy("|u1", shape: [2, 2], [1, 2, 3, 4]))], to: "\(dir)/a.npz", compressed: true)
+        expectDataError(["a.npz", "has no x_train and y_train arrays (it holds x_train)"]) {
+            try self.loader(["a.npz"]).load(.train)
+        }
         var bytes = [UInt8](try Data(contentsOf: URL(fileURLWithPath: "\(dir)/a.npz")))
         bytes[45] ^= 0x55  // inside the deflated data
         expectDataError(["b.npz", "x_train.npy"]) { try ZipArchive(path: self.write(bytes, "b.npz")).array("x_train") }
-        expectDataError(["c.npz", "not a ZIP archive"]) { try ZipArchive(path: self.write([1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22], "c.npz")) }
+        expectDataError(["c.npz", "not a ZIP archive"]) {
+            try ZipArchive(
+                path: self.write(
+                    [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22], "c.npz"))
+        }
     }
 
     /// One-hot labels give class ids and the class count; features and labels that disagree,
@@ -127,11 +156,17 @@ struct DataFormatTests {
         _ = x
         _ = write(Self.npy("|u1", shape: [3, 4], [0, 0, 1, 0, 1, 0, 0, 0, 0, 0, 0, 1]), "onehot.npy")
         let data = try #require(try loader(["x.npy", "onehot.npy"]).load(.train))
-        #expect(data.labels == [2, 0, 3] && data.numClasses == 4 && data.sampleShape == [2] && data.element == .float32 && data.normalization == .none)
+        #expect(
+            data.labels == [2, 0, 3] && data.numClasses == 4 && data.sampleShape == [2] && data.element == .float32
+                && data.normalization == .none)
         _ = write(Self.npy("|u1", shape: [3, 2], [1, 1, 0, 0, 1, 0]), "twohot.npy")
-        expectDataError(["twohot.npy", "row 0 of the labels is not one-hot"]) { try self.loader(["x.npy", "twohot.npy"]).load(.train) }
+        expectDataError(["twohot.npy", "row 0 of the labels is not one-hot"]) {
+            try self.loader(["x.npy", "twohot.npy"]).load(.train)
+        }
         _ = write(Self.npy("<i8", shape: [2], [0, 1]), "short.npy")
-        expectDataError(["x.npy holds 3 images but", "short.npy holds 2 labels"]) { try self.loader(["x.npy", "short.npy"]).load(.train) }
+        expectDataError(["x.npy holds 3 images but", "short.npy holds 2 labels"]) {
+            try self.loader(["x.npy", "short.npy"]).load(.train)
+        }
         _ = write(Self.npy("<f4", shape: [0, 2], []), "empty.npy")
         _ = write(Self.npy("<i8", shape: [0], []), "none.npy")
         expectDataError(["empty.npy", "no samples"]) { try self.loader(["empty.npy", "none.npy"]).load(.train) }
@@ -140,7 +175,9 @@ struct DataFormatTests {
             try self.loader(["x.npy", "onehot.npy"], test: ["x.npy", "y.npy"]).load(.test, classes: Classes(count: 4))
         }
         _ = write(Self.npy("<f4", shape: [3, 2], [1, .nan, 3, 4, 5, 6]), "xnan.npy")
-        expectDataError(["xnan.npy", "sample 0, feature 1 is nan"]) { try self.loader(["xnan.npy", "y.npy"]).load(.train) }
+        expectDataError(["xnan.npy", "sample 0, feature 1 is nan"]) {
+            try self.loader(["xnan.npy", "y.npy"]).load(.train)
+        }
     }
 
     @Test func csvWithNamedLabelsQuotesAndColumnChoices() throws {
@@ -173,7 +210,9 @@ struct DataFormatTests {
         _ = write(Array("x,y\n1,cat\n2,bird\n".utf8), "test.csv")
         let l = loader(["train.csv"], test: ["test.csv"], label: .name("y"))
         let classes = try #require(try l.load(.train)).classes
-        expectDataError(["test.csv, line 3", "'bird' is not one of the classes cat, dog"]) { try l.load(.test, classes: classes) }
+        expectDataError(["test.csv, line 3", "'bird' is not one of the classes cat, dog"]) {
+            try l.load(.test, classes: classes)
+        }
     }
 
     /// Standardisation comes from the training part alone: the validation rows (the last 25%
@@ -181,19 +220,24 @@ struct DataFormatTests {
     @Test func standardizationUsesTheTrainingPartOnly() throws {
         let values: [Float] = [1, 2, 3, 4, 5, 6, 1000, 2000]  // 4 rows of 2 features; the last row is held out
         let data = Dataset(features: values, labels: [0, 1, 0, 1], sampleShape: [2], numClasses: 2, source: "memory")
-        var config = try TrainConfig.parse(yaml: "model:\n  input_shape: [2]\n  layers:\n    - {type: dense, units: 2, activation: softmax}\n")
+        var config = try TrainConfig.parse(
+            yaml: "model:\n  input_shape: [2]\n  layers:\n    - {type: dense, units: 2, activation: softmax}\n")
         config.data.normalize = .standardize
         config.validationSplit = 0.25
         let trainer = try Trainer(config: config, comm: SingleProcessCommunicator(), train: data, test: nil)
-        guard case .standardize(let mean, let std) = trainer.train.normalization else { Issue.record("not standardised"); return }
+        guard case .standardize(let mean, let std) = trainer.train.normalization else {
+            Issue.record("not standardised"); return
+        }
         #expect(mean == [3, 4] && abs(std[0] - (8 as Float / 3).squareRoot()) < 1e-6, "\(mean) \(std)")
         #expect(trainer.validation?.normalization == trainer.train.normalization)
     }
 
     /// The model's output must have a unit per class of the labels; the error names both.
     @Test func aModelWithTooFewOutputsForTheClassesIsRefused() throws {
-        let data = Dataset(features: [0, 1, 2, 3], labels: [0, 25], sampleShape: [2], numClasses: 26, source: "letters.npy")
-        let config = try TrainConfig.parse(yaml: "model:\n  input_shape: [2]\n  layers:\n    - {type: dense, units: 10, activation: softmax}\n")
+        let data = Dataset(
+            features: [0, 1, 2, 3], labels: [0, 25], sampleShape: [2], numClasses: 26, source: "letters.npy")
+        let config = try TrainConfig.parse(
+            yaml: "model:\n  input_shape: [2]\n  layers:\n    - {type: dense, units: 10, activation: softmax}\n")
         expectDataError(["'model.layers[0].units'", "10 output unit(s)", "letters.npy have 26 classes"]) {
             try Trainer(config: config, comm: SingleProcessCommunicator(), train: data, test: nil)
         }

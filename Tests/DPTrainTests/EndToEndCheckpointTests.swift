@@ -10,7 +10,8 @@ extension EndToEndTests {
         init() throws { bin = try Support.binary() }
 
         func dptrain(ranks: Int?, _ args: [String], timeout: Double = 300) throws -> Support.ProcessResult {
-            try ranks.map { try Support.run(Support.mpirunScript, ["\($0)", bin] + args, timeout: timeout) } ?? Support.run(bin, args, timeout: timeout)
+            try ranks.map { try Support.run(Support.mpirunScript, ["\($0)", bin] + args, timeout: timeout) }
+                ?? Support.run(bin, args, timeout: timeout)
         }
 
         func summary(_ metrics: String) throws -> [String: Any] {
@@ -18,8 +19,9 @@ extension EndToEndTests {
         }
 
         func stepLosses(_ metrics: String) throws -> [Int: Double] {
-            Dictionary(uniqueKeysWithValues: try Support.readMetrics(metrics).filter { $0["event"] as? String == "step" }
-                .map { ($0["step"] as! Int, $0["loss"] as! Double) })
+            Dictionary(
+                uniqueKeysWithValues: try Support.readMetrics(metrics).filter { $0["event"] as? String == "step" }
+                    .map { ($0["step"] as! Int, $0["loss"] as! Double) })
         }
 
         /// In both layouts of 2 workers: 2 ranks, and one process whose 2 threads write each
@@ -29,15 +31,21 @@ extension EndToEndTests {
             let data = Support.makeTinyMNIST(train: 250, test: 40)
             let base = ["train", "--data-dir", data, "--epochs", "2", "--log-every", "1", "--threads", "\(threads)"]
             let tmp = Support.temporaryDirectory()
-            let straight = try dptrain(ranks: ranks, base + ["--metrics-file", "\(tmp)/a.jsonl", "--checkpoint-dir", "\(tmp)/a"])
+            let straight = try dptrain(
+                ranks: ranks, base + ["--metrics-file", "\(tmp)/a.jsonl", "--checkpoint-dir", "\(tmp)/a"])
             #expect(straight.status == 0, "\(straight.stderr)")
             // Stop after 11 of 16 steps (mid-epoch 2), then resume to the end.
-            let first = try dptrain(ranks: ranks, base + ["--max-steps", "11", "--checkpoint-dir", "\(tmp)/b", "--metrics-file", "\(tmp)/b1.jsonl"])
+            let first = try dptrain(
+                ranks: ranks,
+                base + ["--max-steps", "11", "--checkpoint-dir", "\(tmp)/b", "--metrics-file", "\(tmp)/b1.jsonl"])
             #expect(first.status == 0, "\(first.stderr)")
-            let second = try dptrain(ranks: ranks, base + ["--resume", "--checkpoint-dir", "\(tmp)/b", "--metrics-file", "\(tmp)/b2.jsonl"])
+            let second = try dptrain(
+                ranks: ranks, base + ["--resume", "--checkpoint-dir", "\(tmp)/b", "--metrics-file", "\(tmp)/b2.jsonl"])
             #expect(second.status == 0 && second.stderr.contains("resuming from"), "\(second.stderr)")
             #expect(try summary("\(tmp)/b2.jsonl")["steps"] as? Int == 16)
-            #expect(try summary("\(tmp)/a.jsonl")["parameter_checksum"] as! String == summary("\(tmp)/b2.jsonl")["parameter_checksum"] as! String)
+            #expect(
+                try summary("\(tmp)/a.jsonl")["parameter_checksum"] as! String == summary("\(tmp)/b2.jsonl")[
+                    "parameter_checksum"] as! String)
             // The final checkpoints hold identical tensors, optimizer state included.
             let a = try Checkpoint.read(path: Checkpointer(directory: "\(tmp)/a").files()[0])
             let b = try Checkpoint.read(path: Checkpointer(directory: "\(tmp)/b").files()[0])
@@ -54,11 +62,15 @@ extension EndToEndTests {
             _ = try dptrain(ranks: 2, base + ["--metrics-file", "\(tmp)/a.jsonl"])
             let first = try dptrain(ranks: 2, base + ["--max-steps", "11", "--checkpoint-dir", "\(tmp)/b"])
             #expect(first.status == 0, "\(first.stderr)")
-            let second = try dptrain(ranks: ranks, base + ["--resume", "--checkpoint-dir", "\(tmp)/b", "--metrics-file", "\(tmp)/b2.jsonl"])
+            let second = try dptrain(
+                ranks: ranks, base + ["--resume", "--checkpoint-dir", "\(tmp)/b", "--metrics-file", "\(tmp)/b2.jsonl"])
             #expect(second.status == 0, "\(second.stderr)")
             let losses = try stepLosses("\(tmp)/a.jsonl"), resumed = try stepLosses("\(tmp)/b2.jsonl")
             #expect(resumed.count == 5)
-            for step in 12...16 { #expect(abs(losses[step]! - resumed[step]!) <= 1e-4, "step \(step): \(losses[step]!) vs \(resumed[step]!)") }
+            for step in 12...16 {
+                #expect(
+                    abs(losses[step]! - resumed[step]!) <= 1e-4, "step \(step): \(losses[step]!) vs \(resumed[step]!)")
+            }
             let s1 = try summary("\(tmp)/a.jsonl"), s2 = try summary("\(tmp)/b2.jsonl")
             #expect(abs((s1["test_loss"] as! Double) - (s2["test_loss"] as! Double)) <= 1e-4)
         }
@@ -66,17 +78,24 @@ extension EndToEndTests {
         @Test func resumeFromAMissingOrForeignFileIsAClearError() throws {
             let data = Support.makeTinyMNIST(train: 64, test: 16)
             let tmp = Support.temporaryDirectory()
-            let missing = try dptrain(ranks: 2, ["train", "--data-dir", data, "--resume-from", "\(tmp)/nope.safetensors"], timeout: 60)
+            let missing = try dptrain(
+                ranks: 2, ["train", "--data-dir", data, "--resume-from", "\(tmp)/nope.safetensors"], timeout: 60)
             #expect(missing.status != 0 && missing.stderr.contains("\(tmp)/nope.safetensors"), "\(missing.stderr)")
             // A checkpoint of the CNN given to the MLP config.
-            let cnn = try dptrain(ranks: nil, ["train", "--config", "Configs/cnn.yaml", "--data-dir", data, "--max-steps", "1", "--checkpoint-dir", "\(tmp)/cnn"])
+            let cnn = try dptrain(
+                ranks: nil,
+                [
+                    "train", "--config", "Configs/cnn.yaml", "--data-dir", data, "--max-steps", "1", "--checkpoint-dir",
+                    "\(tmp)/cnn",
+                ])
             #expect(cnn.status == 0, "\(cnn.stderr)")
             let file = Checkpointer(directory: "\(tmp)/cnn").files()[0]
             let before = try Data(contentsOf: URL(fileURLWithPath: file))
             let foreign = try dptrain(ranks: 2, ["train", "--data-dir", data, "--resume-from", file], timeout: 60)
             #expect(foreign.status != 0 && foreign.stderr.contains("checkpoint of another model"), "\(foreign.stderr)")
             #expect(try Data(contentsOf: URL(fileURLWithPath: file)) == before, "a good file is never touched")
-            let none = try dptrain(ranks: nil, ["train", "--data-dir", data, "--resume", "--checkpoint-dir", "\(tmp)/empty"])
+            let none = try dptrain(
+                ranks: nil, ["train", "--data-dir", data, "--resume", "--checkpoint-dir", "\(tmp)/empty"])
             #expect(none.status != 0 && none.stderr.contains("no valid checkpoint"), "\(none.stderr)")
         }
 
@@ -86,7 +105,9 @@ extension EndToEndTests {
             let data = Support.makeTinyMNIST(train: 128, test: 16)
             let tmp = Support.temporaryDirectory()
             Support.write([0], to: "\(tmp)/file")
-            let r = try dptrain(ranks: 2, ["train", "--data-dir", data, "--epochs", "3", "--checkpoint-dir", "\(tmp)/file/ck"], timeout: 60)
+            let r = try dptrain(
+                ranks: 2, ["train", "--data-dir", data, "--epochs", "3", "--checkpoint-dir", "\(tmp)/file/ck"],
+                timeout: 60)
             #expect(r.status != 0)
             #expect(r.seconds < 30, "took \(r.seconds) s")
             #expect(r.stderr.contains("cannot write checkpoint") && r.stderr.contains("\(tmp)/file/ck"), "\(r.stderr)")
@@ -95,23 +116,36 @@ extension EndToEndTests {
         @Test func nonFiniteLossStopsNamingTheStepWithoutCheckpointingIt() throws {
             let data = Support.makeTinyMNIST(train: 128, test: 16)
             let tmp = Support.temporaryDirectory()
-            let text = try String(contentsOfFile: Support.packageRoot.appendingPathComponent("Configs/mlp.yaml").path, encoding: .utf8)
-                .replacingOccurrences(of: "learning_rate: 0.001", with: "learning_rate: 1.0e30")
+            let text = try String(
+                contentsOfFile: Support.packageRoot.appendingPathComponent("Configs/mlp.yaml").path, encoding: .utf8
+            )
+            .replacingOccurrences(of: "learning_rate: 0.001", with: "learning_rate: 1.0e30")
             try text.write(toFile: "\(tmp)/huge-lr.yaml", atomically: true, encoding: .utf8)
-            let r = try dptrain(ranks: 2, ["train", "--config", "\(tmp)/huge-lr.yaml", "--data-dir", data, "--checkpoint-dir", "\(tmp)/ck",
-                                           "--epochs", "3"], timeout: 60)
+            let r = try dptrain(
+                ranks: 2,
+                [
+                    "train", "--config", "\(tmp)/huge-lr.yaml", "--data-dir", data, "--checkpoint-dir", "\(tmp)/ck",
+                    "--epochs", "3",
+                ], timeout: 60)
             #expect(r.status != 0)
-            let message = try #require(r.stderr.split(separator: "\n").first { $0.contains("non-finite") }, "\(r.stderr)")
+            let message = try #require(
+                r.stderr.split(separator: "\n").first { $0.contains("non-finite") }, "\(r.stderr)")
             let step = try #require(Int(message.split(separator: "global step ")[1].prefix { $0.isNumber }))
             for file in Checkpointer(directory: "\(tmp)/ck").files() {
                 let c = try Checkpoint.read(path: file)
                 #expect(c.integer("step")! < step, "\(file) was written at or after the failing step \(step)")
             }
             // With on_nonfinite: skip the run finishes and reports the skipped steps.
-            try (text + "\n").replacingOccurrences(of: "  log_every: 100", with: "  log_every: 100\n  on_nonfinite: skip")
-                .write(toFile: "\(tmp)/skip.yaml", atomically: true, encoding: .utf8)
-            let skip = try dptrain(ranks: 2, ["train", "--config", "\(tmp)/skip.yaml", "--data-dir", data, "--epochs", "1",
-                                              "--metrics-file", "\(tmp)/skip.jsonl"], timeout: 60)
+            try (text + "\n").replacingOccurrences(
+                of: "  log_every: 100", with: "  log_every: 100\n  on_nonfinite: skip"
+            )
+            .write(toFile: "\(tmp)/skip.yaml", atomically: true, encoding: .utf8)
+            let skip = try dptrain(
+                ranks: 2,
+                [
+                    "train", "--config", "\(tmp)/skip.yaml", "--data-dir", data, "--epochs", "1",
+                    "--metrics-file", "\(tmp)/skip.jsonl",
+                ], timeout: 60)
             #expect(skip.status == 0, "\(skip.stderr)")
             #expect((try summary("\(tmp)/skip.jsonl")["skipped_steps"] as! Int) > 0)
         }
@@ -129,8 +163,10 @@ extension EndToEndTests {
             let process = Process()
             process.executableURL = URL(fileURLWithPath: Support.mpirunScript)
             process.arguments = ["2", bin] + args + ["--checkpoint-dir", ckpt, "--config", "\(tmp)/every-100.yaml"]
-            let text = try String(contentsOfFile: Support.packageRoot.appendingPathComponent("Configs/mlp.yaml").path, encoding: .utf8)
-            try (text + "checkpoint:\n  every_steps: 100\n  keep: 2\n").write(toFile: "\(tmp)/every-100.yaml", atomically: true, encoding: .utf8)
+            let text = try String(
+                contentsOfFile: Support.packageRoot.appendingPathComponent("Configs/mlp.yaml").path, encoding: .utf8)
+            try (text + "checkpoint:\n  every_steps: 100\n  keep: 2\n").write(
+                toFile: "\(tmp)/every-100.yaml", atomically: true, encoding: .utf8)
             process.standardOutput = FileHandle.nullDevice
             process.standardError = FileHandle.nullDevice
             try process.run()
@@ -150,10 +186,15 @@ extension EndToEndTests {
             let newest = try #require(checkpointer.files().first)
             let stopped = try Checkpoint.read(path: newest)
             #expect(stopped.integer("step")! < 3750, "the run was interrupted before its end")
-            let resumed = try dptrain(ranks: 2, args + ["--checkpoint-dir", ckpt, "--config", "\(tmp)/every-100.yaml", "--resume",
-                                                        "--metrics-file", "\(tmp)/b.jsonl"])
+            let resumed = try dptrain(
+                ranks: 2,
+                args + [
+                    "--checkpoint-dir", ckpt, "--config", "\(tmp)/every-100.yaml", "--resume",
+                    "--metrics-file", "\(tmp)/b.jsonl",
+                ])
             #expect(resumed.status == 0, "\(resumed.stderr)")
-            let a = try summary("\(tmp)/a.jsonl")["test_accuracy"] as! Double, b = try summary("\(tmp)/b.jsonl")["test_accuracy"] as! Double
+            let a = try summary("\(tmp)/a.jsonl")["test_accuracy"] as! Double,
+                b = try summary("\(tmp)/b.jsonl")["test_accuracy"] as! Double
             #expect(abs(a - b) <= 0.002, "uninterrupted \(a), interrupted and resumed \(b)")
         }
 
@@ -162,19 +203,25 @@ extension EndToEndTests {
         @Test func watchdogStopsAJobWhoseRankHangs() throws {
             let data = Support.makeTinyMNIST(train: 250, test: 16)
             let tmp = Support.temporaryDirectory()
-            let text = try String(contentsOfFile: Support.packageRoot.appendingPathComponent("Configs/mlp.yaml").path, encoding: .utf8)
-                .replacingOccurrences(of: "  log_every: 100", with: "  log_every: 1\n  collective_timeout: 3")
+            let text = try String(
+                contentsOfFile: Support.packageRoot.appendingPathComponent("Configs/mlp.yaml").path, encoding: .utf8
+            )
+            .replacingOccurrences(of: "  log_every: 100", with: "  log_every: 1\n  collective_timeout: 3")
             try text.write(toFile: "\(tmp)/watchdog.yaml", atomically: true, encoding: .utf8)
             let process = Process()
             process.executableURL = URL(fileURLWithPath: Support.mpirunScript)
-            process.arguments = ["2", bin, "train", "--config", "\(tmp)/watchdog.yaml", "--data-dir", data, "--epochs", "100000",
-                                 "--metrics-file", "\(tmp)/m.jsonl", "--test-limit", "1", "--quiet"]
+            process.arguments = [
+                "2", bin, "train", "--config", "\(tmp)/watchdog.yaml", "--data-dir", data, "--epochs", "100000",
+                "--metrics-file", "\(tmp)/m.jsonl", "--test-limit", "1", "--quiet",
+            ]
             let err = Pipe()
             process.standardOutput = FileHandle.nullDevice
             process.standardError = err
             try process.run()
             let deadline = Date().addingTimeInterval(60)
-            while process.isRunning && Date() < deadline && (FileManager.default.contents(atPath: "\(tmp)/m.jsonl")?.count ?? 0) < 2000 { usleep(20_000) }
+            while process.isRunning && Date() < deadline
+                && (FileManager.default.contents(atPath: "\(tmp)/m.jsonl")?.count ?? 0) < 2000
+            { usleep(20_000) }
             let victim = try #require(Self.rankProcess(rank: 1, argument: "\(tmp)/watchdog.yaml"), "rank 1 not found")
             kill(victim, SIGSTOP)
             let stoppedAt = Date()
@@ -185,18 +232,25 @@ extension EndToEndTests {
             let stderr = String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
             #expect(process.terminationStatus != 0)
             #expect(waited < 30, "the job took \(waited) s to end after rank 1 hung")
-            #expect(stderr.contains("watchdog: rank 0") && stderr.contains("MPI_Allreduce") && stderr.contains("global step"), "\(stderr)")
+            #expect(
+                stderr.contains("watchdog: rank 0") && stderr.contains("MPI_Allreduce")
+                    && stderr.contains("global step"), "\(stderr)")
         }
 
         /// The pid of the dptrain process of MPI rank `rank` whose command line contains `argument`.
         static func rankProcess(rank: Int, argument: String) -> pid_t? {
             for entry in (try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? [] {
                 guard let pid = Int32(entry),
-                      let cmdline = FileManager.default.contents(atPath: "/proc/\(entry)/cmdline"),
-                      let environ = FileManager.default.contents(atPath: "/proc/\(entry)/environ") else { continue }
+                    let cmdline = FileManager.default.contents(atPath: "/proc/\(entry)/cmdline"),
+                    let environ = FileManager.default.contents(atPath: "/proc/\(entry)/environ")
+                else { continue }
                 let args = cmdline.split(separator: 0).map { String(decoding: $0, as: UTF8.self) }
                 let env = environ.split(separator: 0).map { String(decoding: $0, as: UTF8.self) }
-                if args.first?.hasSuffix("dptrain") == true, args.contains(argument), env.contains("OMPI_COMM_WORLD_RANK=\(rank)") { return pid }
+                if args.first?.hasSuffix("dptrain") == true, args.contains(argument),
+                    env.contains("OMPI_COMM_WORLD_RANK=\(rank)")
+                {
+                    return pid
+                }
             }
             return nil
         }

@@ -26,16 +26,16 @@ extension EndToEndTests {
             try Self.table(rows: 400, seed: 1).write(toFile: "\(dir)/train.csv", atomically: true, encoding: .utf8)
             try Self.table(rows: 100, seed: 2).write(toFile: "\(dir)/test.csv", atomically: true, encoding: .utf8)
             try """
-                model:
-                  input_shape: [2]
-                  layers:
-                    - {type: dense, units: 8, activation: relu}
-                    - {type: dense, units: 1, activation: sigmoid}
-                loss: binary_crossentropy
-                optimizer: {name: adam, learning_rate: 0.01}
-                training: {epochs: 20, batch_size: 8}
-                data: {dir: \(dir), train: train.csv, test: test.csv, label_column: kind, feature_columns: [size, weight], normalize: standardize}
-                """.write(toFile: "\(dir)/table.yaml", atomically: true, encoding: .utf8)
+            model:
+              input_shape: [2]
+              layers:
+                - {type: dense, units: 8, activation: relu}
+                - {type: dense, units: 1, activation: sigmoid}
+            loss: binary_crossentropy
+            optimizer: {name: adam, learning_rate: 0.01}
+            training: {epochs: 20, batch_size: 8}
+            data: {dir: \(dir), train: train.csv, test: test.csv, label_column: kind, feature_columns: [size, weight], normalize: standardize}
+            """.write(toFile: "\(dir)/table.yaml", atomically: true, encoding: .utf8)
             return "\(dir)/table.yaml"
         }
 
@@ -44,7 +44,12 @@ extension EndToEndTests {
         @Test func aTableTrainsAndItsCheckpointPredictsCSVRows() throws {
             let tmp = Support.temporaryDirectory()
             let cfg = try config(tmp)
-            let r = try Support.run(Support.mpirunScript, ["2", bin, "train", "--config", cfg, "--checkpoint-dir", "\(tmp)/ck", "--metrics-file", "\(tmp)/m.jsonl"])
+            let r = try Support.run(
+                Support.mpirunScript,
+                [
+                    "2", bin, "train", "--config", cfg, "--checkpoint-dir", "\(tmp)/ck", "--metrics-file",
+                    "\(tmp)/m.jsonl",
+                ])
             try #require(r.status == 0, "\(r.stderr)")
             #expect(r.stderr.contains("400 training samples from \(tmp)/train.csv (csv, 2 classes)"), "\(r.stderr)")
             let summary = try #require(try Support.readMetrics("\(tmp)/m.jsonl").last)
@@ -53,11 +58,14 @@ extension EndToEndTests {
             let checkpoint = try #require(Checkpointer(directory: "\(tmp)/ck").files().first)
             let eval = try Support.run(bin, ["eval", "--checkpoint", checkpoint, "--json"])
             let e = try JSONSerialization.jsonObject(with: Data(eval.stdout.utf8)) as! [String: Any]
-            #expect(abs((e["accuracy"] as! Double) - accuracy) < 1e-9, "eval \(e["accuracy"]!) vs training's \(accuracy)")
+            #expect(
+                abs((e["accuracy"] as! Double) - accuracy) < 1e-9, "eval \(e["accuracy"]!) vs training's \(accuracy)")
             try "size,weight\n35,15\n1,2\n".write(toFile: "\(tmp)/rows.csv", atomically: true, encoding: .utf8)
             let predicted = try Support.run(bin, ["predict", "--checkpoint", checkpoint, "--csv", "\(tmp)/rows.csv"])
-            #expect(predicted.status == 0 && predicted.stdout.contains("rows.csv row 1: class 0 (large)")
-                    && predicted.stdout.contains("rows.csv row 2: class 1 (small)"), "\(predicted.stdout)\(predicted.stderr)")
+            #expect(
+                predicted.status == 0 && predicted.stdout.contains("rows.csv row 1: class 0 (large)")
+                    && predicted.stdout.contains("rows.csv row 2: class 1 (small)"),
+                "\(predicted.stdout)\(predicted.stderr)")
         }
 
         /// MNIST-format data as IDX files, as an .npz (stored, mapped) and as a compressed .npz
@@ -69,21 +77,31 @@ extension EndToEndTests {
             for (name, extra) in [("idx", []), ("stored.npz", []), ("deflated.npz", ["--compress"])] {
                 var args = ["train", "--data-dir", data, "--epochs", "2", "--metrics-file", "\(tmp)/\(name).jsonl"]
                 if name != "idx" {
-                    let convert = try Support.run(bin, ["data", "convert", "--to", "npz", "--input", data, "--output", "\(tmp)/\(name)"] + extra)
+                    let convert = try Support.run(
+                        bin, ["data", "convert", "--to", "npz", "--input", data, "--output", "\(tmp)/\(name)"] + extra)
                     try #require(convert.status == 0, "\(convert.stderr)")
-                    try "model:\n  layers:\n    - {type: flatten}\n    - {type: dense, units: 128, activation: relu}\n    - {type: dropout, rate: 0.2}\n    - {type: dense, units: 10, activation: softmax}\ndata: {train: \(name)}\n"
+                    try
+                        "model:\n  layers:\n    - {type: flatten}\n    - {type: dense, units: 128, activation: relu}\n    - {type: dropout, rate: 0.2}\n    - {type: dense, units: 10, activation: softmax}\ndata: {train: \(name)}\n"
                         .write(toFile: "\(tmp)/\(name).yaml", atomically: true, encoding: .utf8)
-                    args = ["train", "--config", "\(tmp)/\(name).yaml", "--data-dir", tmp, "--epochs", "2", "--metrics-file", "\(tmp)/\(name).jsonl"]
+                    args = [
+                        "train", "--config", "\(tmp)/\(name).yaml", "--data-dir", tmp, "--epochs", "2",
+                        "--metrics-file", "\(tmp)/\(name).jsonl",
+                    ]
                 }
                 let r = try Support.run(bin, args)
                 try #require(r.status == 0, "\(name): \(r.stderr)")
-                checksums.append(try #require(try Support.readMetrics("\(tmp)/\(name).jsonl").last?["parameter_checksum"] as? String))
+                checksums.append(
+                    try #require(try Support.readMetrics("\(tmp)/\(name).jsonl").last?["parameter_checksum"] as? String)
+                )
             }
             #expect(Set(checksums).count == 1, "\(checksums)")
-            let back = try Support.run(bin, ["data", "convert", "--to", "idx", "--input", "\(tmp)/deflated.npz", "--output", "\(tmp)/idx"])
+            let back = try Support.run(
+                bin, ["data", "convert", "--to", "idx", "--input", "\(tmp)/deflated.npz", "--output", "\(tmp)/idx"])
             #expect(back.status == 0, "\(back.stderr)")
             for stem in KnownDataset.files {
-                #expect(try IDXFile.read(path: "\(tmp)/idx/\(stem)").bytes == IDXFile.read(path: "\(data)/\(stem)").bytes, "\(stem)")
+                #expect(
+                    try IDXFile.read(path: "\(tmp)/idx/\(stem)").bytes == IDXFile.read(path: "\(data)/\(stem)").bytes,
+                    "\(stem)")
             }
         }
 
@@ -91,12 +109,16 @@ extension EndToEndTests {
         @Test func aBadRowIsOneClearErrorAtTwoRanks() throws {
             let tmp = Support.temporaryDirectory()
             let cfg = try config(tmp)
-            var rows = try String(contentsOfFile: "\(tmp)/train.csv", encoding: .utf8).split(separator: "\n").map(String.init)
+            var rows = try String(contentsOfFile: "\(tmp)/train.csv", encoding: .utf8).split(separator: "\n").map(
+                String.init)
             rows[57] = "56,12.5,oops,small"
             try rows.joined(separator: "\n").write(toFile: "\(tmp)/train.csv", atomically: true, encoding: .utf8)
             let r = try Support.run(Support.mpirunScript, ["2", bin, "train", "--config", cfg], timeout: 60)
             #expect(r.status == 1 && r.seconds < 30, "status \(r.status) after \(r.seconds) s")
-            let mentions = r.stderr.components(separatedBy: "\(tmp)/train.csv, line 58: column 'weight' (2): 'oops' is not a number").count - 1
+            let mentions =
+                r.stderr.components(
+                    separatedBy: "\(tmp)/train.csv, line 58: column 'weight' (2): 'oops' is not a number"
+                ).count - 1
             #expect(mentions == 1, "printed once, by one rank:\n\(r.stderr)")
         }
 
@@ -105,10 +127,17 @@ extension EndToEndTests {
             let cfg = try config(tmp)
             let r = try Support.run(bin, ["data", "describe", "--config", cfg])
             #expect(r.status == 0, "\(r.stderr)")
-            #expect(r.stdout.contains("train: 400 samples of 2 float32 from \(tmp)/train.csv") && r.stdout.contains("test: 100 samples"), "\(r.stdout)")
-            #expect(r.stdout.contains("2 classes: 0 (large): ") && r.stdout.contains("normalised when gathered: standardize"), "\(r.stdout)")
-            let mnist = try Support.run(bin, ["data", "describe", "--data-dir", Support.makeTinyMNIST(train: 30, test: 10)])
-            #expect(mnist.stdout.contains("train: 30 samples of 28x28x1 uint8") && mnist.stdout.contains("(mapped)"), "\(mnist.stdout)")
+            #expect(
+                r.stdout.contains("train: 400 samples of 2 float32 from \(tmp)/train.csv")
+                    && r.stdout.contains("test: 100 samples"), "\(r.stdout)")
+            #expect(
+                r.stdout.contains("2 classes: 0 (large): ")
+                    && r.stdout.contains("normalised when gathered: standardize"), "\(r.stdout)")
+            let mnist = try Support.run(
+                bin, ["data", "describe", "--data-dir", Support.makeTinyMNIST(train: 30, test: 10)])
+            #expect(
+                mnist.stdout.contains("train: 30 samples of 28x28x1 uint8") && mnist.stdout.contains("(mapped)"),
+                "\(mnist.stdout)")
         }
     }
 }

@@ -9,9 +9,13 @@ extension EndToEndTests {
         let bin: String
         init() throws { bin = try Support.binary() }
 
-        func train(_ config: String, ranks: Int, data: String, _ extra: [String] = []) throws -> (summary: [String: Any], losses: [Double], stderr: String) {
+        func train(
+            _ config: String, ranks: Int, data: String, _ extra: [String] = []
+        ) throws -> (summary: [String: Any], losses: [Double], stderr: String) {
             let metrics = Support.temporaryDirectory() + "/m.jsonl"
-            let r = try Support.run(Support.mpirunScript, ["\(ranks)", bin, "train", "--config", config, "--data-dir", data, "--metrics-file", metrics] + extra)
+            let r = try Support.run(
+                Support.mpirunScript,
+                ["\(ranks)", bin, "train", "--config", config, "--data-dir", data, "--metrics-file", metrics] + extra)
             guard r.status == 0 else { throw TestSetupError("\(config) at \(ranks) ranks failed:\n\(r.stderr)") }
             let events = try Support.readMetrics(metrics)
             let losses = events.filter { $0["event"] as? String == "step" }.map { $0["loss"] as! Double }
@@ -53,14 +57,18 @@ extension EndToEndTests {
         }
 
         @Test func sgdConfigTrainsAndReportsTheL2Penalty() throws {
-            let run = try train("Configs/mlp-sgd.yaml", ranks: 2, data: try Support.realMNIST(), ["--epochs", "1", "--test-limit", "2000"])
+            let run = try train(
+                "Configs/mlp-sgd.yaml", ranks: 2, data: try Support.realMNIST(),
+                ["--epochs", "1", "--test-limit", "2000"])
             #expect(run.summary["test_accuracy"] as! Double >= 0.93)
         }
 
         @Test func predictOnAPGMAgreesWithEval() throws {
             let data = try Support.realMNIST()
             let tmp = Support.temporaryDirectory()
-            let trained = try Support.run(bin, ["train", "--data-dir", data, "--epochs", "1", "--checkpoint-dir", "\(tmp)/ck", "--test-limit", "100"])
+            let trained = try Support.run(
+                bin,
+                ["train", "--data-dir", data, "--epochs", "1", "--checkpoint-dir", "\(tmp)/ck", "--test-limit", "100"])
             #expect(trained.status == 0, "\(trained.stderr)")
             let checkpoint = try #require(Checkpointer(directory: "\(tmp)/ck").files().first)
             // The first test images, as PGM files and through --idx.
@@ -68,7 +76,8 @@ extension EndToEndTests {
             var pgms: [String] = []
             for i in 0..<5 {
                 let path = "\(tmp)/digit\(i).pgm"
-                Support.write(ImageFile.encodePGM(width: 28, height: 28, pixels: Array(test[i * 784..<(i + 1) * 784])), to: path)
+                Support.write(
+                    ImageFile.encodePGM(width: 28, height: 28, pixels: Array(test[i * 784..<(i + 1) * 784])), to: path)
                 pgms.append(path)
             }
             let predicted = try Support.run(bin, ["predict", "--checkpoint", checkpoint, "--json"] + pgms)
@@ -76,16 +85,23 @@ extension EndToEndTests {
             let classes = predicted.stdout.split(separator: "\n").map {
                 (try! JSONSerialization.jsonObject(with: Data($0.utf8)) as! [String: Any])["class"] as! Int
             }
-            let idxFile = FileManager.default.fileExists(atPath: "\(data)/t10k-images-idx3-ubyte") ? "\(data)/t10k-images-idx3-ubyte" : "\(data)/t10k-images-idx3-ubyte.gz"
-            let viaIDX = try Support.run(bin, ["predict", "--checkpoint", checkpoint, "--json", "--idx", idxFile, "--index", "0", "1", "2", "3", "4"])
+            let idxFile =
+                FileManager.default.fileExists(atPath: "\(data)/t10k-images-idx3-ubyte")
+                ? "\(data)/t10k-images-idx3-ubyte" : "\(data)/t10k-images-idx3-ubyte.gz"
+            let viaIDX = try Support.run(
+                bin,
+                ["predict", "--checkpoint", checkpoint, "--json", "--idx", idxFile, "--index", "0", "1", "2", "3", "4"])
             let idxClasses = viaIDX.stdout.split(separator: "\n").map {
                 (try! JSONSerialization.jsonObject(with: Data($0.utf8)) as! [String: Any])["class"] as! Int
             }
             #expect(classes == idxClasses)
             // eval on exactly those five images: its confusion matrix must hold the same predictions.
-            let eval = try Support.run(bin, ["eval", "--checkpoint", checkpoint, "--data-dir", data, "--test-limit", "5", "--json"])
+            let eval = try Support.run(
+                bin, ["eval", "--checkpoint", checkpoint, "--data-dir", data, "--test-limit", "5", "--json"])
             #expect(eval.status == 0, "\(eval.stderr)")
-            let confusion = (try JSONSerialization.jsonObject(with: Data(eval.stdout.utf8)) as! [String: Any])["confusion"] as! [[Int]]
+            let confusion =
+                (try JSONSerialization.jsonObject(with: Data(eval.stdout.utf8)) as! [String: Any])["confusion"]
+                as! [[Int]]
             var expected = [[Int]](repeating: [Int](repeating: 0, count: 10), count: 10)
             let labels = try IDXFile.read(path: DataLoader.locate("t10k-labels-idx1-ubyte", in: data)).bytes
             for i in 0..<5 { expected[Int(labels[i])][classes[i]] += 1 }
@@ -98,12 +114,17 @@ extension EndToEndTests {
         @Test func malformedImagesAndForeignCheckpointsAreClearErrors() throws {
             let data = Support.makeTinyMNIST(train: 64, test: 16)
             let tmp = Support.temporaryDirectory()
-            _ = try Support.run(bin, ["train", "--data-dir", data, "--max-steps", "1", "--checkpoint-dir", "\(tmp)/ck"])
+            _ = try Support.run(
+                bin, ["train", "--data-dir", data, "--max-steps", "1", "--checkpoint-dir", "\(tmp)/ck"])
             let checkpoint = try #require(Checkpointer(directory: "\(tmp)/ck").files().first)
             Support.write(Array("P5\n28 28\n255\n".utf8) + [UInt8](repeating: 0, count: 100), to: "\(tmp)/short.pgm")
             let short = try Support.run(bin, ["predict", "--checkpoint", checkpoint, "\(tmp)/short.pgm"])
-            #expect(short.status != 0 && short.stderr.contains("\(tmp)/short.pgm") && short.stderr.contains("truncated"), "\(short.stderr)")
-            Support.write(ImageFile.encodePGM(width: 10, height: 10, pixels: [UInt8](repeating: 0, count: 100)), to: "\(tmp)/small.pgm")
+            #expect(
+                short.status != 0 && short.stderr.contains("\(tmp)/short.pgm") && short.stderr.contains("truncated"),
+                "\(short.stderr)")
+            Support.write(
+                ImageFile.encodePGM(width: 10, height: 10, pixels: [UInt8](repeating: 0, count: 100)),
+                to: "\(tmp)/small.pgm")
             let small = try Support.run(bin, ["predict", "--checkpoint", checkpoint, "\(tmp)/small.pgm"])
             #expect(small.status != 0 && small.stderr.contains("10x10"), "\(small.stderr)")
             Support.write(Array("hello".utf8), to: "\(tmp)/text.png")
@@ -111,9 +132,11 @@ extension EndToEndTests {
             #expect(text.status != 0 && text.stderr.contains("not a PGM"), "\(text.stderr)")
             // A checkpoint whose stored config describes another model than its tensors.
             var c = try Checkpoint.read(path: checkpoint)
-            c.metadata["config"] = try String(contentsOfFile: Support.packageRoot.appendingPathComponent("Configs/cnn.yaml").path, encoding: .utf8)
+            c.metadata["config"] = try String(
+                contentsOfFile: Support.packageRoot.appendingPathComponent("Configs/cnn.yaml").path, encoding: .utf8)
             c.metadata["checksum"] = nil
-            let (path, _) = try Checkpointer(directory: "\(tmp)/bad").save(Checkpoint(tensors: c.tensors, metadata: c.metadata), step: 1)
+            let (path, _) = try Checkpointer(directory: "\(tmp)/bad").save(
+                Checkpoint(tensors: c.tensors, metadata: c.metadata), step: 1)
             let foreign = try Support.run(bin, ["eval", "--checkpoint", path, "--data-dir", data])
             #expect(foreign.status != 0 && foreign.stderr.contains(path), "\(foreign.stderr)")
         }

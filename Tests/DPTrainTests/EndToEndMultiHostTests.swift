@@ -7,7 +7,8 @@ import Testing
 enum SimulatedHosts {
     static let unavailableReason: String? = {
         guard geteuid() == 0 else { return "simulated hosts need root (network namespaces)" }
-        for tool in ["/usr/sbin/ip", "/usr/sbin/tc", "/usr/bin/unshare"] where !FileManager.default.isExecutableFile(atPath: tool) {
+        for tool in ["/usr/sbin/ip", "/usr/sbin/tc", "/usr/bin/unshare"]
+        where !FileManager.default.isExecutableFile(atPath: tool) {
             return "simulated hosts need \(tool) (iproute2, util-linux)"
         }
         if FileManager.default.fileExists(atPath: "/run/dptrain-simulate-hosts/made") {
@@ -30,8 +31,11 @@ extension EndToEndTests {
     /// computes when N is 2; for more workers the threads add their gradients in worker order
     /// while MPI's allreduce groups them its own way, so the losses agree to rounding (1e-4 a
     /// step). A checkpoint written on 2 hosts resumes in one process.
-    @Suite("Several hosts", .enabled(if: SimulatedHosts.unavailableReason == nil,
-                                     Comment(rawValue: SimulatedHosts.unavailableReason ?? "")))
+    @Suite(
+        "Several hosts",
+        .enabled(
+            if: SimulatedHosts.unavailableReason == nil,
+            Comment(rawValue: SimulatedHosts.unavailableReason ?? "")))
     struct SeveralHosts {
         let bin: String
         init() throws { bin = try Support.binary() }
@@ -40,13 +44,15 @@ extension EndToEndTests {
         func onHosts(_ hosts: Int, _ args: [String]) throws -> Support.ProcessResult {
             let script = Support.packageRoot.appendingPathComponent("Launch/simulate-hosts.sh").path
             let cluster = Support.packageRoot.appendingPathComponent("Launch/cluster.sh").path
-            return try Support.run(script, ["run", "\(hosts)", "--", cluster] + args, environment: ["DPTRAIN_BIN": bin], timeout: 300)
+            return try Support.run(
+                script, ["run", "\(hosts)", "--", cluster] + args, environment: ["DPTRAIN_BIN": bin], timeout: 300)
         }
 
         /// The loss of each logged step of a metrics file.
         static func stepLosses(_ metrics: String) throws -> [Int: Double] {
-            Dictionary(uniqueKeysWithValues: try Support.readMetrics(metrics).filter { $0["event"] as? String == "step" }
-                .map { ($0["step"] as! Int, $0["loss"] as! Double) })
+            Dictionary(
+                uniqueKeysWithValues: try Support.readMetrics(metrics).filter { $0["event"] as? String == "step" }
+                    .map { ($0["step"] as! Int, $0["loss"] as! Double) })
         }
 
         func inOneProcess(threads: Int, _ args: [String]) throws -> Support.ProcessResult {
@@ -63,24 +69,34 @@ extension EndToEndTests {
         func sameLossesAndParametersAsOnOneMachine(hosts: Int) throws {
             let data = Support.makeTinyMNIST(train: 250, test: 40)
             let tmp = Support.temporaryDirectory()
-            let args = ["--config", "Configs/mlp.yaml", "--data-dir", data, "--epochs", "2", "--batch-size", "32", "--log-every", "1", "--seed", "3"]
+            let args = [
+                "--config", "Configs/mlp.yaml", "--data-dir", data, "--epochs", "2", "--batch-size", "32",
+                "--log-every", "1", "--seed", "3",
+            ]
             let distributed = try onHosts(hosts, args + ["--metrics-file", "\(tmp)/hosts.jsonl"])
             try #require(distributed.status == 0, "\(distributed.stderr)")
             #expect(distributed.stderr.contains("\(hosts) ranks"), "\(distributed.stderr)")
-            let ranks = try Support.run(Support.mpirunScript, ["\(hosts)", bin, "train", "--threads", "1"] + args + ["--metrics-file", "\(tmp)/ranks.jsonl"])
+            let ranks = try Support.run(
+                Support.mpirunScript,
+                ["\(hosts)", bin, "train", "--threads", "1"] + args + ["--metrics-file", "\(tmp)/ranks.jsonl"])
             try #require(ranks.status == 0, "\(ranks.stderr)")
             let threads = try inOneProcess(threads: hosts, args + ["--metrics-file", "\(tmp)/threads.jsonl"])
             try #require(threads.status == 0, "\(threads.stderr)")
-            let (a, b, c) = (try events("\(tmp)/hosts.jsonl"), try events("\(tmp)/ranks.jsonl"), try events("\(tmp)/threads.jsonl"))
+            let (a, b, c) = (
+                try events("\(tmp)/hosts.jsonl"), try events("\(tmp)/ranks.jsonl"), try events("\(tmp)/threads.jsonl")
+            )
             #expect(a.summary["world_size"] as? Int == hosts && a.losses.count == 16)
             #expect(a.losses == b.losses, "\(hosts) hosts: \(a.losses)\n\(hosts) ranks on one machine: \(b.losses)")
             #expect(a.summary["parameter_checksum"] as? String == b.summary["parameter_checksum"] as? String)
             #expect(c.losses.count == a.losses.count)
             for (step, (x, y)) in zip(a.losses, c.losses).enumerated() {
-                #expect(abs(x - y) <= 1e-4, "step \(step + 1): \(hosts) hosts \(x), one process x \(hosts) threads \(y)")
+                #expect(
+                    abs(x - y) <= 1e-4, "step \(step + 1): \(hosts) hosts \(x), one process x \(hosts) threads \(y)")
             }
             if hosts == 2 {
-                #expect(a.losses == c.losses && a.summary["parameter_checksum"] as? String == c.summary["parameter_checksum"] as? String)
+                #expect(
+                    a.losses == c.losses
+                        && a.summary["parameter_checksum"] as? String == c.summary["parameter_checksum"] as? String)
             }
         }
 
@@ -91,23 +107,25 @@ extension EndToEndTests {
         func faultConfig(_ dir: String) throws -> String {
             let path = "\(dir)/fault.yaml"
             try """
-                model:
-                  input_shape: [28, 28, 1]
-                  layers:
-                    - {type: flatten}
-                    - {type: dense, units: 128, activation: relu}
-                    - {type: dense, units: 10, activation: softmax}
-                training: {epochs: 1, batch_size: 32, log_every: 5, seed: 2, collective_timeout: 30}
-                checkpoint: {every_steps: 100, every_epochs: 1, keep: 5}
-                data: {train_limit: 12000}
-                """.write(toFile: path, atomically: true, encoding: .utf8)
+            model:
+              input_shape: [28, 28, 1]
+              layers:
+                - {type: flatten}
+                - {type: dense, units: 128, activation: relu}
+                - {type: dense, units: 10, activation: softmax}
+            training: {epochs: 1, batch_size: 32, log_every: 5, seed: 2, collective_timeout: 30}
+            checkpoint: {every_steps: 100, every_epochs: 1, keep: 5}
+            data: {train_limit: 12000}
+            """.write(toFile: path, atomically: true, encoding: .utf8)
             return path
         }
 
         /// Runs `command` on `hosts` simulated hosts; when checkpoint `step` appears in
         /// `checkpoints`, takes host `victim`'s link down, and prints "cut after S s" at the end
         /// (the seconds from the cut to the command's end).
-        func withLinkCut(hosts: Int, victim: Int, afterCheckpoint step: Int, in checkpoints: String, _ command: [String]) throws -> Support.ProcessResult {
+        func withLinkCut(
+            hosts: Int, victim: Int, afterCheckpoint step: Int, in checkpoints: String, _ command: [String]
+        ) throws -> Support.ProcessResult {
             let script = """
                 "$@" & job=$!
                 while [ ! -f \(checkpoints)/ckpt-step\(String(format: "%09d", step)).safetensors ]; do kill -0 $job 2>/dev/null || exit 99; sleep 0.1; done
@@ -117,8 +135,9 @@ extension EndToEndTests {
                 exit $status
                 """
             let simulate = Support.packageRoot.appendingPathComponent("Launch/simulate-hosts.sh").path
-            return try Support.run(simulate, ["run", "\(hosts)", "--", "bash", "-c", script, "cut"] + command,
-                                   environment: ["DPTRAIN_BIN": bin], timeout: 600)
+            return try Support.run(
+                simulate, ["run", "\(hosts)", "--", "bash", "-c", script, "cut"] + command,
+                environment: ["DPTRAIN_BIN": bin], timeout: 600)
         }
 
         /// A host's link goes down mid-run: the job ends well within the collective timeout, every
@@ -127,12 +146,19 @@ extension EndToEndTests {
         @Test func aLinkThatGoesDownEndsTheJobNamingTheHost() throws {
             let tmp = Support.temporaryDirectory()
             let cluster = Support.packageRoot.appendingPathComponent("Launch/cluster.sh").path
-            let r = try withLinkCut(hosts: 2, victim: 2, afterCheckpoint: 100, in: "\(tmp)/ck",
-                                    [cluster, "--config", try faultConfig(tmp), "--data-dir", try Support.realMNIST(), "--checkpoint-dir", "\(tmp)/ck"])
+            let r = try withLinkCut(
+                hosts: 2, victim: 2, afterCheckpoint: 100, in: "\(tmp)/ck",
+                [
+                    cluster, "--config", try faultConfig(tmp), "--data-dir", try Support.realMNIST(),
+                    "--checkpoint-dir", "\(tmp)/ck",
+                ])
             #expect(r.status != 0 && r.status != 99, "\(r.stderr)")
-            let seconds = try #require(r.stderr.firstMatch(of: #/cut after ([0-9.]+) s/#).flatMap { Double($0.1) }, "\(r.stderr)")
+            let seconds = try #require(
+                r.stderr.firstMatch(of: #/cut after ([0-9.]+) s/#).flatMap { Double($0.1) }, "\(r.stderr)")
             #expect(seconds < 30 + 5, "the job ended \(seconds) s after the cut")
-            #expect(r.stderr.contains("stopped while rank 0 on dpt-h1 has waited") && r.stderr.contains("in MPI_Allreduce(sum) at global step")
+            #expect(
+                r.stderr.contains("stopped while rank 0 on dpt-h1 has waited")
+                    && r.stderr.contains("in MPI_Allreduce(sum) at global step")
                     && r.stderr.contains("rank 1 on dpt-h2 does not answer on the network"), "\(r.stderr)")
             let files = Checkpointer(directory: "\(tmp)/ck").files()
             #expect(!files.isEmpty)
@@ -151,22 +177,38 @@ extension EndToEndTests {
             let elastic = Support.packageRoot.appendingPathComponent("Launch/elastic.sh").path
             let simulate = Support.packageRoot.appendingPathComponent("Launch/simulate-hosts.sh").path
             let train = ["--config", config, "--data-dir", data, "--metrics-file", "\(tmp)/elastic.jsonl"]
-            let r = try withLinkCut(hosts: 3, victim: 3, afterCheckpoint: 200, in: "\(tmp)/ck",
-                                    [elastic, "--hosts", "dpt-h1:1,dpt-h2:1,dpt-h3:1", "--discover", "\(simulate) alive", "--min-hosts", "2",
-                                     "--max-restarts", "2", "--"] + train + ["--checkpoint-dir", "\(tmp)/ck"])
+            let r = try withLinkCut(
+                hosts: 3, victim: 3, afterCheckpoint: 200, in: "\(tmp)/ck",
+                [
+                    elastic, "--hosts", "dpt-h1:1,dpt-h2:1,dpt-h3:1", "--discover", "\(simulate) alive", "--min-hosts",
+                    "2",
+                    "--max-restarts", "2", "--",
+                ] + train + ["--checkpoint-dir", "\(tmp)/ck"])
             try #require(r.status == 0, "\(r.stderr)")
-            #expect(r.stderr.contains("restart 1 of 2 on the 2 machine(s) that answer: dpt-h1:1,dpt-h2:1"), "\(r.stderr)")
-            let straight = try Support.run(Support.mpirunScript, ["3", bin, "train", "--threads", "1", "--config", config, "--data-dir", data,
-                                                                  "--metrics-file", "\(tmp)/straight.jsonl"])
+            #expect(
+                r.stderr.contains("restart 1 of 2 on the 2 machine(s) that answer: dpt-h1:1,dpt-h2:1"), "\(r.stderr)")
+            let straight = try Support.run(
+                Support.mpirunScript,
+                [
+                    "3", bin, "train", "--threads", "1", "--config", config, "--data-dir", data,
+                    "--metrics-file", "\(tmp)/straight.jsonl",
+                ])
             try #require(straight.status == 0, "\(straight.stderr)")
             let (end, whole) = (try events("\(tmp)/elastic.jsonl").summary, try events("\(tmp)/straight.jsonl").summary)
             #expect(end["world_size"] as? Int == 2 && whole["world_size"] as? Int == 3)
             let accuracy = (end["test_accuracy"] as! Double, whole["test_accuracy"] as! Double)
-            #expect(abs(accuracy.0 - accuracy.1) <= 0.002, "accuracy \(accuracy.0) after losing a host, \(accuracy.1) without")
-            let (after, all) = (try Self.stepLosses("\(tmp)/elastic.jsonl"), try Self.stepLosses("\(tmp)/straight.jsonl"))
-            #expect(after.keys.min().map { $0 > 200 } == true && after.keys.max() == 375 && after.count >= 30, "steps after the restart: \(after.keys.sorted())")
+            #expect(
+                abs(accuracy.0 - accuracy.1) <= 0.002,
+                "accuracy \(accuracy.0) after losing a host, \(accuracy.1) without")
+            let (after, all) = (
+                try Self.stepLosses("\(tmp)/elastic.jsonl"), try Self.stepLosses("\(tmp)/straight.jsonl")
+            )
+            #expect(
+                after.keys.min().map { $0 > 200 } == true && after.keys.max() == 375 && after.count >= 30,
+                "steps after the restart: \(after.keys.sorted())")
             for (step, loss) in after {
-                #expect(abs(loss - all[step]!) <= 1e-4, "step \(step): \(loss) after the restart, \(all[step]!) without")
+                #expect(
+                    abs(loss - all[step]!) <= 1e-4, "step \(step): \(loss) after the restart, \(all[step]!) without")
             }
         }
 
@@ -176,7 +218,9 @@ extension EndToEndTests {
             let args = ["--config", "Configs/mlp.yaml", "--data-dir", data, "--epochs", "2", "--log-every", "1"]
             let first = try onHosts(2, args + ["--max-steps", "11", "--checkpoint-dir", "\(tmp)/ckpt"])
             try #require(first.status == 0, "\(first.stderr)")
-            let resumed = try inOneProcess(threads: 2, args + ["--resume", "--checkpoint-dir", "\(tmp)/ckpt", "--metrics-file", "\(tmp)/resumed.jsonl"])
+            let resumed = try inOneProcess(
+                threads: 2,
+                args + ["--resume", "--checkpoint-dir", "\(tmp)/ckpt", "--metrics-file", "\(tmp)/resumed.jsonl"])
             #expect(resumed.status == 0 && resumed.stderr.contains("saved by 2 rank(s)"), "\(resumed.stderr)")
             let straight = try inOneProcess(threads: 2, args + ["--metrics-file", "\(tmp)/straight.jsonl"])
             try #require(straight.status == 0, "\(straight.stderr)")

@@ -9,7 +9,9 @@ extension EndToEndTests {
     struct Output {
         /// Rank 0's lines without the `[rank 0] ` prefix.
         static func lines(_ stderr: String) -> [String] {
-            stderr.split(separator: "\n").map { String($0) }.filter { $0.hasPrefix("[rank 0] ") }.map { String($0.dropFirst(9)) }
+            stderr.split(separator: "\n").map { String($0) }.filter { $0.hasPrefix("[rank 0] ") }.map {
+                String($0.dropFirst(9))
+            }
         }
 
         /// "epoch 1/2  loss 0.29  accuracy 0.91  ...  1.64s  36680 samples/s" as name -> value.
@@ -17,9 +19,13 @@ extension EndToEndTests {
             var fields: [String: Double] = [:]
             for part in line.components(separatedBy: "  ") {
                 let words = part.split(separator: " ")
-                if part.hasSuffix("samples/s") { fields["samples/s"] = Double(words[0]) }
-                else if words.count == 1, part.hasSuffix("s") { fields["seconds"] = Double(part.dropLast()) }
-                else if words.count == 2 { fields[String(words[0])] = Double(words[1]) }
+                if part.hasSuffix("samples/s") {
+                    fields["samples/s"] = Double(words[0])
+                } else if words.count == 1, part.hasSuffix("s") {
+                    fields["seconds"] = Double(part.dropLast())
+                } else if words.count == 2 {
+                    fields[String(words[0])] = Double(words[1])
+                }
             }
             return fields
         }
@@ -28,7 +34,9 @@ extension EndToEndTests {
             let bin = try Support.binary()
             let data = Support.makeTinyMNIST(train: 250, test: 40)
             let metrics = Support.temporaryDirectory() + "/m.jsonl"
-            let r = try Support.run(Support.mpirunScript, ["2", bin, "train", "--data-dir", data, "--epochs", "2", "--metrics-file", metrics], timeout: 120)
+            let r = try Support.run(
+                Support.mpirunScript,
+                ["2", bin, "train", "--data-dir", data, "--epochs", "2", "--metrics-file", metrics], timeout: 120)
             #expect(r.status == 0, "\(r.stderr)")
             let lines = Self.lines(r.stderr)
             let events = try Support.readMetrics(metrics)
@@ -36,7 +44,8 @@ extension EndToEndTests {
             // The layout line: ranks, threads, the build's instruction set, parameters, batches,
             // steps, images, data provenance.
             let header = try #require(lines.first)
-            let layout = #/(\d+) ranks? x (\d+) threads?, built for [^;]+ \(\d+-bit vectors\); model (\d+) parameters; global batch (\d+) \((\d+) per rank\), (\d+) steps/epoch, (\d+) training images from (.+) \((.+)\)$/#
+            let layout =
+                #/(\d+) ranks? x (\d+) threads?, built for [^;]+ \(\d+-bit vectors\); model (\d+) parameters; global batch (\d+) \((\d+) per rank\), (\d+) steps/epoch, (\d+) training images from (.+) \((.+)\)$/#
             let m = try #require(header.firstMatch(of: layout), "\(header)")
             #expect(Int(m.1) == 2 && Int(m.2) == 1)
             #expect(Int(m.3) == 784 * 128 + 128 + 128 * 10 + 10)
@@ -62,8 +71,10 @@ extension EndToEndTests {
                 #expect(line.hasPrefix("epoch \(i + 1)/2  "))
                 let f = Self.fields(ofEpochLine: line)
                 let (epoch, eval) = (epochEvents[i], evalEvents[i])
-                let pairs: [(String, Any?)] = [("loss", epoch["loss"]), ("accuracy", epoch["accuracy"]),
-                                               ("test_loss", eval["loss"]), ("test_accuracy", eval["accuracy"])]
+                let pairs: [(String, Any?)] = [
+                    ("loss", epoch["loss"]), ("accuracy", epoch["accuracy"]),
+                    ("test_loss", eval["loss"]), ("test_accuracy", eval["accuracy"]),
+                ]
                 for (name, value) in pairs {
                     let printed = try #require(f[name], "\(name) missing from '\(line)'")
                     #expect(abs(printed - (value as! Double)) <= 5e-5, "\(name) in '\(line)' vs \(value!)")
@@ -71,7 +82,9 @@ extension EndToEndTests {
                 let seconds = try #require(f["seconds"]), rate = try #require(f["samples/s"])
                 #expect(abs(seconds - (epoch["seconds"] as! Double)) <= 0.005)
                 #expect(abs(rate - (epoch["samples_per_second"] as! Double)) <= 0.5)
-                #expect(abs(rate - 250 / (epoch["seconds"] as! Double)) <= 0.5, "samples/s is the epoch's samples over its seconds")
+                #expect(
+                    abs(rate - 250 / (epoch["seconds"] as! Double)) <= 0.5,
+                    "samples/s is the epoch's samples over its seconds")
             }
 
             // The final line against the summary event.

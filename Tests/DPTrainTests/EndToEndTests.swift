@@ -16,8 +16,12 @@ struct EndToEndTests {
         let bin = try Support.binary()
         let metrics = Support.temporaryDirectory() + "/metrics.jsonl"
         let args = ["train", "--config", "Configs/mlp.yaml", "--data-dir", data, "--metrics-file", metrics] + extra
-        let result = try ranks.map { try Support.run(Support.mpirunScript, ["\($0)", bin] + args) } ?? Support.run(bin, args)
-        guard result.status == 0 else { throw TestSetupError("run with \(ranks.map(String.init) ?? "no") ranks failed (\(result.status)):\n\(result.stderr)") }
+        let result =
+            try ranks.map { try Support.run(Support.mpirunScript, ["\($0)", bin] + args) } ?? Support.run(bin, args)
+        guard result.status == 0 else {
+            throw TestSetupError(
+                "run with \(ranks.map(String.init) ?? "no") ranks failed (\(result.status)):\n\(result.stderr)")
+        }
         let events = try Support.readMetrics(metrics)
         let losses = events.filter { $0["event"] as? String == "step" }.map { $0["loss"] as! Double }
         let summary = try #require(events.last { $0["event"] as? String == "summary" })
@@ -48,6 +52,32 @@ struct EndToEndTests {
         }
     }
 
+    /// bf16 compression halves the allreduce's bytes; the gradient sums keep about 3 significant
+    /// digits, so the trajectory follows float32's closely without matching it, and the replicas
+    /// stay identical (every rank decompresses the same sums).
+    @Test func bf16CompressionFollowsTheFloat32Trajectory() throws {
+        let data = Support.makeTinyMNIST(train: 250, test: 40)
+        let args = ["--epochs", "2", "--batch-size", "32", "--log-every", "1", "--seed", "3", "--threads", "1"]
+        let exact = try train(ranks: 2, data: data, args)
+        let compressed = try train(ranks: 2, data: data, args + ["--allreduce-compression", "bf16"])
+        #expect(compressed.result.stderr.contains("bfloat16"), "\(compressed.result.stderr)")
+        #expect(compressed.summary["replicas_identical"] as? Bool == true)
+        #expect(compressed.losses.count == exact.losses.count)
+        #expect(compressed.losses != exact.losses, "bf16 rounding must show in the losses")
+        for (step, (a, b)) in zip(exact.losses, compressed.losses).enumerated() {
+            #expect(abs(a - b) <= 0.02 * abs(a), "step \(step + 1): float32 \(a), bf16 \(b)")
+        }
+        // One process has nothing to send: the flag changes nothing there.
+        let alone = try train(ranks: nil, data: data, args + ["--threads", "2"])
+        let aloneCompressed = try train(
+            ranks: nil, data: data, args + ["--threads", "2", "--allreduce-compression", "bf16"])
+        #expect(alone.losses == aloneCompressed.losses)
+        let bad = try Support.run(
+            try Support.binary(),
+            ["train", "--config", "Configs/mlp.yaml", "--data-dir", data, "--allreduce-compression", "fp8"])
+        #expect(bad.status != 0 && bad.stderr.contains("--allreduce-compression"), "\(bad.stderr)")
+    }
+
     @Test func oneEpochOnRealMNISTWithTwoRanks() throws {
         let run = try train(ranks: 2, data: try Support.realMNIST(), ["--epochs", "1"])
         let accuracy = try #require(run.summary["test_accuracy"] as? Double)
@@ -60,9 +90,11 @@ struct EndToEndTests {
         let bin = try Support.binary()
         let good = Support.makeTinyMNIST(train: 64, test: 16)
         let missing = Support.temporaryDirectory() + "/nothing-here"
-        let result = try Support.run(Support.mpirunScript, [
-            "1", bin, "train", "--data-dir", good, ":", "-np", "1", bin, "train", "--data-dir", missing,
-        ], timeout: 60)
+        let result = try Support.run(
+            Support.mpirunScript,
+            [
+                "1", bin, "train", "--data-dir", good, ":", "-np", "1", bin, "train", "--data-dir", missing,
+            ], timeout: 60)
         #expect(result.status != 0)
         #expect(result.seconds < 30, "took \(result.seconds) s")
         #expect(result.stderr.contains("rank 1") && result.stderr.contains(missing), "\(result.stderr)")
@@ -71,7 +103,8 @@ struct EndToEndTests {
     @Test func aBatchSmallerThanTheWorldIsOneClearError() throws {
         let bin = try Support.binary()
         let data = Support.makeTinyMNIST(train: 64, test: 16)
-        let result = try Support.run(Support.mpirunScript, ["2", bin, "train", "--data-dir", data, "--batch-size", "1"], timeout: 60)
+        let result = try Support.run(
+            Support.mpirunScript, ["2", bin, "train", "--data-dir", data, "--batch-size", "1"], timeout: 60)
         #expect(result.status != 0)
         let mentions = result.stderr.components(separatedBy: "training.batch_size").count - 1
         #expect(mentions == 1, "the error is printed once, by one rank:\n\(result.stderr)")
@@ -81,7 +114,8 @@ struct EndToEndTests {
         let bin = try Support.binary()
         let data = Support.makeTinyMNIST(train: 64, test: 16)
         let bad = Support.temporaryDirectory() + "/bad.yaml"
-        try "model:\n  layers:\n    - type: dense\n      units: 10\n      activation: softmax\ntraining:\n  epoch: 2\n".write(toFile: bad, atomically: true, encoding: .utf8)
+        try "model:\n  layers:\n    - type: dense\n      units: 10\n      activation: softmax\ntraining:\n  epoch: 2\n"
+            .write(toFile: bad, atomically: true, encoding: .utf8)
         let r1 = try Support.run(bin, ["train", "--config", bad, "--data-dir", data])
         #expect(r1.status != 0 && r1.stderr.contains("training.epoch"), "\(r1.stderr)")
         let r2 = try Support.run(bin, ["train", "--data-dir", data, "--epochs", "0"])
@@ -98,11 +132,15 @@ struct EndToEndTests {
         let bin = try Support.binary()
         let data = Support.makeTinyMNIST(train: 64, test: 16)
         let huge = Support.temporaryDirectory() + "/huge.yaml"
-        try "model:\n  layers:\n    - {type: flatten}\n    - {type: dense, units: 1000000000000, activation: relu}\n    - {type: dense, units: 10, activation: softmax}\n"
+        try
+            "model:\n  layers:\n    - {type: flatten}\n    - {type: dense, units: 1000000000000, activation: relu}\n    - {type: dense, units: 10, activation: softmax}\n"
             .write(toFile: huge, atomically: true, encoding: .utf8)
-        for (args, key) in [(["--config", huge], "model.layers[1].units"), (["--epochs", "\(Int.max)"], "training.epochs")] {
+        for (args, key) in [
+            (["--config", huge], "model.layers[1].units"), (["--epochs", "\(Int.max)"], "training.epochs"),
+        ] {
             let r = try Support.run(bin, ["train", "--data-dir", data] + args)
-            #expect(r.status == 1 && r.stderr.contains("dptrain: error:") && r.stderr.contains(key), "\(args): \(r.stderr)")
+            #expect(
+                r.status == 1 && r.stderr.contains("dptrain: error:") && r.stderr.contains(key), "\(args): \(r.stderr)")
             #expect(!r.stderr.contains("Fatal error"), "\(r.stderr)")
         }
         let whole = try Support.run(bin, ["train", "--data-dir", data, "--batch-size", "\(Int.max)", "--epochs", "2"])
@@ -112,21 +150,55 @@ struct EndToEndTests {
     @Test func benchReportsEveryPhaseAcrossRanks() throws {
         let bin = try Support.binary()
         let data = Support.makeTinyMNIST(train: 128, test: 32)
-        let r = try Support.run(Support.mpirunScript, ["2", bin, "bench", "--data-dir", data, "--steps", "5", "--warmup", "2", "--json"], timeout: 120)
+        let r = try Support.run(
+            Support.mpirunScript, ["2", bin, "bench", "--data-dir", data, "--steps", "5", "--warmup", "2", "--json"],
+            timeout: 120)
         #expect(r.status == 0, "\(r.stderr)")
         let report = try JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as! [String: Any]
         #expect(report["world_size"] as? Int == 2 && report["steps"] as? Int == 5)
         let phases = report["phases_seconds"] as! [String: [String: Double]]
         #expect(Set(phases.keys) == ["gather", "forward", "backward", "allreduce", "optimizer"])
-        for (name, spread) in phases { #expect(spread["min"]! <= spread["median"]! && spread["median"]! <= spread["max"]!, "\(name)") }
+        for (name, spread) in phases {
+            #expect(spread["min"]! <= spread["median"]! && spread["median"]! <= spread["max"]!, "\(name)")
+        }
         for key in ["samples_per_second", "gflops", "peak_gflops", "eval_seconds", "startup_seconds"] {
             #expect((report[key] as? Double ?? -1) > 0, "\(key)")
         }
         #expect((report["peak_rss_mb"] as! [String: Double])["max"]! > 0)
         #expect(report["skips_zero_inputs"] as? Bool == true)
-        let dense = try Support.run(bin, ["bench", "--data-dir", data, "--steps", "3", "--warmup", "1", "--json", "--dense-inputs"])
+        let dense = try Support.run(
+            bin, ["bench", "--data-dir", data, "--steps", "3", "--warmup", "1", "--json", "--dense-inputs"])
         #expect(dense.status == 0, "\(dense.stderr)")
         let denseReport = try JSONSerialization.jsonObject(with: Data(dense.stdout.utf8)) as! [String: Any]
         #expect(denseReport["skips_zero_inputs"] as? Bool == false)
+    }
+
+    @Test func benchTimesTheAllreduceAloneInEitherWireFormat() throws {
+        let bin = try Support.binary()
+        let data = Support.makeTinyMNIST(train: 64, test: 16)
+        for (format, bytesPerFloat) in [("none", 4), ("bf16", 2)] {
+            let r = try Support.run(
+                Support.mpirunScript,
+                [
+                    "2", bin, "bench", "--data-dir", data, "--allreduce-only", "--allreduce-floats", "1000",
+                    "--allreduce-compression", format, "--steps", "5", "--warmup", "1", "--json",
+                ], timeout: 120)
+            #expect(r.status == 0, "\(r.stderr)")
+            let report = try JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as! [String: Any]
+            #expect(
+                report["world_size"] as? Int == 2 && report["floats"] as? Int == 1000
+                    && report["bytes"] as? Int == 1000 * bytesPerFloat)
+            let seconds = report["allreduce_seconds"] as! [String: Double]
+            #expect(
+                0 < seconds["min"]! && seconds["min"]! <= seconds["median"]! && seconds["median"]! <= seconds["max"]!)
+        }
+        // The model's gradient by default: the MLP's 101,770 parameters and the step's 3 statistics.
+        let mlp = try Support.run(bin, ["bench", "--data-dir", data, "--allreduce-only", "--steps", "2", "--json"])
+        #expect(mlp.status == 0, "\(mlp.stderr)")
+        #expect(
+            (try JSONSerialization.jsonObject(with: Data(mlp.stdout.utf8)) as! [String: Any])["floats"] as? Int
+                == 101_773)
+        let misplaced = try Support.run(bin, ["bench", "--data-dir", data, "--allreduce-floats", "10"])
+        #expect(misplaced.status != 0 && misplaced.stderr.contains("--allreduce-only"), "\(misplaced.stderr)")
     }
 }

@@ -13,8 +13,9 @@ extension EndToEndTests {
             let data = Support.makeTinyMNIST(train: 128, test: 16)
             let metrics = Support.temporaryDirectory() + "/m.jsonl"
             let script = Support.packageRoot.appendingPathComponent("Launch/cluster.sh").path
-            let r = try Support.run(script, ["--data-dir", data, "--max-steps", "4", "--metrics-file", metrics],
-                                    environment: ["DPTRAIN_HOSTS": "localhost:2", "DPTRAIN_BIN": bin], timeout: 600)
+            let r = try Support.run(
+                script, ["--data-dir", data, "--max-steps", "4", "--metrics-file", metrics],
+                environment: ["DPTRAIN_HOSTS": "localhost:2", "DPTRAIN_BIN": bin], timeout: 600)
             #expect(r.status == 0, "\(r.stderr)")
             let summary = try #require(try Support.readMetrics(metrics).last)
             #expect(summary["world_size"] as? Int == 2 && summary["steps"] as? Int == 4)
@@ -24,25 +25,34 @@ extension EndToEndTests {
         @Test func readmeTrainCommandRunsUnderMpirun() throws {
             let metrics = Support.temporaryDirectory() + "/m.jsonl"
             let script = Support.packageRoot.appendingPathComponent("Launch/train.sh").path
-            let r = try Support.run(script, ["--data-dir", try Support.realMNIST(), "--max-steps", "50", "--metrics-file", metrics],
-                                    environment: ["DPTRAIN_BIN": bin], timeout: 300)
+            let r = try Support.run(
+                script, ["--data-dir", try Support.realMNIST(), "--max-steps", "50", "--metrics-file", metrics],
+                environment: ["DPTRAIN_BIN": bin], timeout: 300)
             #expect(r.status == 0, "\(r.stderr)")
-            let ranks = try #require(r.stderr.firstMatch(of: #/dptrain: mpirun -np (\d+) /#).map { Int($0.1)! }, "\(r.stderr)")
+            let ranks = try #require(
+                r.stderr.firstMatch(of: #/dptrain: mpirun -np (\d+) /#).map { Int($0.1)! }, "\(r.stderr)")
             let summary = try #require(try Support.readMetrics(metrics).last)
             #expect(summary["world_size"] as? Int == ranks && summary["steps"] as? Int == 50)
         }
 
         func slurmEnvironment(checkpoints: String) -> [String: String] {
-            ["SLURM_NTASKS": "2", "SLURM_NTASKS_PER_NODE": "2", "SLURM_CPUS_PER_TASK": "1", "SLURM_SUBMIT_DIR": Support.packageRoot.path,
-             "DPTRAIN_BIN": bin, "DPTRAIN_CHECKPOINTS": checkpoints]
+            [
+                "SLURM_NTASKS": "2", "SLURM_NTASKS_PER_NODE": "2", "SLURM_CPUS_PER_TASK": "1",
+                "SLURM_SUBMIT_DIR": Support.packageRoot.path,
+                "DPTRAIN_BIN": bin, "DPTRAIN_CHECKPOINTS": checkpoints,
+            ]
         }
 
         @Test func slurmScriptRunsWithTheVariablesSlurmSets() throws {
             let data = Support.makeTinyMNIST(train: 128, test: 16)
             let tmp = Support.temporaryDirectory()
-            let r = try Support.run("/bin/bash", [Support.packageRoot.appendingPathComponent("Launch/slurm.sbatch").path,
-                                                  "--data-dir", data, "--max-steps", "4", "--metrics-file", "\(tmp)/m.jsonl"],
-                                    environment: slurmEnvironment(checkpoints: "\(tmp)/ck"))
+            let r = try Support.run(
+                "/bin/bash",
+                [
+                    Support.packageRoot.appendingPathComponent("Launch/slurm.sbatch").path,
+                    "--data-dir", data, "--max-steps", "4", "--metrics-file", "\(tmp)/m.jsonl",
+                ],
+                environment: slurmEnvironment(checkpoints: "\(tmp)/ck"))
             #expect(r.status == 0, "\(r.stderr)")
             let summary = try #require(try Support.readMetrics("\(tmp)/m.jsonl").last)
             #expect(summary["world_size"] as? Int == 2)
@@ -56,13 +66,19 @@ extension EndToEndTests {
             let tmp = Support.temporaryDirectory()
             let script = Support.packageRoot.appendingPathComponent("Launch/slurm.sbatch").path
             let args = [script, "--data-dir", data, "--epochs", "120", "--log-every", "1"]
-            let run = try Support.start("/bin/bash", args + ["--metrics-file", "\(tmp)/first.jsonl"], environment: slurmEnvironment(checkpoints: "\(tmp)/ck"))
+            let run = try Support.start(
+                "/bin/bash", args + ["--metrics-file", "\(tmp)/first.jsonl"],
+                environment: slurmEnvironment(checkpoints: "\(tmp)/ck"))
             let started = Support.eventually { EndToEndTests.Preemption.stepsLogged("\(tmp)/first.jsonl") >= 40 }
             run.signal(SIGUSR1)
             let first = run.wait(timeout: 120)
             try #require(started, "\(first.stderr)")
-            #expect(first.status == ExitStatus.stoppedWithCheckpoint && first.stderr.contains("submit this script again to resume"), "\(first.stderr)")
-            let second = try Support.run("/bin/bash", args + ["--metrics-file", "\(tmp)/second.jsonl"], environment: slurmEnvironment(checkpoints: "\(tmp)/ck"))
+            #expect(
+                first.status == ExitStatus.stoppedWithCheckpoint
+                    && first.stderr.contains("submit this script again to resume"), "\(first.stderr)")
+            let second = try Support.run(
+                "/bin/bash", args + ["--metrics-file", "\(tmp)/second.jsonl"],
+                environment: slurmEnvironment(checkpoints: "\(tmp)/ck"))
             #expect(second.status == 0 && second.stderr.contains("resuming from"), "\(second.stderr)")
             #expect(try Support.readMetrics("\(tmp)/second.jsonl").last?["steps"] as? Int == 120 * 8)
         }
@@ -70,21 +86,25 @@ extension EndToEndTests {
         @Test func inspectShowsTensorsAndReportsCorruption() throws {
             let data = Support.makeTinyMNIST(train: 64, test: 16)
             let tmp = Support.temporaryDirectory()
-            _ = try Support.run(bin, ["train", "--data-dir", data, "--max-steps", "1", "--checkpoint-dir", "\(tmp)/ck"])
+            _ = try Support.run(
+                bin, ["train", "--data-dir", data, "--max-steps", "1", "--checkpoint-dir", "\(tmp)/ck"])
             let file = try #require(Checkpointer(directory: "\(tmp)/ck").files().first)
             let good = try Support.run(bin, ["inspect", file])
-            #expect(good.status == 0 && good.stdout.contains("checksum OK") && good.stdout.contains("dense_1.kernel")
+            #expect(
+                good.status == 0 && good.stdout.contains("checksum OK") && good.stdout.contains("dense_1.kernel")
                     && good.stdout.contains("[784, 128]") && good.stdout.contains("units: 128"), "\(good.stdout)")
             var bytes = [UInt8](try Data(contentsOf: URL(fileURLWithPath: file)))
             bytes[bytes.count - 3] ^= 0xFF
             Support.write(bytes, to: "\(tmp)/bad.safetensors")
             let bad = try Support.run(bin, ["inspect", "\(tmp)/bad.safetensors"])
-            #expect(bad.status == 1 && bad.stderr.contains("checksum mismatch") && bad.stderr.contains("bad.safetensors"), "\(bad.stderr)")
+            #expect(
+                bad.status == 1 && bad.stderr.contains("checksum mismatch") && bad.stderr.contains("bad.safetensors"),
+                "\(bad.stderr)")
             Support.write(Array(bytes.prefix(20)), to: "\(tmp)/short.safetensors")
             let short = try Support.run(bin, ["inspect", "\(tmp)/short.safetensors"])
             #expect(short.status == 1 && short.stderr.contains("short.safetensors"), "\(short.stderr)")
         }
-    
+
         @Test func dataVerifyDetectsAModifiedByteAndNamesTheFile() throws {
             let real = try Support.realMNIST()
             let tmp = Support.temporaryDirectory()
@@ -93,17 +113,22 @@ extension EndToEndTests {
                 try FileManager.default.copyItem(atPath: path, toPath: "\(tmp)/\((path as NSString).lastPathComponent)")
             }
             let good = try Support.run(bin, ["data", "verify", "--data-dir", tmp])
-            #expect(good.status == 0 && good.stdout.components(separatedBy: "ok ").count - 1 == 4, "\(good.stdout)\(good.stderr)")
+            #expect(
+                good.status == 0 && good.stdout.components(separatedBy: "ok ").count - 1 == 4,
+                "\(good.stdout)\(good.stderr)")
             // Replace the training labels by a raw copy with one label changed.
             let labels = try DataLoader.locate("train-labels-idx1-ubyte", in: tmp)
             let file = try IDXFile.read(path: labels)
             var bytes = file.bytes
             bytes[123] = (bytes[123] + 1) % 10
             try FileManager.default.removeItem(atPath: labels)
-            Support.write(IDXFile.encode(dimensions: file.dimensions, bytes: bytes), to: "\(tmp)/train-labels-idx1-ubyte")
+            Support.write(
+                IDXFile.encode(dimensions: file.dimensions, bytes: bytes), to: "\(tmp)/train-labels-idx1-ubyte")
             let bad = try Support.run(bin, ["data", "verify", "--data-dir", tmp])
             #expect(bad.status == 1)
-            #expect(bad.stdout.contains("MISMATCH \(tmp)/train-labels-idx1-ubyte") && bad.stdout.contains(KnownDataset.mnist.sha256["train-labels-idx1-ubyte"]!), "\(bad.stdout)")
+            #expect(
+                bad.stdout.contains("MISMATCH \(tmp)/train-labels-idx1-ubyte")
+                    && bad.stdout.contains(KnownDataset.mnist.sha256["train-labels-idx1-ubyte"]!), "\(bad.stdout)")
         }
 
         /// Reads the TensorBoard file back with a reader written here from the TFRecord and
@@ -111,8 +136,12 @@ extension EndToEndTests {
         @Test func tensorBoardScalarsMatchTheMetrics() throws {
             let data = Support.makeTinyMNIST(train: 200, test: 40)
             let tmp = Support.temporaryDirectory()
-            let r = try Support.run(bin, ["train", "--data-dir", data, "--epochs", "3", "--log-every", "2", "--tensorboard", "\(tmp)/tb",
-                                          "--metrics-file", "\(tmp)/m.jsonl", "--config", "Configs/binary.yaml", "--batch-size", "32"])
+            let r = try Support.run(
+                bin,
+                [
+                    "train", "--data-dir", data, "--epochs", "3", "--log-every", "2", "--tensorboard", "\(tmp)/tb",
+                    "--metrics-file", "\(tmp)/m.jsonl", "--config", "Configs/binary.yaml", "--batch-size", "32",
+                ])
             #expect(r.status == 0, "\(r.stderr)")
             let files = try FileManager.default.contentsOfDirectory(atPath: "\(tmp)/tb")
             let file = try #require(files.first { $0.hasPrefix("events.out.tfevents.") })
@@ -128,13 +157,16 @@ extension EndToEndTests {
                     guard let expected = m[key] as? Double else { return }
                     // Within one float ulp: JSONSerialization's number parsing is not always correctly rounded.
                     let scalar = try? #require(scalars[tag]?[step], "\(tag) at step \(step) missing")
-                    #expect(scalar.map { abs(Double($0) - expected) <= Double(Float(expected).ulp) } == true,
-                            "\(tag) at step \(step): \(scalar.map(String.init(describing:)) ?? "-") vs \(expected)")
+                    #expect(
+                        scalar.map { abs(Double($0) - expected) <= Double(Float(expected).ulp) } == true,
+                        "\(tag) at step \(step): \(scalar.map(String.init(describing:)) ?? "-") vs \(expected)")
                     checked += 1
                 }
                 switch m["event"] as? String {
                 case "step": check("train/step_loss", "loss"); check("train/learning_rate", "learning_rate")
-                case "epoch": check("train/loss", "loss"); check("train/accuracy", "accuracy"); check("perf/samples_per_second", "samples_per_second")
+                case "epoch":
+                    check("train/loss", "loss"); check("train/accuracy", "accuracy");
+                    check("perf/samples_per_second", "samples_per_second")
                     check("perf/allreduce_ms", "allreduce_ms")
                 case "eval":
                     let split = m["split"] as! String

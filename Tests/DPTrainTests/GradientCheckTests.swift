@@ -51,7 +51,9 @@ struct GradientCheckTests {
         // Layers may turn their output gradient into the pre-activation one in place: pass a copy.
         let dy = FloatBuffer(count: r.count)
         dy.copy(from: r.array)
-        layer.backward(input: x.pointer, output: y.pointer, outputGradient: dy.pointer, inputGradient: dx.pointer, batch: batch, context: context)
+        layer.backward(
+            input: x.pointer, output: y.pointer, outputGradient: dy.pointer, inputGradient: dx.pointer, batch: batch,
+            context: context)
         let analyticParams = store.gradients.array
         let analyticInput = dx.array
 
@@ -74,7 +76,9 @@ struct GradientCheckTests {
 
     @Test(arguments: [ActivationKind.linear, .relu, .sigmoid, .tanh])
     func dense(_ activation: ActivationKind) {
-        Self.checkLayer(Dense(name: "dense_1", inputs: 7, units: 5, activation: activation), batch: 3) { $0.uniform(-1, 1) }
+        Self.checkLayer(Dense(name: "dense_1", inputs: 7, units: 5, activation: activation), batch: 3) {
+            $0.uniform(-1, 1)
+        }
     }
 
     @Test(arguments: [ActivationKind.relu, .sigmoid, .tanh, .softmax, .linear])
@@ -95,7 +99,9 @@ struct GradientCheckTests {
         indices.withUnsafeBufferPointer { idx in
             let context = StepContext(training: true, step: 3, seed: 1, sampleIndices: idx.baseAddress)
             layer.forward(x.pointer, y.pointer, batch: 2, context: context)
-            layer.backward(input: x.pointer, output: y.pointer, outputGradient: x.pointer, inputGradient: dx.pointer, batch: 2, context: context)
+            layer.backward(
+                input: x.pointer, output: y.pointer, outputGradient: x.pointer, inputGradient: dx.pointer, batch: 2,
+                context: context)
         }
         let kept = y.array.filter { $0 != 0 }
         #expect(kept.allSatisfy { $0 == 2 })
@@ -109,8 +115,16 @@ struct GradientCheckTests {
         let x = FloatBuffer(count: 192), a = FloatBuffer(count: 192), b = FloatBuffer(count: 192)
         for i in 0..<192 { x.pointer[i] = 1 }
         let order1: [Int32] = [10, 20, 30], order2: [Int32] = [30, 10, 20]
-        order1.withUnsafeBufferPointer { layer.forward(x.pointer, a.pointer, batch: 3, context: StepContext(training: true, step: 4, seed: 9, sampleIndices: $0.baseAddress)) }
-        order2.withUnsafeBufferPointer { layer.forward(x.pointer, b.pointer, batch: 3, context: StepContext(training: true, step: 4, seed: 9, sampleIndices: $0.baseAddress)) }
+        order1.withUnsafeBufferPointer {
+            layer.forward(
+                x.pointer, a.pointer, batch: 3,
+                context: StepContext(training: true, step: 4, seed: 9, sampleIndices: $0.baseAddress))
+        }
+        order2.withUnsafeBufferPointer {
+            layer.forward(
+                x.pointer, b.pointer, batch: 3,
+                context: StepContext(training: true, step: 4, seed: 9, sampleIndices: $0.baseAddress))
+        }
         // sample 30 is row 2 in the first batch and row 0 in the second.
         #expect(Array(a.array[128..<192]) == Array(b.array[0..<64]))
         #expect(Array(a.array[0..<64]) == Array(b.array[64..<128]))
@@ -130,11 +144,19 @@ struct GradientCheckTests {
         let batch = 4
         let out = FloatBuffer(count: batch * outputs), grad = FloatBuffer(count: batch * outputs)
         // Unfused cross-entropies take probabilities: keep the outputs in (0.05, 0.95).
-        for i in 0..<out.count { out.pointer[i] = fused == nil && kind != .meanSquaredError ? rng.uniform(0.05, 0.95) : rng.uniform(-2, 2) }
+        for i in 0..<out.count {
+            out.pointer[i] = fused == nil && kind != .meanSquaredError ? rng.uniform(0.05, 0.95) : rng.uniform(-2, 2)
+        }
         let labels: [Int32] = (0..<batch).map { _ in Int32(rng.next(below: UInt64(max(outputs, 2)))) }
         let scale: Float = 0.5
-        let f: () -> Double = { labels.withUnsafeBufferPointer { head.evaluate(out.pointer, labels: $0.baseAddress!, batch: batch, gradient: nil, scale: 1).loss } }
-        _ = labels.withUnsafeBufferPointer { head.evaluate(out.pointer, labels: $0.baseAddress!, batch: batch, gradient: grad.pointer, scale: scale) }
+        let f: () -> Double = {
+            labels.withUnsafeBufferPointer {
+                head.evaluate(out.pointer, labels: $0.baseAddress!, batch: batch, gradient: nil, scale: 1).loss
+            }
+        }
+        _ = labels.withUnsafeBufferPointer {
+            head.evaluate(out.pointer, labels: $0.baseAddress!, batch: batch, gradient: grad.pointer, scale: scale)
+        }
         let eps: Float = 1e-3
         for i in 0..<out.count {
             let saved = out.pointer[i]
@@ -143,7 +165,9 @@ struct GradientCheckTests {
             out.pointer[i] = saved - eps
             let down = f()
             out.pointer[i] = saved
-            Self.close((up - down) / (2 * Double(eps)) * Double(scale), Double(grad.pointer[i]), "\(kind) fused \(String(describing: fused)) output[\(i)]")
+            Self.close(
+                (up - down) / (2 * Double(eps)) * Double(scale), Double(grad.pointer[i]),
+                "\(kind) fused \(String(describing: fused)) output[\(i)]")
         }
     }
 
@@ -156,7 +180,10 @@ struct GradientCheckTests {
         func loss(gradient: Bool) -> Double {
             model.forward(batch: batch, context: context)
             return labels.withUnsafeBufferPointer {
-                model.head.evaluate(model.output, labels: $0.baseAddress!, batch: batch, gradient: gradient ? model.outputGradient : nil, scale: 1).loss
+                model.head.evaluate(
+                    model.output, labels: $0.baseAddress!, batch: batch,
+                    gradient: gradient ? model.outputGradient : nil, scale: 1
+                ).loss
             }
         }
         _ = loss(gradient: true)
@@ -181,7 +208,10 @@ struct GradientCheckTests {
     }
 
     @Test func wholeMLPWithoutDropout() throws {
-        let specs: [LayerSpec] = [.flatten, .dense(units: 6, activation: .relu, l2: 0), .dense(units: 4, activation: .tanh, l2: 0), .dense(units: 3, activation: .softmax, l2: 0)]
+        let specs: [LayerSpec] = [
+            .flatten, .dense(units: 6, activation: .relu, l2: 0), .dense(units: 4, activation: .tanh, l2: 0),
+            .dense(units: 3, activation: .softmax, l2: 0),
+        ]
         let model = try Model(specs: specs, inputShape: [3, 3, 1], loss: .sparseCategoricalCrossentropy, capacity: 5)
         model.initialize(seed: 3)
         var rng = SplitMix64(seed: 5)

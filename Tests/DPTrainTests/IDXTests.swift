@@ -48,7 +48,8 @@ struct IDXTests {
 
     @Test(arguments: [10, 70_007, 70_009, 1 << 30])
     func gzipWithAFalseTrailerIsReported(length: Int) throws {
-        Support.write(IDXFile.encode(dimensions: [70_000], bytes: [UInt8](repeating: 9, count: 70_000)), to: "\(dir)/t\(length)")
+        Support.write(
+            IDXFile.encode(dimensions: [70_000], bytes: [UInt8](repeating: 9, count: 70_000)), to: "\(dir)/t\(length)")
         try gzip("\(dir)/t\(length)")
         var bytes = [UInt8](try Data(contentsOf: URL(fileURLWithPath: "\(dir)/t\(length).gz")))
         for i in 0..<4 { bytes[bytes.count - 4 + i] = UInt8(truncatingIfNeeded: length >> (8 * i)) }
@@ -71,7 +72,10 @@ struct IDXTests {
     @Test func prefetchPathsAreTheFilesLoadReads() throws {
         let data = Support.makeTinyMNIST(train: 3, test: 2)
         try gzip("\(data)/train-images-idx3-ubyte")
-        #expect(DataLoader(spec: DataSpec(), directory: data).idxPaths(.train) == ["\(data)/train-images-idx3-ubyte.gz", "\(data)/train-labels-idx1-ubyte"])
+        #expect(
+            DataLoader(spec: DataSpec(), directory: data).idxPaths(.train) == [
+                "\(data)/train-images-idx3-ubyte.gz", "\(data)/train-labels-idx1-ubyte",
+            ])
         #expect(DataLoader(spec: DataSpec(), directory: "\(dir)/nowhere").idxPaths(.test).isEmpty)
     }
 
@@ -81,7 +85,8 @@ struct IDXTests {
         try gzip("\(data)/train-images-idx3-ubyte")
         let loader = DataLoader(spec: DataSpec(), directory: data)
         let train = try #require(try loader.load(.train))
-        #expect(train.count == 30 && train.sampleShape == [28, 28, 1] && train.numClasses == 10 && !train.buffer.isMapped)
+        #expect(
+            train.count == 30 && train.sampleShape == [28, 28, 1] && train.numClasses == 10 && !train.buffer.isMapped)
         let limited = try #require(try loader.load(.test, limit: 4, classes: train.classes))
         #expect(limited.count == 4 && limited.buffer.isMapped && limited.offset == 16)
     }
@@ -137,7 +142,9 @@ struct IDXTests {
     }
 
     /// IDX files named in a config, read as the training split.
-    func loadIDX(images: (dims: [Int], bytes: [UInt8]), labels: (dims: [Int], bytes: [UInt8]), classes: Classes? = nil) throws -> Dataset? {
+    func loadIDX(
+        images: (dims: [Int], bytes: [UInt8]), labels: (dims: [Int], bytes: [UInt8]), classes: Classes? = nil
+    ) throws -> Dataset? {
         Support.write(IDXFile.encode(dimensions: images.dims, bytes: images.bytes), to: "\(dir)/imgs")
         Support.write(IDXFile.encode(dimensions: labels.dims, bytes: labels.bytes), to: "\(dir)/lbls")
         var spec = DataSpec()
@@ -146,7 +153,9 @@ struct IDXTests {
     }
 
     @Test func countMismatchIsReported() throws {
-        #expect(throws: DataError.countMismatch(images: "\(dir)/imgs", imageCount: 3, labels: "\(dir)/lbls", labelCount: 2)) {
+        #expect(
+            throws: DataError.countMismatch(images: "\(dir)/imgs", imageCount: 3, labels: "\(dir)/lbls", labelCount: 2)
+        ) {
             try loadIDX(images: ([3, 28, 28], [UInt8](repeating: 0, count: 3 * 784)), labels: ([2], [1, 2]))
         }
     }

@@ -9,11 +9,14 @@ struct InstructionSetTests {
         InstructionSet(mask: names.reduce(0) { $0 | 1 << UInt32(InstructionSet.names.firstIndex(of: $1)!) })
     }
     static let avx2 = set(["AVX", "AVX2", "FMA", "BMI1", "BMI2", "F16C"])
-    static let avx512 = set(["AVX", "AVX2", "FMA", "BMI1", "BMI2", "F16C", "AVX512F", "AVX512BW", "AVX512DQ", "AVX512VL", "AVX512CD"])
+    static let avx512 = set([
+        "AVX", "AVX2", "FMA", "BMI1", "BMI2", "F16C", "AVX512F", "AVX512BW", "AVX512DQ", "AVX512VL", "AVX512CD",
+    ])
 
     @Test func vectorWidthFollowsTheWidestLevel() {
         #expect(Self.avx512.vectorBits == 512 && Self.avx2.vectorBits == 256 && Self.set([]).vectorBits == 128)
-        #expect(Self.set(["AVX", "AVX2"]).vectorBits == 128, "AVX2 without FMA is not the 256-bit level the kernels assume")
+        #expect(
+            Self.set(["AVX", "AVX2"]).vectorBits == 128, "AVX2 without FMA is not the 256-bit level the kernels assume")
         #expect(Self.avx2.level == "AVX2 + FMA (256-bit vectors)")
     }
 
@@ -31,7 +34,9 @@ struct InstructionSetTests {
     /// This test build (debug, no -target-cpu) runs here, so the CPU has at least what it was
     /// compiled for; and the masks agree bit for bit on what the header names.
     @Test func thisBuildRunsOnThisCPU() {
-        #expect(InstructionSet.mismatch() == nil, "\(InstructionSet.compiled.extensions) vs \(InstructionSet.cpu.extensions)")
+        #expect(
+            InstructionSet.mismatch() == nil,
+            "\(InstructionSet.compiled.extensions) vs \(InstructionSet.cpu.extensions)")
         #expect(InstructionSet.names.count == 15 && DPT_AVX512IFMA == 1 << 14)
     }
 }

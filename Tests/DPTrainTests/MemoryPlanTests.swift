@@ -23,8 +23,10 @@ struct MemoryPlanTests {
         #expect(plan.parameters == 101_770)
         let model = try Model(specs: c.layers, inputShape: c.inputShape, loss: c.loss, capacity: 32)
         #expect(plan.parameters == model.parameterCount)
-        #expect(plan.floatsPerSample >= model.bufferFloatsPerSample && plan.floatsPerSample <= 2 * model.bufferFloatsPerSample,
-                "plan \(plan.floatsPerSample) floats a sample, model \(model.bufferFloatsPerSample)")
+        #expect(
+            plan.floatsPerSample >= model.bufferFloatsPerSample
+                && plan.floatsPerSample <= 2 * model.bufferFloatsPerSample,
+            "plan \(plan.floatsPerSample) floats a sample, model \(model.bufferFloatsPerSample)")
         // Values, 2 workers' gradients, the spare buffer, Adam's two moments: 6 copies of 4 bytes.
         #expect(plan.parts[0].bytes == 101_770 * 4 * 6)
         try plan.check(available: 8 << 30, localRanks: 2)
@@ -41,17 +43,22 @@ struct MemoryPlanTests {
 
     @Test func sizesPastA64BitCountAreAnErrorNotATrap() throws {
         let c = try Self.config(Self.mlp.replacingOccurrences(of: "UNITS", with: "4000000000000000000"))
-        let error = try #require(throws: ConfigError.self) { try MemoryPlan(config: c, threads: 1, capacity: 1, dataBytes: 0) }
+        let error = try #require(throws: ConfigError.self) {
+            try MemoryPlan(config: c, threads: 1, capacity: 1, dataBytes: 0)
+        }
         #expect("\(error)".contains("'model.layers[1].units'") && "\(error)".contains("overflow"), "\(error)")
         // A convolution's kernel, with same padding (any size fits).
-        let conv = try Self.config("""
+        let conv = try Self.config(
+            """
             model:
               layers:
                 - {type: conv2d, filters: 8, kernel_size: 3037000500, padding: same}
                 - {type: flatten}
                 - {type: dense, units: 10, activation: softmax}
             """)
-        let convError = try #require(throws: ConfigError.self) { try MemoryPlan(config: conv, threads: 1, capacity: 1, dataBytes: 0) }
+        let convError = try #require(throws: ConfigError.self) {
+            try MemoryPlan(config: conv, threads: 1, capacity: 1, dataBytes: 0)
+        }
         #expect("\(convError)".contains("'model.layers[0].kernel_size'"), "\(convError)")
     }
 
@@ -61,13 +68,17 @@ struct MemoryPlanTests {
         let cnn = try TrainConfig.load(path: Support.packageRoot.appendingPathComponent("Configs/cnn.yaml").path)
         let plan = try MemoryPlan(config: cnn, threads: 1, capacity: 60_000, dataBytes: 47_000_000)
         let error = try #require(throws: ConfigError.self) { try plan.check(available: 4 << 30, localRanks: 1) }
-        #expect("\(error)".contains("'training.batch_size'") && "\(error)".contains("at 60000 samples each"), "\(error)")
-        try MemoryPlan(config: cnn, threads: 1, capacity: 32, dataBytes: 47_000_000).check(available: 4 << 30, localRanks: 1)
+        #expect(
+            "\(error)".contains("'training.batch_size'") && "\(error)".contains("at 60000 samples each"), "\(error)")
+        try MemoryPlan(config: cnn, threads: 1, capacity: 32, dataBytes: 47_000_000).check(
+            available: 4 << 30, localRanks: 1)
     }
 
     @Test func memoryIsReadFromThisMachineAndPrintedInUnits() {
         #expect((MemoryPlan.availableBytes() ?? 0) > 1 << 20)
-        #expect(MemoryPlan.format(3_140_000_000_000) == "3.1 TB" && MemoryPlan.format(512_000_000) == "512 MB" && MemoryPlan.format(42) == "42 bytes")
+        #expect(
+            MemoryPlan.format(3_140_000_000_000) == "3.1 TB" && MemoryPlan.format(512_000_000) == "512 MB"
+                && MemoryPlan.format(42) == "42 bytes")
     }
 
     /// Huge counts that used to wrap or trap: a batch larger than the data set is the data set.

@@ -13,7 +13,9 @@ struct OptimizerTests {
         // By hand, in Double: lr 1e-3, b1 0.9, b2 0.999, eps 1e-7.
         var p = [0.5, -1.0], m = [0.0, 0.0], v = [0.0, 0.0]
         for (t, g) in gradients.enumerated() {
-            g.withUnsafeBufferPointer { adam.step(parameters: params.pointer, gradients: $0.baseAddress!, count: 2, learningRate: 1e-3) }
+            _ = g.withUnsafeBufferPointer {
+                adam.step(parameters: params.pointer, gradients: $0.baseAddress!, count: 2, learningRate: 1e-3)
+            }
             let step = Double(t + 1)
             let alpha = 1e-3 * (1 - pow(0.999, step)).squareRoot() / (1 - pow(0.9, step))
             for i in 0..<2 {
@@ -31,7 +33,9 @@ struct OptimizerTests {
         let adam = Adam(parameterCount: 3)
         let params = FloatBuffer(count: 3)
         let g: [Float] = [2, -0.01, 0]
-        g.withUnsafeBufferPointer { adam.step(parameters: params.pointer, gradients: $0.baseAddress!, count: 3, learningRate: 0.01) }
+        _ = g.withUnsafeBufferPointer {
+            adam.step(parameters: params.pointer, gradients: $0.baseAddress!, count: 3, learningRate: 0.01)
+        }
         #expect(abs(params.pointer[0] + 0.01) < 1e-6)
         #expect(abs(params.pointer[1] - 0.01) < 1e-5)
         #expect(params.pointer[2] == 0)
@@ -44,7 +48,9 @@ struct OptimizerTests {
             params.copy(from: [1])
             var p = 1.0, v = 0.0
             for g in [0.5, -0.25, 1.0] {
-                [Float(g)].withUnsafeBufferPointer { sgd.step(parameters: params.pointer, gradients: $0.baseAddress!, count: 1, learningRate: 0.1) }
+                _ = [Float(g)].withUnsafeBufferPointer {
+                    sgd.step(parameters: params.pointer, gradients: $0.baseAddress!, count: 1, learningRate: 0.1)
+                }
                 v = 0.9 * v - 0.1 * g
                 p += nesterov ? 0.9 * v - 0.1 * g : v
                 #expect(abs(Double(params.pointer[0]) - p) < 1e-6, "nesterov \(nesterov)")
@@ -59,7 +65,9 @@ struct OptimizerOptionTests {
         let adamw = Adam(parameterCount: 1, weightDecay: 0.1)
         let params = FloatBuffer(count: 1)
         params.copy(from: [2])
-        [Float(0.5)].withUnsafeBufferPointer { adamw.step(parameters: params.pointer, gradients: $0.baseAddress!, count: 1, learningRate: 0.01) }
+        _ = [Float(0.5)].withUnsafeBufferPointer {
+            adamw.step(parameters: params.pointer, gradients: $0.baseAddress!, count: 1, learningRate: 0.01)
+        }
         // p = 2 - 0.01*0.1*2 = 1.998, then the first Adam step moves it by ~lr against the gradient.
         let alpha = 0.01 * (1 - 0.999).squareRoot() / (1 - 0.9)
         let expected = 1.998 - alpha * 0.05 / ((0.001 * 0.25).squareRoot() + 1e-7)
@@ -71,7 +79,9 @@ struct OptimizerOptionTests {
         let params = FloatBuffer(count: 1)
         var p = 0.0, m = 0.0, v = 0.0, vhat = 0.0
         for (t, g) in [1.0, 0.01, 0.01].enumerated() {
-            [Float(g)].withUnsafeBufferPointer { ams.step(parameters: params.pointer, gradients: $0.baseAddress!, count: 1, learningRate: 0.1) }
+            _ = [Float(g)].withUnsafeBufferPointer {
+                ams.step(parameters: params.pointer, gradients: $0.baseAddress!, count: 1, learningRate: 0.1)
+            }
             let step = Double(t + 1)
             m = 0.9 * m + 0.1 * g
             v = 0.999 * v + 0.001 * g * g
@@ -82,8 +92,9 @@ struct OptimizerOptionTests {
     }
 
     @Test func l2AddsLambdaTimesSquaredNormToLossAndTwiceLambdaWToGradient() throws {
-        let model = try Model(specs: [.flatten, .dense(units: 3, activation: .softmax, l2: 0.01)], inputShape: [2, 2, 1],
-                              loss: .sparseCategoricalCrossentropy, capacity: 1)
+        let model = try Model(
+            specs: [.flatten, .dense(units: 3, activation: .softmax, l2: 0.01)], inputShape: [2, 2, 1],
+            loss: .sparseCategoricalCrossentropy, capacity: 1)
         model.initialize(seed: 1)
         let kernel = model.parameter("dense_1.kernel")!
         let expected = 0.01 * kernel.reduce(0.0) { $0 + Double($1) * Double($1) }
@@ -102,6 +113,8 @@ struct OptimizerOptionTests {
         s.kind = .cosine; s.decaySteps = 100; s.alpha = 0
         #expect(abs(s.rate(step: 50) - 0.05) < 1e-7 && s.rate(step: 100) < 1e-9 && s.rate(step: 500) < 1e-9)
         s.warmupSteps = 10
-        #expect(abs(s.rate(step: 0) - 0.01) < 1e-9 && abs(s.rate(step: 9) - 0.1) < 1e-9 && abs(s.rate(step: 10) - 0.1) < 1e-7)
+        #expect(
+            abs(s.rate(step: 0) - 0.01) < 1e-9 && abs(s.rate(step: 9) - 0.1) < 1e-9
+                && abs(s.rate(step: 10) - 0.1) < 1e-7)
     }
 }

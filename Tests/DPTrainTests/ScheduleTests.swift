@@ -9,7 +9,9 @@ struct ScheduleTests {
         #expect(a == s.permutation(epoch: 2))
         #expect(a != s.permutation(epoch: 3))
         #expect(Set(a).count == 1000 && a.allSatisfy { $0 >= 0 && $0 < 1000 })
-        #expect(EpochSchedule(sampleCount: 10, globalBatch: 3, seed: 1, shuffle: false).permutation(epoch: 0) == Array(0..<10))
+        #expect(
+            EpochSchedule(sampleCount: 10, globalBatch: 3, seed: 1, shuffle: false).permutation(epoch: 0)
+                == Array(0..<10))
     }
 
     @Test(arguments: [1, 2, 3, 4, 7, 32])

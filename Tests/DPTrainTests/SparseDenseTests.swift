@@ -7,7 +7,9 @@ import Testing
 struct SparseDenseTests {
     /// A layer bound to a store of its own, its parameters drawn from `seed`; its input gradient
     /// is `DenseInputGradient`'s whatever this build's tuning (these tests cover the layer's own paths).
-    static func layer(inputs: Int, units: Int, activation: ActivationKind, seed: UInt64, batch: Int) -> (Dense, ParameterStore) {
+    static func layer(
+        inputs: Int, units: Int, activation: ActivationKind, seed: UInt64, batch: Int
+    ) -> (Dense, ParameterStore) {
         let dense = Dense(name: "dense", inputs: inputs, units: units, activation: activation)
         dense.tuning.ownInputGradient = true
         var rng = SplitMix64(seed: seed)
@@ -24,14 +26,20 @@ struct SparseDenseTests {
         for r in 0..<batch where r != batch / 2 {
             for k in 0..<inputs where k != inputs / 3 {
                 let u = rng.uniform(0, 1)
-                if u < density { x[r * inputs + k] = rng.uniform(-1, 1) } else if u < density + 0.02 { x[r * inputs + k] = -0.0 }
+                if u < density {
+                    x[r * inputs + k] = rng.uniform(-1, 1)
+                } else if u < density + 0.02 {
+                    x[r * inputs + k] = -0.0
+                }
             }
         }
         return x
     }
 
     /// Forward output, parameter gradients and input gradient, with the sparse path forced on or off.
-    static func run(sparse: Bool, x: [Float], inputs: Int, units: Int, batch: Int, activation: ActivationKind) -> (y: [Float], grads: [Float], dx: [Float], wentSparse: Bool) {
+    static func run(
+        sparse: Bool, x: [Float], inputs: Int, units: Int, batch: Int, activation: ActivationKind
+    ) -> (y: [Float], grads: [Float], dx: [Float], wentSparse: Bool) {
         let (dense, store) = layer(inputs: inputs, units: units, activation: activation, seed: 5, batch: batch)
         dense.tuning.forwardDensityLimit = sparse ? 1 : 0
         dense.tuning.kernelGradientDensityLimit = 0.35
@@ -44,7 +52,9 @@ struct SparseDenseTests {
         var rng = SplitMix64(seed: 9)
         let dy = FloatBuffer(count: y.count)
         for i in 0..<dy.count { dy.pointer[i] = rng.uniform(-1, 1) }
-        dense.backward(input: input.pointer, output: y.pointer, outputGradient: dy.pointer, inputGradient: dx.pointer, batch: batch, context: context)
+        dense.backward(
+            input: input.pointer, output: y.pointer, outputGradient: dy.pointer, inputGradient: dx.pointer,
+            batch: batch, context: context)
         return (y.array, store.gradients.array, dx.array, wentSparse)
     }
 
@@ -66,9 +76,14 @@ struct SparseDenseTests {
     func sparseMatchesSgemm(_ shape: (inputs: Int, units: Int, batch: Int)) {
         // At 40% nonzero the forward pass goes sparse and the kernel gradient through sgemm.
         for (activation, density) in [(ActivationKind.relu, Float(0.2)), (.linear, 0.2), (.relu, 0.4)] {
-            let x = Self.sparseInput(batch: shape.batch, inputs: shape.inputs, density: density, seed: UInt64(shape.units))
-            let s = Self.run(sparse: true, x: x, inputs: shape.inputs, units: shape.units, batch: shape.batch, activation: activation)
-            let d = Self.run(sparse: false, x: x, inputs: shape.inputs, units: shape.units, batch: shape.batch, activation: activation)
+            let x = Self.sparseInput(
+                batch: shape.batch, inputs: shape.inputs, density: density, seed: UInt64(shape.units))
+            let s = Self.run(
+                sparse: true, x: x, inputs: shape.inputs, units: shape.units, batch: shape.batch, activation: activation
+            )
+            let d = Self.run(
+                sparse: false, x: x, inputs: shape.inputs, units: shape.units, batch: shape.batch,
+                activation: activation)
             #expect(s.wentSparse && !d.wentSparse)
             let name = "\(shape) \(activation) \(density)"
             Self.expectClose(s.y, d.y, "\(name) output")
@@ -100,19 +115,25 @@ struct SparseDenseTests {
                 for k in 0..<inputs {
                     let i = r * inputs + k
                     var expected = 0.0
-                    for j in 0..<units where y[r * units + j] > 0 { expected += Double(dy[r * units + j]) * Double(w[k * units + j]) }
+                    for j in 0..<units where y[r * units + j] > 0 {
+                        expected += Double(dy[r * units + j]) * Double(w[k * units + j])
+                    }
                     if skipping && group.allSatisfy({ x[$0 * inputs + k] == 0 }) {
                         #expect(dx[i] == 0 && dx[i].sign == .plus, "row \(r), column \(k) is zero in its group")
                         zeroed += 1
                     } else if !skipping || x[i] != 0 {
-                        #expect(abs(Double(dx[i]) - expected) <= 1e-5 * max(1, abs(expected)), "row \(r), column \(k): \(dx[i]) vs \(expected)")
+                        #expect(
+                            abs(Double(dx[i]) - expected) <= 1e-5 * max(1, abs(expected)),
+                            "row \(r), column \(k): \(dx[i]) vs \(expected)")
                     }
                 }
             }
-            #expect(zeroed >= (skipping ? batch : 0), "the all-zero column (and the late one outside the tail group) are skipped")
+            #expect(
+                zeroed >= (skipping ? batch : 0),
+                "the all-zero column (and the late one outside the tail group) are skipped")
             // Each entry is the same sum whichever rows share its group: one row alone gives the same bits.
             for r in [0, batch - 1] where units >= 16 {
-                let alone = Self.inputGradient(dense, x: Array(x[r * inputs ..< (r + 1) * inputs]), batch: 1, dyRow: r).dx
+                let alone = Self.inputGradient(dense, x: Array(x[r * inputs..<(r + 1) * inputs]), batch: 1, dyRow: r).dx
                 for k in 0..<inputs where !skipping || x[r * inputs + k] != 0 {
                     #expect(alone[k] == dx[r * inputs + k], "row \(r), column \(k) alone")
                 }
@@ -122,7 +143,9 @@ struct SparseDenseTests {
 
     /// The input gradient of `dense` for the gradient rows `run` draws (from row `dyRow` on),
     /// with the layer's output and those rows.
-    static func inputGradient(_ dense: Dense, x: [Float], batch: Int, dyRow: Int = 0) -> (dx: [Float], y: [Float], dy: [Float]) {
+    static func inputGradient(
+        _ dense: Dense, x: [Float], batch: Int, dyRow: Int = 0
+    ) -> (dx: [Float], y: [Float], dy: [Float]) {
         let units = dense.units
         let input = FloatBuffer(count: x.count), y = FloatBuffer(count: batch * units), dx = FloatBuffer(count: x.count)
         input.copy(from: x)
@@ -135,26 +158,35 @@ struct SparseDenseTests {
         let rows = Array(all[(dyRow * units)...])
         let dy = FloatBuffer(count: batch * units)
         dy.copy(from: rows)
-        dense.backward(input: input.pointer, output: y.pointer, outputGradient: dy.pointer, inputGradient: dx.pointer, batch: batch, context: context)
+        dense.backward(
+            input: input.pointer, output: y.pointer, outputGradient: dy.pointer, inputGradient: dx.pointer,
+            batch: batch, context: context)
         return (dx.array, y.array, rows)
     }
 
     @Test func denseAfterAReLUSkipsZeroInputsInItsInputGradient() throws {
         func flags(_ specs: [LayerSpec], inputShape: [Int], skips: Bool = true) throws -> [Bool] {
-            let model = try Model(specs: specs, inputShape: inputShape, loss: .sparseCategoricalCrossentropy, capacity: 4)
+            let model = try Model(
+                specs: specs, inputShape: inputShape, loss: .sparseCategoricalCrossentropy, capacity: 4)
             model.skipsZeroInputs = skips
             let dense = model.layers.compactMap { $0 as? Dense }
-            #expect(dense.allSatisfy { $0.tuning == (skips ? .forThisBuild : .sgemmOnly) }, "dense mode: every product an sgemm")
+            #expect(
+                dense.allSatisfy { $0.tuning == (skips ? .forThisBuild : .sgemmOnly) },
+                "dense mode: every product an sgemm")
             return dense.map(\.zeroInputsNeedNoGradient)
         }
-        let cnn: [LayerSpec] = [.conv2d(filters: 4, kernel: 3, stride: 1, padding: .valid, activation: .relu, l2: 0),
-                                .maxPooling2d(pool: 2, stride: 2), .flatten,
-                                .dense(units: 16, activation: .relu, l2: 0), .dense(units: 16, activation: .tanh, l2: 0),
-                                .dense(units: 3, activation: .softmax, l2: 0)]
+        let cnn: [LayerSpec] = [
+            .conv2d(filters: 4, kernel: 3, stride: 1, padding: .valid, activation: .relu, l2: 0),
+            .maxPooling2d(pool: 2, stride: 2), .flatten,
+            .dense(units: 16, activation: .relu, l2: 0), .dense(units: 16, activation: .tanh, l2: 0),
+            .dense(units: 3, activation: .softmax, l2: 0),
+        ]
         #expect(try flags(cnn, inputShape: [8, 8, 1]) == [true, true, false])
         #expect(try flags(cnn, inputShape: [8, 8, 1], skips: false) == [false, false, false])
-        let mlp: [LayerSpec] = [.flatten, .dense(units: 16, activation: .relu, l2: 0), .dropout(rate: 0.2),
-                                .dense(units: 3, activation: .softmax, l2: 0)]
+        let mlp: [LayerSpec] = [
+            .flatten, .dense(units: 16, activation: .relu, l2: 0), .dropout(rate: 0.2),
+            .dense(units: 3, activation: .softmax, l2: 0),
+        ]
         #expect(try flags(mlp, inputShape: [4, 4]) == [false, false])
     }
 

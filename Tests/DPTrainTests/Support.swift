@@ -4,7 +4,8 @@ import Testing
 
 /// Helpers shared by the tests: temporary directories, tiny IDX data sets, launching processes.
 enum Support {
-    static let packageRoot: URL = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+    static let packageRoot: URL = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
+        .deletingLastPathComponent().deletingLastPathComponent()
 
     static func temporaryDirectory() -> String {
         let path = NSTemporaryDirectory() + "dptrain-test-" + UUID().uuidString
@@ -13,7 +14,7 @@ enum Support {
     }
 
     static func write(_ bytes: [UInt8], to path: String) {
-        FileManager.default.createFile(atPath: path, contents: Data(bytes))
+        precondition(FileManager.default.createFile(atPath: path, contents: Data(bytes)), "could not write \(path)")
     }
 
     /// A small MNIST-format directory with `train` and `test` samples of 28x28 images whose
@@ -84,17 +85,22 @@ enum Support {
             }
             process.waitUntilExit()
             group.wait()
-            return ProcessResult(status: process.terminationStatus, stdout: String(decoding: out, as: UTF8.self),
-                                 stderr: String(decoding: err, as: UTF8.self), seconds: Date().timeIntervalSince(started))
+            return ProcessResult(
+                status: process.terminationStatus, stdout: String(decoding: out, as: UTF8.self),
+                stderr: String(decoding: err, as: UTF8.self), seconds: Date().timeIntervalSince(started))
         }
     }
 
-    static func start(_ executable: String, _ arguments: [String], environment: [String: String] = [:]) throws -> Running {
+    static func start(
+        _ executable: String, _ arguments: [String], environment: [String: String] = [:]
+    ) throws -> Running {
         try Running(executable, arguments, environment: environment)
     }
 
     /// Runs `executable` with `arguments` from the package root; kills it after `timeout` seconds.
-    static func run(_ executable: String, _ arguments: [String], environment: [String: String] = [:], timeout: Double = 300) throws -> ProcessResult {
+    static func run(
+        _ executable: String, _ arguments: [String], environment: [String: String] = [:], timeout: Double = 300
+    ) throws -> ProcessResult {
         try start(executable, arguments, environment: environment).wait(timeout: timeout)
     }
 
@@ -111,7 +117,8 @@ enum Support {
     /// The release binary the end-to-end tests launch: $DPTRAIN_BIN (Launch/test.sh sets it),
     /// else .build/release/dptrain.
     static func binary() throws -> String {
-        let path = ProcessInfo.processInfo.environment["DPTRAIN_BIN"]
+        let path =
+            ProcessInfo.processInfo.environment["DPTRAIN_BIN"]
             ?? packageRoot.appendingPathComponent(".build/release/dptrain").path
         guard FileManager.default.isExecutableFile(atPath: path) else {
             throw TestSetupError("no release binary at \(path): run `swift build -c release` or use Launch/test.sh")

@@ -76,7 +76,9 @@ struct WorkerPoolTests {
             #expect(whole.step(parameters: a.pointer, gradients: g.pointer, count: n, learningRate: 0.01))
             sliced.iterations += 1
             let finite = pool.map { w in
-                sliced.update(parameters: b.pointer, into: spare.pointer, gradients: g.pointer, range: pool.slice(w, of: n), learningRate: 0.01)
+                sliced.update(
+                    parameters: b.pointer, into: spare.pointer, gradients: g.pointer, range: pool.slice(w, of: n),
+                    learningRate: 0.01)
             }
             #expect(finite == [true, true, true])
             (b, spare) = (spare, b)
@@ -93,7 +95,9 @@ struct WorkerPoolTests {
     /// the predictions, hence accuracy and confusion matrix, are the same. A sample counted twice
     /// or left out moves the loss by about 1%.
     @Test func evaluationSplitAcrossWorkersMatchesOneModel() throws {
-        let specs: [LayerSpec] = [.flatten, .dense(units: 8, activation: .relu, l2: 0), .dense(units: 3, activation: .softmax, l2: 0)]
+        let specs: [LayerSpec] = [
+            .flatten, .dense(units: 8, activation: .relu, l2: 0), .dense(units: 3, activation: .softmax, l2: 0),
+        ]
         let count = 103
         var rng = SplitMix64(seed: 5)
         let images = (0..<count * 16).map { _ in UInt8(rng.next() % 256) }
@@ -101,9 +105,13 @@ struct WorkerPoolTests {
         let data = Dataset(images: images, labels: labels, imageShape: [4, 4, 1], numClasses: 3)
         let one = try Model(specs: specs, inputShape: [4, 4, 1], loss: .sparseCategoricalCrossentropy, capacity: 10)
         one.initialize(seed: 2)
-        let replicas = try [one] + (1..<3).map { _ in
-            try Model(specs: specs, inputShape: [4, 4, 1], loss: .sparseCategoricalCrossentropy, capacity: 7, sharingParametersOf: one)
-        }
+        let replicas =
+            try [one]
+            + (1..<3).map { _ in
+                try Model(
+                    specs: specs, inputShape: [4, 4, 1], loss: .sparseCategoricalCrossentropy, capacity: 7,
+                    sharingParametersOf: one)
+            }
         let pool = WorkerPool(count: 3)
         defer { pool.stop() }
         let (whole, split) = (Evaluator.evaluate(one, on: data), Evaluator.evaluate(replicas, on: data, pool: pool))

@@ -15,9 +15,11 @@ public struct Checkpoint: Sendable {
     }
 
     /// Snapshot of `model` and `optimizer` at `position`.
-    public static func capture(model: Model, optimizer: any Optimizer, position: TrainingPosition,
-                               config: TrainConfig, configText: String, worldSize: Int, normalization: Normalization = .scale,
-                               classes: Classes? = nil) -> Checkpoint {
+    public static func capture(
+        model: Model, optimizer: any Optimizer, position: TrainingPosition,
+        config: TrainConfig, configText: String, worldSize: Int, normalization: Normalization = .scale,
+        classes: Classes? = nil
+    ) -> Checkpoint {
         var tensors: [SafeTensors.Tensor] = []
         if case .standardize(let mean, let std) = normalization {
             tensors.append(.init(name: "data.mean", shape: [mean.count], values: mean))
@@ -25,12 +27,17 @@ public struct Checkpoint: Sendable {
         }
         let values = model.store.values.pointer
         for e in model.store.entries {
-            tensors.append(.init(name: e.name, shape: e.shape, values: Array(UnsafeBufferPointer(start: values + e.offset, count: e.count))))
+            tensors.append(
+                .init(
+                    name: e.name, shape: e.shape,
+                    values: Array(UnsafeBufferPointer(start: values + e.offset, count: e.count))))
         }
         for (stateName, buffer) in optimizer.state {
             for e in model.store.entries {
-                tensors.append(.init(name: "\(stateName).\(e.name)", shape: e.shape,
-                                     values: Array(UnsafeBufferPointer(start: buffer.pointer + e.offset, count: e.count))))
+                tensors.append(
+                    .init(
+                        name: "\(stateName).\(e.name)", shape: e.shape,
+                        values: Array(UnsafeBufferPointer(start: buffer.pointer + e.offset, count: e.count))))
             }
         }
         let p = position
@@ -38,17 +45,21 @@ public struct Checkpoint: Sendable {
             "format": "dptrain", "format_version": "\(formatVersion)", "library_version": BuildInfo.version,
             "step": "\(p.step)", "epoch": "\(p.epoch)", "step_in_epoch": "\(p.stepInEpoch)",
             "sample_cursor": "\(p.stepInEpoch * config.batchSize)",
-            "epoch_loss_sum": "\(p.epochLossSum)", "epoch_correct": "\(p.epochCorrect)", "epoch_samples": "\(p.epochSamples)",
+            "epoch_loss_sum": "\(p.epochLossSum)", "epoch_correct": "\(p.epochCorrect)",
+            "epoch_samples": "\(p.epochSamples)",
             "optimizer": config.optimizer.kind.rawValue, "optimizer_iterations": "\(p.optimizerIterations)",
             "best_val_loss": "\(p.bestValidationLoss)", "epochs_without_improvement": "\(p.epochsWithoutImprovement)",
             "skipped_steps": "\(p.skippedSteps)",
             "seed": "\(config.seed)", "global_batch": "\(config.batchSize)", "world_size": "\(worldSize)",
-            "config": configText, "config_digest": String(Array(configText.utf8).withUnsafeBytes { Checksum.fnv1a($0) }, radix: 16),
+            "config": configText,
+            "config_digest": String(Array(configText.utf8).withUnsafeBytes { Checksum.fnv1a($0) }, radix: 16),
             "checksum": String(checksum(of: tensors), radix: 16),
         ]
         if let classes {
             metadata["classes"] = "\(classes.count)"
-            if let names = classes.names { metadata["class_names"] = JSONValue.array(names.map(JSONValue.string)).encoded }
+            if let names = classes.names {
+                metadata["class_names"] = JSONValue.array(names.map(JSONValue.string)).encoded
+            }
         }
         return Checkpoint(tensors: tensors, metadata: metadata)
     }
@@ -74,12 +85,19 @@ public struct Checkpoint: Sendable {
             throw CheckpointError.invalid(path: path, problem: "no dptrain metadata (format, format_version)")
         }
         guard version <= formatVersion else {
-            throw CheckpointError.invalid(path: path, problem: "format version \(version) is newer than this dptrain reads (\(formatVersion)); upgrade dptrain")
+            throw CheckpointError.invalid(
+                path: path,
+                problem:
+                    "format version \(version) is newer than this dptrain reads (\(formatVersion)); upgrade dptrain")
         }
         // The tensors come back in file order, which is the order they were written in.
         let found = String(checksum(of: tensors), radix: 16)
         guard found == metadata["checksum"] else {
-            throw CheckpointError.invalid(path: path, problem: "checksum mismatch (stored \(metadata["checksum"] ?? "none"), computed \(found)): the file is corrupt")
+            throw CheckpointError.invalid(
+                path: path,
+                problem:
+                    "checksum mismatch (stored \(metadata["checksum"] ?? "none"), computed \(found)): the file is corrupt"
+            )
         }
         return Checkpoint(tensors: tensors, metadata: metadata)
     }
@@ -107,21 +125,29 @@ public struct Checkpoint: Sendable {
         let byName = Dictionary(tensors.map { ($0.name, $0) }, uniquingKeysWith: { a, _ in a })
         func copy(_ name: String, _ entry: ParameterStore.Entry, into base: UnsafeMutablePointer<Float>) throws {
             guard let t = byName[name] else {
-                throw CheckpointError.mismatch(path: path, problem: "it has no tensor '\(name)', which the configured model needs")
+                throw CheckpointError.mismatch(
+                    path: path, problem: "it has no tensor '\(name)', which the configured model needs")
             }
             guard t.shape == entry.shape else {
-                throw CheckpointError.mismatch(path: path, problem: "tensor '\(name)' has shape \(t.shape), the configured model needs \(entry.shape)")
+                throw CheckpointError.mismatch(
+                    path: path,
+                    problem: "tensor '\(name)' has shape \(t.shape), the configured model needs \(entry.shape)")
             }
             t.values.withUnsafeBufferPointer { (base + entry.offset).update(from: $0.baseAddress!, count: entry.count) }
         }
         let parameterNames = Set(model.store.entries.map(\.name))
-        if let extra = tensors.map(\.name).first(where: { !isOptimizerTensor($0) && !$0.hasPrefix("data.") && !parameterNames.contains($0) }) {
-            throw CheckpointError.mismatch(path: path, problem: "it has tensor '\(extra)', which the configured model does not")
+        if let extra = tensors.map(\.name).first(where: {
+            !isOptimizerTensor($0) && !$0.hasPrefix("data.") && !parameterNames.contains($0)
+        }) {
+            throw CheckpointError.mismatch(
+                path: path, problem: "it has tensor '\(extra)', which the configured model does not")
         }
         for e in model.store.entries { try copy(e.name, e, into: model.store.values.pointer) }
         guard let optimizer else { return }
         if metadata["optimizer"].map({ $0 == "sgd" }) != (optimizer is SGD) {
-            throw CheckpointError.mismatch(path: path, problem: "it was trained with optimizer \(metadata["optimizer"] ?? "?"), the config names another")
+            throw CheckpointError.mismatch(
+                path: path,
+                problem: "it was trained with optimizer \(metadata["optimizer"] ?? "?"), the config names another")
         }
         for (stateName, buffer) in optimizer.state {
             for e in model.store.entries { try copy("\(stateName).\(e.name)", e, into: buffer.pointer) }
@@ -136,7 +162,8 @@ public struct Checkpoint: Sendable {
             throw CheckpointError.invalid(path: path, problem: "it holds no config, so the model cannot be rebuilt")
         }
         let config = try TrainConfig.parse(yaml: text, path: "\(path) (stored config)")
-        let model = try Model(specs: config.layers, inputShape: config.inputShape, loss: config.loss, capacity: capacity)
+        let model = try Model(
+            specs: config.layers, inputShape: config.inputShape, loss: config.loss, capacity: capacity)
         try restore(into: model, optimizer: nil, path: path)
         return (config, model)
     }
@@ -146,13 +173,17 @@ public struct Checkpoint: Sendable {
     /// The classes the training labels numbered (nil in checkpoints written before they were kept).
     public var classes: Classes? {
         guard let count = integer("classes") else { return nil }
-        let names = metadata["class_names"].flatMap { try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String] }
+        let names = metadata["class_names"].flatMap {
+            try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String]
+        }
         return Classes(count: count, names: names)
     }
 
     /// The standardisation the model was trained with (`data.mean`, `data.std`), nil if none.
     public var standardization: Normalization? {
-        guard let mean = tensors.first(where: { $0.name == "data.mean" }), let std = tensors.first(where: { $0.name == "data.std" }) else { return nil }
+        guard let mean = tensors.first(where: { $0.name == "data.mean" }),
+            let std = tensors.first(where: { $0.name == "data.std" })
+        else { return nil }
         return .standardize(mean: mean.values, std: std.values)
     }
 }

@@ -14,7 +14,8 @@ public enum CheckpointError: Error, CustomStringConvertible {
         case .invalid(let path, let problem): return "\(path): not a valid checkpoint: \(problem)"
         case .mismatch(let path, let problem): return "\(path): checkpoint of another model: \(problem)"
         case .noneFound(let directory): return "--resume: no valid checkpoint in \(directory)"
-        case .writeFailed(let path, let reason): return "cannot write checkpoint \(path): \(reason); the previous checkpoints are untouched"
+        case .writeFailed(let path, let reason):
+            return "cannot write checkpoint \(path): \(reason); the previous checkpoints are untouched"
         }
     }
 }

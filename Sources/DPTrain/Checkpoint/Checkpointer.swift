@@ -32,7 +32,8 @@ public final class Checkpointer {
         do {
             try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         } catch {
-            throw CheckpointError.writeFailed(path: final, reason: "cannot create directory \(directory): \(error.localizedDescription)")
+            throw CheckpointError.writeFailed(
+                path: final, reason: "cannot create directory \(directory): \(error.localizedDescription)")
         }
         let temporary = (directory as NSString).appendingPathComponent(".\((final as NSString).lastPathComponent).tmp")
         let bytes = checkpoint.encoded()

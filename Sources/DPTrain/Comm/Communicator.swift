@@ -15,6 +15,9 @@ public protocol Communicator: AnyObject {
 
     /// In place: every rank ends with the element-wise sum over ranks.
     func allreduceSum(_ buffer: UnsafeMutablePointer<Float>, count: Int)
+    /// In place, on bfloat16 values (`BFloat16`): every rank ends with their sum over ranks,
+    /// each pairwise sum taken in float32 and rounded back.
+    func allreduceSumBF16(_ buffer: UnsafeMutablePointer<UInt16>, count: Int)
     /// In place, on doubles: every rank ends with the element-wise max over ranks.
     func allreduceMax(_ buffer: UnsafeMutablePointer<Double>, count: Int)
     /// `bytes` of `root` are copied into `bytes` on every other rank.
@@ -47,7 +50,9 @@ extension Communicator {
         do { result = .success(try work()) } catch { result = .failure(error) }
         let failed = allgather(result.isFailure ? 1 : 0)
         guard let first = failed.firstIndex(of: 1) else { return try result.get() }
-        if case .failure(let error) = result, rank == first { throw CollectiveFailure(reporter: true, underlying: error) }
+        if case .failure(let error) = result, rank == first {
+            throw CollectiveFailure(reporter: true, underlying: error)
+        }
         throw CollectiveFailure(reporter: false, underlying: nil, failedRank: first)
     }
 }

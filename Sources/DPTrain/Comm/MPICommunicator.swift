@@ -74,11 +74,37 @@ public final class MPICommunicator: Communicator {
     }
 
     public func allreduceSum(_ buffer: UnsafeMutablePointer<Float>, count: Int) {
-        call("MPI_Allreduce(sum)") { MPI_Allreduce(dpt_in_place(), buffer, Int32(count), dpt_float(), dpt_op_sum(), world) }
+        call("MPI_Allreduce(sum)") {
+            MPI_Allreduce(dpt_in_place(), buffer, Int32(count), dpt_float(), dpt_op_sum(), world)
+        }
+    }
+
+    /// MPI's sum of bfloat16 values, created on first use: a user-defined, commutative operation.
+    private lazy var bf16Sum: MPI_Op? = {
+        var op: MPI_Op?
+        let sum:
+            @convention(c) (
+                UnsafeMutableRawPointer?, UnsafeMutableRawPointer?, UnsafeMutablePointer<Int32>?,
+                UnsafeMutablePointer<MPI_Datatype?>?
+            ) -> Void = { incoming, accumulated, length, _ in
+                guard let incoming, let accumulated, let length else { return }
+                BFloat16.add(
+                    incoming.assumingMemoryBound(to: UInt16.self),
+                    into: accumulated.assumingMemoryBound(to: UInt16.self), count: Int(length.pointee))
+            }
+        check(MPI_Op_create(sum, 1, &op), "MPI_Op_create(bf16 sum)")
+        return op
+    }()
+
+    public func allreduceSumBF16(_ buffer: UnsafeMutablePointer<UInt16>, count: Int) {
+        let op = bf16Sum
+        call("MPI_Allreduce(bf16 sum)") { MPI_Allreduce(dpt_in_place(), buffer, Int32(count), dpt_uint16(), op, world) }
     }
 
     public func allreduceMax(_ buffer: UnsafeMutablePointer<Double>, count: Int) {
-        call("MPI_Allreduce(max)") { MPI_Allreduce(dpt_in_place(), buffer, Int32(count), dpt_double(), dpt_op_max(), world) }
+        call("MPI_Allreduce(max)") {
+            MPI_Allreduce(dpt_in_place(), buffer, Int32(count), dpt_double(), dpt_op_max(), world)
+        }
     }
 
     public func broadcast(_ bytes: UnsafeMutableRawPointer, count: Int, root: Int) {
@@ -101,14 +127,18 @@ public final class MPICommunicator: Communicator {
     public func allgather(_ values: [Double]) -> [[Double]] {
         var mine = values
         var all = [Double](repeating: 0, count: worldSize * values.count)
-        call("MPI_Allgather") { MPI_Allgather(&mine, Int32(values.count), dpt_double(), &all, Int32(values.count), dpt_double(), world) }
+        call("MPI_Allgather") {
+            MPI_Allgather(&mine, Int32(values.count), dpt_double(), &all, Int32(values.count), dpt_double(), world)
+        }
         return (0..<worldSize).map { Array(all[$0 * values.count..<($0 + 1) * values.count]) }
     }
 
     public func allgather(bytes: [UInt8]) -> [[UInt8]] {
         var mine = bytes
         var all = [UInt8](repeating: 0, count: worldSize * bytes.count)
-        call("MPI_Allgather") { MPI_Allgather(&mine, Int32(bytes.count), dpt_byte(), &all, Int32(bytes.count), dpt_byte(), world) }
+        call("MPI_Allgather") {
+            MPI_Allgather(&mine, Int32(bytes.count), dpt_byte(), &all, Int32(bytes.count), dpt_byte(), world)
+        }
         return (0..<worldSize).map { Array(all[$0 * bytes.count..<($0 + 1) * bytes.count]) }
     }
 

@@ -11,6 +11,7 @@ public final class SingleProcessCommunicator: Communicator {
     public var summary: String { "single process (no MPI)" }
     public func allreduceSum(_ buffer: UnsafeMutablePointer<Float>, count: Int) {}
     public func allreduceMax(_ buffer: UnsafeMutablePointer<Double>, count: Int) {}
+    public func allreduceSumBF16(_ buffer: UnsafeMutablePointer<UInt16>, count: Int) {}
     public func broadcast(_ bytes: UnsafeMutableRawPointer, count: Int, root: Int) {}
     public func allgather(_ value: Int32) -> [Int32] { [value] }
     public func allgather(_ values: [Double]) -> [[Double]] { [values] }

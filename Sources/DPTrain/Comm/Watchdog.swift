@@ -47,7 +47,8 @@ public final class Watchdog: @unchecked Sendable {
 
     private func check() {
         guard let report = diagnosis(waitingLongerThan: timeout, probeTimeout: 2) else { return }
-        FileHandle.standardError.write(Data("dptrain: error: watchdog: \(report) (timeout \(Int(timeout)) s); stopping the job\n".utf8))
+        FileHandle.standardError.write(
+            Data("dptrain: error: watchdog: \(report) (timeout \(Int(timeout)) s); stopping the job\n".utf8))
         _exit(ExitStatus.collectiveTimeout)
     }
 
@@ -71,10 +72,12 @@ public final class Watchdog: @unchecked Sendable {
         var message = "rank \(rank)\(host) has waited \(Int(Self.now() - started)) s in \(op) at \(at); "
         if let probe {
             let silent = probe.unreachable(timeout: probeTimeout)
-            message += silent.isEmpty
+            message +=
+                silent.isEmpty
                 ? "every other rank's machine answers, so one of them is stuck"
                 : (silent.map { "rank \($0.rank) on \($0.host)" }.joined(separator: ", ")
-                   + (silent.count == 1 ? " does" : " do") + " not answer on the network: its machine or link is down, or its process died")
+                    + (silent.count == 1 ? " does" : " do")
+                    + " not answer on the network: its machine or link is down, or its process died")
         } else {
             message += "another rank is stuck or dead"
         }

@@ -15,7 +15,8 @@ public enum ConfigError: Error, CustomStringConvertible, Equatable {
         case .unknownKey(let key, let allowed):
             return "config key '\(key)' is not known; allowed here: \(allowed.sorted().joined(separator: ", "))"
         case .missing(let key): return "config key '\(key)' is required"
-        case .wrongType(let key, let expected, let found): return "config key '\(key)' must be \(expected), found \(found)"
+        case .wrongType(let key, let expected, let found):
+            return "config key '\(key)' must be \(expected), found \(found)"
         case .invalid(let key, let reason): return "'\(key)': \(reason)"
         }
     }

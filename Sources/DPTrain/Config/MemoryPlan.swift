@@ -33,7 +33,9 @@ public struct MemoryPlan: Sendable {
         do {
             try plan(config: config, threads: threads, capacity: capacity, dataBytes: dataBytes)
         } catch let overflow as Overflow {
-            throw ConfigError.invalid(key: overflow.key, reason: "makes the model's size overflow a 64-bit count; it cannot be trained anywhere")
+            throw ConfigError.invalid(
+                key: overflow.key,
+                reason: "makes the model's size overflow a 64-bit count; it cannot be trained anywhere")
         }
     }
 
@@ -68,22 +70,37 @@ public struct MemoryPlan: Sendable {
                 guard shape.count == 1 else { return }  // Model reports the shape error
                 parameters = try add(try mul(shape[0], units, "\(key).units"), units, "\(key).units")
                 if units >= 16 {  // SparseRows' lists and DenseInputGradient's columns
-                    workerBytes = try add(workerBytes, try mul(try mul(Dense.sparseChunkRows, shape[0], "\(key).units"), 16, "\(key).units"), "\(key).units")
+                    workerBytes = try add(
+                        workerBytes,
+                        try mul(try mul(Dense.sparseChunkRows, shape[0], "\(key).units"), 16, "\(key).units"),
+                        "\(key).units")
                 }
-                largestLayer = parameters > largestLayer.parameters
-                    ? (parameters, "\(key).units", "\(key) (dense, \(units) units on \(shape[0]) inputs)") : largestLayer
+                largestLayer =
+                    parameters > largestLayer.parameters
+                    ? (parameters, "\(key).units", "\(key) (dense, \(units) units on \(shape[0]) inputs)")
+                    : largestLayer
                 shape = [units]
             case .conv2d(let filters, let kernel, let stride, let padding, _, _):
                 guard shape.count == 3 else { return }
                 let field = try mul(try mul(kernel, kernel, "\(key).kernel_size"), shape[2], "\(key).kernel_size")
                 parameters = try add(try mul(field, filters, "\(key).filters"), filters, "\(key).filters")
-                guard let g = Conv2D.geometry(height: shape[0], width: shape[1], kernel: (kernel, kernel), stride: stride, padding: padding) else { return }
+                guard
+                    let g = Conv2D.geometry(
+                        height: shape[0], width: shape[1], kernel: (kernel, kernel), stride: stride, padding: padding)
+                else { return }
                 let positions = try mul(g.height, g.width, "\(key).kernel_size")
                 // im2col rows and their gradient, and the kept rows' numbers.
-                perSample = try add(perSample, try add(try mul(try mul(positions, field, "\(key).kernel_size"), 2, "\(key).kernel_size"), positions, "\(key).kernel_size"), "\(key).kernel_size")
-                largestLayer = parameters > largestLayer.parameters
-                    ? (parameters, filters >= field ? "\(key).filters" : "\(key).kernel_size",
-                       "\(key) (conv2d, \(filters) filters of \(kernel)x\(kernel)x\(shape[2]))") : largestLayer
+                perSample = try add(
+                    perSample,
+                    try add(
+                        try mul(try mul(positions, field, "\(key).kernel_size"), 2, "\(key).kernel_size"), positions,
+                        "\(key).kernel_size"), "\(key).kernel_size")
+                largestLayer =
+                    parameters > largestLayer.parameters
+                    ? (
+                        parameters, filters >= field ? "\(key).filters" : "\(key).kernel_size",
+                        "\(key) (conv2d, \(filters) filters of \(kernel)x\(kernel)x\(shape[2]))"
+                    ) : largestLayer
                 shape = [g.height, g.width, filters]
             case .maxPooling2d(let pool, let stride):
                 guard shape.count == 3, shape[0] >= pool, shape[1] >= pool else { return }
@@ -103,15 +120,20 @@ public struct MemoryPlan: Sendable {
         let floats = try mul(parameters, 4, blameParameters)
         // Values; each worker's gradients; the spare buffer several workers write into; the
         // optimizer's moments.
-        let optimizerCopies = config.optimizer.kind == .sgd ? (config.optimizer.momentum > 0 ? 1 : 0) : (config.optimizer.amsgrad ? 3 : 2)
+        let optimizerCopies =
+            config.optimizer.kind == .sgd ? (config.optimizer.momentum > 0 ? 1 : 0) : (config.optimizer.amsgrad ? 3 : 2)
         let copies = 1 + threads + (threads > 1 ? 1 : 0) + optimizerCopies
-        parts.append(Part(what: "\(parameters) parameters, with their gradients and optimizer state"
-                            + (largestLayer.what.isEmpty ? "" : " (most in \(largestLayer.what))"),
-                          key: blameParameters, bytes: try mul(floats, copies, blameParameters)))
+        parts.append(
+            Part(
+                what: "\(parameters) parameters, with their gradients and optimizer state"
+                    + (largestLayer.what.isEmpty ? "" : " (most in \(largestLayer.what))"),
+                key: blameParameters, bytes: try mul(floats, copies, blameParameters)))
         let batchKey = "training.batch_size"
         let activations = try mul(try mul(try mul(perSample, 4, batchKey), capacity, batchKey), threads, batchKey)
-        parts.append(Part(what: "activations and gradients of \(threads) worker(s) at \(capacity) samples each", key: batchKey,
-                          bytes: try add(activations, try mul(workerBytes, threads, batchKey), batchKey)))
+        parts.append(
+            Part(
+                what: "activations and gradients of \(threads) worker(s) at \(capacity) samples each", key: batchKey,
+                bytes: try add(activations, try mul(workerBytes, threads, batchKey), batchKey)))
         parts.append(Part(what: "the data set", key: "data.train_limit", bytes: dataBytes))
     }
 
@@ -121,9 +143,12 @@ public struct MemoryPlan: Sendable {
         guard let available, total > available / max(localRanks, 1) else { return }
         let largest = parts.max { $0.bytes < $1.bytes }!
         let share = available / max(localRanks, 1)
-        throw ConfigError.invalid(key: largest.key, reason: "the run needs about \(Self.format(total)) of memory per rank, more than the "
-            + "\(Self.format(share)) this machine has free for each of its \(localRanks) rank(s); the largest part is "
-            + "\(largest.what): \(Self.format(largest.bytes)). Make it smaller, or use more machines or a smaller batch per rank")
+        throw ConfigError.invalid(
+            key: largest.key,
+            reason: "the run needs about \(Self.format(total)) of memory per rank, more than the "
+                + "\(Self.format(share)) this machine has free for each of its \(localRanks) rank(s); the largest part is "
+                + "\(largest.what): \(Self.format(largest.bytes)). Make it smaller, or use more machines or a smaller batch per rank"
+        )
     }
 
     /// Memory this machine can still give: MemAvailable from /proc/meminfo, or the room left
@@ -131,12 +156,18 @@ public struct MemoryPlan: Sendable {
     public static func availableBytes() -> Int? {
         var best: Int?
         if let text = try? String(contentsOfFile: "/proc/meminfo", encoding: .utf8),
-           let line = text.split(separator: "\n").first(where: { $0.hasPrefix("MemAvailable:") }),
-           let kb = line.split(separator: " ").dropFirst().first.flatMap({ Int($0) }) {
+            let line = text.split(separator: "\n").first(where: { $0.hasPrefix("MemAvailable:") }),
+            let kb = line.split(separator: " ").dropFirst().first.flatMap({ Int($0) })
+        {
             best = kb * 1024
         }
-        if let max = (try? String(contentsOfFile: "/sys/fs/cgroup/memory.max", encoding: .utf8)).flatMap({ Int($0.trimmingCharacters(in: .whitespacesAndNewlines)) }),
-           let used = (try? String(contentsOfFile: "/sys/fs/cgroup/memory.current", encoding: .utf8)).flatMap({ Int($0.trimmingCharacters(in: .whitespacesAndNewlines)) }) {
+        if let max = (try? String(contentsOfFile: "/sys/fs/cgroup/memory.max", encoding: .utf8)).flatMap({
+            Int($0.trimmingCharacters(in: .whitespacesAndNewlines))
+        }),
+            let used = (try? String(contentsOfFile: "/sys/fs/cgroup/memory.current", encoding: .utf8)).flatMap({
+                Int($0.trimmingCharacters(in: .whitespacesAndNewlines))
+            })
+        {
             best = min(best ?? .max, max - used)
         }
         return best

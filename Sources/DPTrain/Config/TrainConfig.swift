@@ -11,7 +11,10 @@ public struct TrainConfig: Sendable, Equatable {
 
     public struct OptimizerConfig: Sendable, Equatable {
         public var kind: OptimizerKind = .adam
-        public var learningRate: Double { get { schedule.rate } set { schedule.rate = newValue } }
+        public var learningRate: Double {
+            get { schedule.rate }
+            set { schedule.rate = newValue }
+        }
         public var schedule = LearningRateSchedule(rate: 1e-3)
         public var beta1: Double = 0.9
         public var beta2: Double = 0.999
@@ -64,6 +67,8 @@ public struct TrainConfig: Sendable, Equatable {
     public var consistencyCheckEvery = 0
     /// Seconds any one collective may take before the watchdog stops the job.
     public var collectiveTimeout = 600.0
+    /// The gradients' wire format in the allreduce (several ranks only).
+    public var allreduceCompression = AllreduceCompression.none
     /// Checkpointing: directory (nil: no checkpoints), cadence and how many files to keep.
     public var checkpointDirectory: String?
     public var checkpointEverySteps = 0
@@ -76,7 +81,9 @@ public struct TrainConfig: Sendable, Equatable {
     public static func load(path: String) throws -> TrainConfig {
         let text: String
         do { text = try String(contentsOfFile: path, encoding: .utf8) } catch {
-            throw ConfigError.unreadable(path: path, reason: FileManager.default.fileExists(atPath: path) ? "\(error.localizedDescription)" : "no such file")
+            throw ConfigError.unreadable(
+                path: path,
+                reason: FileManager.default.fileExists(atPath: path) ? "\(error.localizedDescription)" : "no such file")
         }
         return try parse(yaml: text, path: path)
     }
@@ -90,21 +97,33 @@ public struct TrainConfig: Sendable, Equatable {
         guard var model = try root.node("model") else { throw ConfigError.missing(key: "model") }
         if let shape = try model.list("input_shape") {
             c.inputShape = try shape.map {
-                guard let d = $0 as? Int, d > 0 else { throw ConfigError.wrongType(key: "model.input_shape", expected: "a list of positive whole numbers", found: YAMLNode.describe($0)) }
+                guard let d = $0 as? Int, d > 0 else {
+                    throw ConfigError.wrongType(
+                        key: "model.input_shape", expected: "a list of positive whole numbers",
+                        found: YAMLNode.describe($0))
+                }
                 return d
             }
             if c.inputShape.count == 2 { c.inputShape.append(1) }
             guard c.inputShape.count == 3 || c.inputShape.count == 1 else {
-                throw ConfigError.invalid(key: "model.input_shape", reason: "give [features] or [height, width, channels], found \(c.inputShape)")
+                throw ConfigError.invalid(
+                    key: "model.input_shape",
+                    reason: "give [features] or [height, width, channels], found \(c.inputShape)")
             }
         }
-        guard let layers = try model.list("layers"), !layers.isEmpty else { throw ConfigError.missing(key: "model.layers") }
+        guard let layers = try model.list("layers"), !layers.isEmpty else {
+            throw ConfigError.missing(key: "model.layers")
+        }
         c.layers = try layers.enumerated().map { try parseLayer($1, key: "model.layers[\($0)]") }
         try model.finish()
 
         if let loss = try root.string("loss") {
             guard let kind = LossKind(rawValue: loss) ?? (loss == "mse" ? .meanSquaredError : nil) else {
-                throw ConfigError.invalid(key: "loss", reason: "unknown loss '\(loss)'; use one of \(LossKind.allCases.map(\.rawValue).joined(separator: ", "))")
+                throw ConfigError.invalid(
+                    key: "loss",
+                    reason:
+                        "unknown loss '\(loss)'; use one of \(LossKind.allCases.map(\.rawValue).joined(separator: ", "))"
+                )
             }
             c.loss = kind
         }
@@ -112,7 +131,8 @@ public struct TrainConfig: Sendable, Equatable {
         if var opt = try root.node("optimizer") {
             if let name = try opt.string("name") {
                 guard let kind = OptimizerKind(rawValue: name.lowercased()) else {
-                    throw ConfigError.invalid(key: "optimizer.name", reason: "unknown optimizer '\(name)'; use adam, adamw or sgd")
+                    throw ConfigError.invalid(
+                        key: "optimizer.name", reason: "unknown optimizer '\(name)'; use adam, adamw or sgd")
                 }
                 c.optimizer.kind = kind
             }
@@ -120,12 +140,18 @@ public struct TrainConfig: Sendable, Equatable {
             if var schedule = try opt.node("schedule") {
                 let type = try schedule.string("type") ?? "constant"
                 guard let kind = LearningRateSchedule.Kind(rawValue: type) else {
-                    throw ConfigError.invalid(key: "optimizer.schedule.type", reason: "unknown schedule '\(type)'; use \(LearningRateSchedule.Kind.allCases.map(\.rawValue).joined(separator: ", "))")
+                    throw ConfigError.invalid(
+                        key: "optimizer.schedule.type",
+                        reason:
+                            "unknown schedule '\(type)'; use \(LearningRateSchedule.Kind.allCases.map(\.rawValue).joined(separator: ", "))"
+                    )
                 }
                 c.optimizer.schedule.kind = kind
                 c.optimizer.schedule.warmupSteps = try schedule.int("warmup_steps") ?? 0
                 if kind != .constant {
-                    guard let steps = try schedule.int("decay_steps") else { throw ConfigError.missing(key: "optimizer.schedule.decay_steps") }
+                    guard let steps = try schedule.int("decay_steps") else {
+                        throw ConfigError.missing(key: "optimizer.schedule.decay_steps")
+                    }
                     c.optimizer.schedule.decaySteps = steps
                 }
                 if kind == .step { c.optimizer.schedule.decayRate = try schedule.double("decay_rate") ?? 0.5 }
@@ -149,7 +175,9 @@ public struct TrainConfig: Sendable, Equatable {
             c.epochs = try training.int("epochs") ?? c.epochs
             c.batchSize = try training.int("batch_size") ?? c.batchSize
             if let seed = try training.int("seed") {
-                guard seed >= 0 else { throw ConfigError.invalid(key: "training.seed", reason: "must be >= 0, found \(seed)") }
+                guard seed >= 0 else {
+                    throw ConfigError.invalid(key: "training.seed", reason: "must be >= 0, found \(seed)")
+                }
                 c.seed = UInt64(seed)
             }
             c.shuffle = try training.bool("shuffle") ?? c.shuffle
@@ -159,14 +187,24 @@ public struct TrainConfig: Sendable, Equatable {
             c.validationSplit = try training.double("validation_split") ?? 0
             if let policy = try training.string("on_nonfinite") {
                 guard policy == "stop" || policy == "skip" else {
-                    throw ConfigError.invalid(key: "training.on_nonfinite", reason: "use stop or skip, found '\(policy)'")
+                    throw ConfigError.invalid(
+                        key: "training.on_nonfinite", reason: "use stop or skip, found '\(policy)'")
                 }
                 c.skipNonFinite = policy == "skip"
             }
             c.consistencyCheckEvery = try training.int("consistency_check_every") ?? 0
             c.collectiveTimeout = try training.double("collective_timeout") ?? c.collectiveTimeout
+            if let compression = try training.string("allreduce_compression") {
+                guard let kind = AllreduceCompression(rawValue: compression) else {
+                    throw ConfigError.invalid(
+                        key: "training.allreduce_compression", reason: "use none or bf16, found '\(compression)'")
+                }
+                c.allreduceCompression = kind
+            }
             if var stopping = try training.node("early_stopping") {
-                guard let patience = try stopping.int("patience") else { throw ConfigError.missing(key: "training.early_stopping.patience") }
+                guard let patience = try stopping.int("patience") else {
+                    throw ConfigError.missing(key: "training.early_stopping.patience")
+                }
                 c.earlyStoppingPatience = patience
                 c.earlyStoppingMinDelta = try stopping.double("min_delta") ?? 0
                 try stopping.finish()
@@ -184,20 +222,27 @@ public struct TrainConfig: Sendable, Equatable {
 
         if var data = try root.node("data") {
             if let dataset = try data.string("dataset"), dataset != "mnist" {
-                throw ConfigError.invalid(key: "data.dataset", reason: "only 'mnist' names a data set; give other data with data.train (and data.test)")
+                throw ConfigError.invalid(
+                    key: "data.dataset",
+                    reason: "only 'mnist' names a data set; give other data with data.train (and data.test)")
             }
             c.trainLimit = try data.int("train_limit")
             c.testLimit = try data.int("test_limit")
             if let labels = try data.string("labels") {
                 guard let kind = Labels(rawValue: labels) else {
-                    throw ConfigError.invalid(key: "data.labels", reason: "unknown labels '\(labels)'; use digits or even")
+                    throw ConfigError.invalid(
+                        key: "data.labels", reason: "unknown labels '\(labels)'; use digits or even")
                 }
                 c.labels = kind
             }
             c.data.directory = try data.string("dir")
             if let format = try data.string("format") {
                 guard let f = DataSpec.Format(rawValue: format) else {
-                    throw ConfigError.invalid(key: "data.format", reason: "unknown format '\(format)'; use \(DataSpec.Format.allCases.map(\.rawValue).joined(separator: ", "))")
+                    throw ConfigError.invalid(
+                        key: "data.format",
+                        reason:
+                            "unknown format '\(format)'; use \(DataSpec.Format.allCases.map(\.rawValue).joined(separator: ", "))"
+                    )
                 }
                 c.data.format = f
             }
@@ -210,15 +255,20 @@ public struct TrainConfig: Sendable, Equatable {
             }
             if let normalize = try data.string("normalize") {
                 guard let kind = Normalization.Kind(rawValue: normalize) else {
-                    throw ConfigError.invalid(key: "data.normalize", reason: "use scale (x / 255), standardize or none; found '\(normalize)'")
+                    throw ConfigError.invalid(
+                        key: "data.normalize", reason: "use scale (x / 255), standardize or none; found '\(normalize)'")
                 }
                 c.data.normalize = kind
             }
             if let count = c.data.train?.count, count != c.data.filesPerSplit {
-                throw ConfigError.invalid(key: "data.train", reason: "names \(count) file(s); \(c.data.resolvedFormat.rawValue) takes \(c.data.filesPerSplit)"
-                                            + (c.data.filesPerSplit == 2 ? " ([features, labels])" : ""))
+                throw ConfigError.invalid(
+                    key: "data.train",
+                    reason: "names \(count) file(s); \(c.data.resolvedFormat.rawValue) takes \(c.data.filesPerSplit)"
+                        + (c.data.filesPerSplit == 2 ? " ([features, labels])" : ""))
             }
-            if c.data.resolvedFormat == .csv && c.data.labelColumn == nil { throw ConfigError.missing(key: "data.label_column") }
+            if c.data.resolvedFormat == .csv && c.data.labelColumn == nil {
+                throw ConfigError.missing(key: "data.label_column")
+            }
             try data.finish()
         }
         try root.finish()
@@ -231,14 +281,16 @@ public struct TrainConfig: Sendable, Equatable {
         guard let value = node.raw(name) else { return nil }
         if let one = value as? String { return [one] }
         if let list = value as? [Any], !list.isEmpty, let names = list as? [String] { return names }
-        throw ConfigError.wrongType(key: "data.\(name)", expected: "a file name or a list of them", found: YAMLNode.describe(value))
+        throw ConfigError.wrongType(
+            key: "data.\(name)", expected: "a file name or a list of them", found: YAMLNode.describe(value))
     }
 
     /// A CSV column: a header name or a 0-based index.
     static func column(_ value: Any, key: String) throws -> CSVTable.Column {
         if let i = value as? Int, i >= 0 { return .index(i) }
         if let name = value as? String { return .name(name) }
-        throw ConfigError.wrongType(key: key, expected: "a column name or a 0-based index", found: YAMLNode.describe(value))
+        throw ConfigError.wrongType(
+            key: key, expected: "a column name or a 0-based index", found: YAMLNode.describe(value))
     }
 
     static func parseLayer(_ any: Any, key: String) throws -> LayerSpec {
@@ -250,8 +302,10 @@ public struct TrainConfig: Sendable, Equatable {
             spec = .flatten
         case "dense":
             let units = try positive(&node, "units", key: key)
-            spec = .dense(units: units, activation: try activation(node.string("activation") ?? "linear", key: "\(key).activation"),
-                          l2: try l2(&node, key: key))
+            spec = .dense(
+                units: units,
+                activation: try activation(node.string("activation") ?? "linear", key: "\(key).activation"),
+                l2: try l2(&node, key: key))
         case "conv2d":
             let filters = try positive(&node, "filters", key: key)
             let kernel = try positive(&node, "kernel_size", key: key)
@@ -260,21 +314,27 @@ public struct TrainConfig: Sendable, Equatable {
             guard let pad = Conv2D.Padding(rawValue: padding) else {
                 throw ConfigError.invalid(key: "\(key).padding", reason: "use valid or same, found '\(padding)'")
             }
-            spec = .conv2d(filters: filters, kernel: kernel, stride: stride, padding: pad,
-                           activation: try activation(node.string("activation") ?? "linear", key: "\(key).activation"),
-                           l2: try l2(&node, key: key))
+            spec = .conv2d(
+                filters: filters, kernel: kernel, stride: stride, padding: pad,
+                activation: try activation(node.string("activation") ?? "linear", key: "\(key).activation"),
+                l2: try l2(&node, key: key))
         case "max_pooling2d":
             let pool = try positive(&node, "pool_size", key: key, default: 2)
             spec = .maxPooling2d(pool: pool, stride: try positive(&node, "strides", key: key, default: pool))
         case "dropout":
             guard let rate = try node.double("rate") else { throw ConfigError.missing(key: "\(key).rate") }
-            guard rate >= 0 && rate < 1 else { throw ConfigError.invalid(key: "\(key).rate", reason: "must be in [0, 1), found \(rate)") }
+            guard rate >= 0 && rate < 1 else {
+                throw ConfigError.invalid(key: "\(key).rate", reason: "must be in [0, 1), found \(rate)")
+            }
             spec = .dropout(rate: Float(rate))
         case "activation":
             guard let name = try node.string("activation") else { throw ConfigError.missing(key: "\(key).activation") }
             spec = .activation(try activation(name, key: "\(key).activation"))
         default:
-            throw ConfigError.invalid(key: "\(key).type", reason: "unknown layer type '\(type)'; use flatten, dense, conv2d, max_pooling2d, dropout or activation")
+            throw ConfigError.invalid(
+                key: "\(key).type",
+                reason: "unknown layer type '\(type)'; use flatten, dense, conv2d, max_pooling2d, dropout or activation"
+            )
         }
         try node.finish()
         return spec
@@ -291,14 +351,20 @@ public struct TrainConfig: Sendable, Equatable {
     static func l2(_ node: inout YAMLNode, key: String) throws -> Float {
         guard var reg = try node.node("kernel_regularizer") else { return 0 }
         guard let lambda = try reg.double("l2") else { throw ConfigError.missing(key: "\(key).kernel_regularizer.l2") }
-        guard lambda >= 0 else { throw ConfigError.invalid(key: "\(key).kernel_regularizer.l2", reason: "must be >= 0, found \(lambda)") }
+        guard lambda >= 0 else {
+            throw ConfigError.invalid(key: "\(key).kernel_regularizer.l2", reason: "must be >= 0, found \(lambda)")
+        }
         try reg.finish()
         return Float(lambda)
     }
 
     static func activation(_ name: String, key: String) throws -> ActivationKind {
         guard let kind = ActivationKind(rawValue: name.lowercased()) else {
-            throw ConfigError.invalid(key: key, reason: "unknown activation '\(name)'; use \(ActivationKind.allCases.map(\.rawValue).joined(separator: ", "))")
+            throw ConfigError.invalid(
+                key: key,
+                reason:
+                    "unknown activation '\(name)'; use \(ActivationKind.allCases.map(\.rawValue).joined(separator: ", "))"
+            )
         }
         return kind
     }
@@ -315,32 +381,60 @@ public struct TrainConfig: Sendable, Equatable {
         try require((maxSteps ?? 1) >= 1, "training.max_steps", "must be >= 1, found \(maxSteps ?? 0)")
         try require((trainLimit ?? 1) >= 1, "data.train_limit", "must be >= 1, found \(trainLimit ?? 0)")
         try require((testLimit ?? 1) >= 1, "data.test_limit", "must be >= 1, found \(testLimit ?? 0)")
-        try require(optimizer.learningRate > 0 && optimizer.learningRate.isFinite, "optimizer.learning_rate", "must be > 0, found \(optimizer.learningRate)")
-        try require(optimizer.beta1 >= 0 && optimizer.beta1 < 1, "optimizer.beta_1", "must be in [0, 1), found \(optimizer.beta1)")
-        try require(optimizer.beta2 >= 0 && optimizer.beta2 < 1, "optimizer.beta_2", "must be in [0, 1), found \(optimizer.beta2)")
+        try require(
+            optimizer.learningRate > 0 && optimizer.learningRate.isFinite, "optimizer.learning_rate",
+            "must be > 0, found \(optimizer.learningRate)")
+        try require(
+            optimizer.beta1 >= 0 && optimizer.beta1 < 1, "optimizer.beta_1",
+            "must be in [0, 1), found \(optimizer.beta1)")
+        try require(
+            optimizer.beta2 >= 0 && optimizer.beta2 < 1, "optimizer.beta_2",
+            "must be in [0, 1), found \(optimizer.beta2)")
         try require(optimizer.epsilon > 0, "optimizer.epsilon", "must be > 0, found \(optimizer.epsilon)")
-        try require(optimizer.momentum >= 0 && optimizer.momentum < 1, "optimizer.momentum", "must be in [0, 1), found \(optimizer.momentum)")
-        try require(optimizer.weightDecay >= 0, "optimizer.weight_decay", "must be >= 0, found \(optimizer.weightDecay)")
-        try require(optimizer.schedule.warmupSteps >= 0, "optimizer.schedule.warmup_steps", "must be >= 0, found \(optimizer.schedule.warmupSteps)")
-        try require(optimizer.schedule.decaySteps >= 1, "optimizer.schedule.decay_steps", "must be >= 1, found \(optimizer.schedule.decaySteps)")
-        try require(optimizer.schedule.decayRate > 0, "optimizer.schedule.decay_rate", "must be > 0, found \(optimizer.schedule.decayRate)")
-        try require(collectiveTimeout > 0, "training.collective_timeout", "must be > 0 seconds, found \(collectiveTimeout)")
-        try require(consistencyCheckEvery >= 0, "training.consistency_check_every", "must be >= 0, found \(consistencyCheckEvery)")
+        try require(
+            optimizer.momentum >= 0 && optimizer.momentum < 1, "optimizer.momentum",
+            "must be in [0, 1), found \(optimizer.momentum)")
+        try require(
+            optimizer.weightDecay >= 0, "optimizer.weight_decay", "must be >= 0, found \(optimizer.weightDecay)")
+        try require(
+            optimizer.schedule.warmupSteps >= 0, "optimizer.schedule.warmup_steps",
+            "must be >= 0, found \(optimizer.schedule.warmupSteps)")
+        try require(
+            optimizer.schedule.decaySteps >= 1, "optimizer.schedule.decay_steps",
+            "must be >= 1, found \(optimizer.schedule.decaySteps)")
+        try require(
+            optimizer.schedule.decayRate > 0, "optimizer.schedule.decay_rate",
+            "must be > 0, found \(optimizer.schedule.decayRate)")
+        try require(
+            collectiveTimeout > 0, "training.collective_timeout", "must be > 0 seconds, found \(collectiveTimeout)")
+        try require(
+            consistencyCheckEvery >= 0, "training.consistency_check_every",
+            "must be >= 0, found \(consistencyCheckEvery)")
         try require(checkpointEverySteps >= 0, "checkpoint.every_steps", "must be >= 0, found \(checkpointEverySteps)")
-        try require(checkpointEveryEpochs >= 0, "checkpoint.every_epochs", "must be >= 0, found \(checkpointEveryEpochs)")
+        try require(
+            checkpointEveryEpochs >= 0, "checkpoint.every_epochs", "must be >= 0, found \(checkpointEveryEpochs)")
         try require(checkpointKeep >= 1, "checkpoint.keep", "must be >= 1, found \(checkpointKeep)")
-        try require(validationSplit >= 0 && validationSplit < 1, "training.validation_split", "must be in [0, 1), found \(validationSplit)")
-        try require((earlyStoppingPatience ?? 0) >= 0, "training.early_stopping.patience", "must be >= 0, found \(earlyStoppingPatience ?? 0)")
+        try require(
+            validationSplit >= 0 && validationSplit < 1, "training.validation_split",
+            "must be in [0, 1), found \(validationSplit)")
+        try require(
+            (earlyStoppingPatience ?? 0) >= 0, "training.early_stopping.patience",
+            "must be >= 0, found \(earlyStoppingPatience ?? 0)")
         if earlyStoppingPatience != nil && validationSplit == 0 {
-            throw ConfigError.invalid(key: "training.early_stopping", reason: "monitors the validation loss: set training.validation_split too")
+            throw ConfigError.invalid(
+                key: "training.early_stopping",
+                reason: "monitors the validation loss: set training.validation_split too")
         }
     }
 
     /// Checks what depends on the number of ranks.
     public func validate(worldSize: Int) throws {
         if batchSize < worldSize {
-            throw ConfigError.invalid(key: "training.batch_size",
-                                      reason: "the global batch (\(batchSize)) is smaller than the number of ranks (\(worldSize)); use a batch of at least \(worldSize) or fewer ranks")
+            throw ConfigError.invalid(
+                key: "training.batch_size",
+                reason:
+                    "the global batch (\(batchSize)) is smaller than the number of ranks (\(worldSize)); use a batch of at least \(worldSize) or fewer ranks"
+            )
         }
     }
 
@@ -354,10 +448,15 @@ public struct TrainConfig: Sendable, Equatable {
     /// takes the training split's `classes` (count and names). Nil when the config names no files
     /// for the split. `standardize` is left to the trainer, which computes it on the training part
     /// alone (without the validation split), and to checkpoints, which keep it.
-    public func loadDataset(directory: String, split: Dataset.Split, classes: Classes? = nil, digest: Bool = false) throws -> Dataset? {
+    public func loadDataset(
+        directory: String, split: Dataset.Split, classes: Classes? = nil, digest: Bool = false
+    ) throws -> Dataset? {
         let loader = DataLoader(spec: data, directory: directory)
-        guard var d = try loader.load(split, limit: split == .train ? trainLimit : testLimit,
-                                      classes: labels == .even ? nil : classes, digest: digest) else { return nil }
+        guard
+            var d = try loader.load(
+                split, limit: split == .train ? trainLimit : testLimit,
+                classes: labels == .even ? nil : classes, digest: digest)
+        else { return nil }
         if labels == .even { d = d.relabeled(classes: 2) { $0 % 2 == 0 ? 1 : 0 } }
         if let kind = data.normalize, kind != .standardize { d.normalization = kind == .none ? .none : .scale }
         return d
@@ -367,10 +466,13 @@ public struct TrainConfig: Sendable, Equatable {
     public func makeOptimizer(parameterCount: Int) -> any Optimizer {
         switch optimizer.kind {
         case .adam, .adamw:
-            return Adam(parameterCount: parameterCount, beta1: Float(optimizer.beta1), beta2: Float(optimizer.beta2), epsilon: Float(optimizer.epsilon),
-                        amsgrad: optimizer.amsgrad, weightDecay: Float(optimizer.weightDecay))
+            return Adam(
+                parameterCount: parameterCount, beta1: Float(optimizer.beta1), beta2: Float(optimizer.beta2),
+                epsilon: Float(optimizer.epsilon),
+                amsgrad: optimizer.amsgrad, weightDecay: Float(optimizer.weightDecay))
         case .sgd:
-            return SGD(parameterCount: parameterCount, momentum: Float(optimizer.momentum), nesterov: optimizer.nesterov)
+            return SGD(
+                parameterCount: parameterCount, momentum: Float(optimizer.momentum), nesterov: optimizer.nesterov)
         }
     }
 }

@@ -7,9 +7,11 @@ public enum BatchGatherer {
     /// Gathers the samples `order[positions]` into `input` (row-major), their labels into
     /// `labels` and their data-set indices into `sampleIndices`.
     @inline(__always)
-    public static func gather(_ data: Dataset, order: UnsafePointer<Int32>, positions: Range<Int>,
-                              into input: UnsafeMutablePointer<Float>, labels: UnsafeMutablePointer<Int32>,
-                              sampleIndices: UnsafeMutablePointer<Int32>) {
+    public static func gather(
+        _ data: Dataset, order: UnsafePointer<Int32>, positions: Range<Int>,
+        into input: UnsafeMutablePointer<Float>, labels: UnsafeMutablePointer<Int32>,
+        sampleIndices: UnsafeMutablePointer<Int32>
+    ) {
         let d = data.sampleSize
         data.labels.withUnsafeBufferPointer { allLabels in
             for (row, position) in positions.enumerated() {
@@ -22,7 +24,9 @@ public enum BatchGatherer {
     }
 
     /// Gathers the consecutive samples `indices` (for evaluation).
-    public static func gather(_ data: Dataset, indices: Range<Int>, into input: UnsafeMutablePointer<Float>, labels: inout [Int32]) {
+    public static func gather(
+        _ data: Dataset, indices: Range<Int>, into input: UnsafeMutablePointer<Float>, labels: inout [Int32]
+    ) {
         let d = data.sampleSize
         for (row, index) in indices.enumerated() {
             write(data, sample: index, into: input + row * d)

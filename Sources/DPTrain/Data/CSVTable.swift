@@ -23,20 +23,31 @@ public struct CSVTable: Sendable {
     public enum Column: Sendable, Equatable, CustomStringConvertible {
         case name(String)
         case index(Int)
-        public var description: String { switch self { case .name(let n): return "'\(n)'"; case .index(let i): return "\(i)" } }
+        public var description: String {
+            switch self {
+            case .name(let n): return "'\(n)'";
+            case .index(let i): return "\(i)"
+            }
+        }
     }
 
     /// Reads `path`. With `classNames` (those of a training file), name labels must be among
     /// them, so a test file numbers its classes as the training file did. Without a `label`
     /// column (rows to predict), `labels` is empty; with `labelOptional`, a label column the
     /// header lacks is taken as absent.
-    public init(path: String, label: Column?, featureColumns: [Column]? = nil, classNames known: [String]? = nil, labelOptional: Bool = false) throws {
+    public init(
+        path: String, label: Column?, featureColumns: [Column]? = nil, classNames known: [String]? = nil,
+        labelOptional: Bool = false
+    ) throws {
         self.path = path
-        func fail(_ line: Int, _ problem: String) -> DataError { DataError.invalidCSV(path: path, line: line, problem: problem) }
+        func fail(_ line: Int, _ problem: String) -> DataError {
+            DataError.invalidCSV(path: path, line: line, problem: problem)
+        }
         let bytes: [UInt8]
         do { bytes = [UInt8](try Data(contentsOf: URL(fileURLWithPath: path))) } catch {
-            throw FileManager.default.fileExists(atPath: path) ? DataError.unreadable(path: path, reason: error.localizedDescription)
-                                                              : DataError.missingFile(path: path, hint: "")
+            throw FileManager.default.fileExists(atPath: path)
+                ? DataError.unreadable(path: path, reason: error.localizedDescription)
+                : DataError.missingFile(path: path, hint: "")
         }
         var records = try Self.records(bytes, fail: fail)
         guard !records.isEmpty else { throw DataError.emptyFile(path: path) }
@@ -44,10 +55,14 @@ public struct CSVTable: Sendable {
         func resolve(_ c: Column, _ what: String) throws -> Int {
             switch c {
             case .index(let i):
-                guard header.indices.contains(i) else { throw fail(1, "\(what) column \(i) does not exist: the header has \(header.count) columns") }
+                guard header.indices.contains(i) else {
+                    throw fail(1, "\(what) column \(i) does not exist: the header has \(header.count) columns")
+                }
                 return i
             case .name(let n):
-                guard let i = header.firstIndex(of: n) else { throw fail(1, "\(what) column '\(n)' is not in the header (\(header.joined(separator: ", ")))") }
+                guard let i = header.firstIndex(of: n) else {
+                    throw fail(1, "\(what) column '\(n)' is not in the header (\(header.joined(separator: ", ")))")
+                }
                 return i
             }
         }
@@ -56,8 +71,12 @@ public struct CSVTable: Sendable {
             if labelOptional, case .index(let i) = c, !header.indices.contains(i) { return nil }
             return try resolve(c, "the label")
         }
-        let featureIndices = try featureColumns.map { try $0.map { try resolve($0, "a feature") } } ?? header.indices.filter { $0 != labelIndex }
-        if let labelIndex, featureIndices.contains(labelIndex) { throw fail(1, "the label column '\(header[labelIndex])' is also listed as a feature") }
+        let featureIndices =
+            try featureColumns.map { try $0.map { try resolve($0, "a feature") } }
+            ?? header.indices.filter { $0 != labelIndex }
+        if let labelIndex, featureIndices.contains(labelIndex) {
+            throw fail(1, "the label column '\(header[labelIndex])' is also listed as a feature")
+        }
         guard !featureIndices.isEmpty else { throw fail(1, "no feature columns besides the label") }
         guard !records.isEmpty else { throw DataError.noSamples(what: "\(path) (a header and no rows)") }
         featureNames = featureIndices.map { header[$0] }
@@ -66,14 +85,20 @@ public struct CSVTable: Sendable {
         var rawLabels: [String] = []
         for record in records {
             guard record.fields.count == header.count else {
-                throw fail(record.line, "\(record.fields.count) fields where the header has \(header.count) (a missing or extra comma?)")
+                throw fail(
+                    record.line,
+                    "\(record.fields.count) fields where the header has \(header.count) (a missing or extra comma?)")
             }
             for k in featureIndices {
                 let text = record.fields[k].trimmingCharacters(in: .whitespaces)
                 guard let v = Float(text) else {
-                    throw fail(record.line, "column '\(header[k])' (\(k)): " + (text.isEmpty ? "empty" : "'\(text)' is not a number"))
+                    throw fail(
+                        record.line,
+                        "column '\(header[k])' (\(k)): " + (text.isEmpty ? "empty" : "'\(text)' is not a number"))
                 }
-                guard v.isFinite else { throw fail(record.line, "column '\(header[k])' (\(k)): '\(text)' is not a finite number") }
+                guard v.isFinite else {
+                    throw fail(record.line, "column '\(header[k])' (\(k)): '\(text)' is not a finite number")
+                }
                 values.append(v)
             }
             if let labelIndex { rawLabels.append(record.fields[labelIndex].trimmingCharacters(in: .whitespaces)) }
@@ -88,7 +113,9 @@ public struct CSVTable: Sendable {
         if numeric {
             labels = try zip(rawLabels, lines).map { text, line in
                 let id = Int32(text)!
-                guard id >= 0 else { throw fail(line, "label column '\(header[labelIndex])': \(id) is negative; class ids start at 0") }
+                guard id >= 0 else {
+                    throw fail(line, "label column '\(header[labelIndex])': \(id) is negative; class ids start at 0")
+                }
                 return id
             }
             classNames = nil
@@ -97,7 +124,10 @@ public struct CSVTable: Sendable {
             let ids = Dictionary(uniqueKeysWithValues: names.enumerated().map { ($1, Int32($0)) })
             labels = try zip(rawLabels, lines).map { text, line in
                 guard let id = ids[text] else {
-                    throw fail(line, "label column '\(header[labelIndex])': '\(text)' is " + (text.isEmpty ? "empty" : "not one of the classes \(names.joined(separator: ", "))"))
+                    throw fail(
+                        line,
+                        "label column '\(header[labelIndex])': '\(text)' is "
+                            + (text.isEmpty ? "empty" : "not one of the classes \(names.joined(separator: ", "))"))
                 }
                 return id
             }
@@ -117,14 +147,20 @@ public struct CSVTable: Sendable {
         }
         func endRecord() {
             endField()
-            if !(fields.count == 1 && fields[0].trimmingCharacters(in: .whitespaces).isEmpty) { records.append((recordLine, fields)) }
+            if !(fields.count == 1 && fields[0].trimmingCharacters(in: .whitespaces).isEmpty) {
+                records.append((recordLine, fields))
+            }
             fields.removeAll()
         }
         while i < bytes.count {
             let c = bytes[i]
             if quoted {
                 if c == UInt8(ascii: "\"") {
-                    if i + 1 < bytes.count && bytes[i + 1] == UInt8(ascii: "\"") { field.append(c); i += 1 } else { quoted = false }
+                    if i + 1 < bytes.count && bytes[i + 1] == UInt8(ascii: "\"") {
+                        field.append(c); i += 1
+                    } else {
+                        quoted = false
+                    }
                 } else {
                     if c == UInt8(ascii: "\n") { line += 1 }
                     field.append(c)

@@ -37,7 +37,7 @@ public final class DataBuffer: @unchecked Sendable {
     }
 
     public convenience init(_ bytes: [UInt8]) {
-        self.init(count: bytes.count) { region in region.copyMemory(from: UnsafeRawBufferPointer(start: bytes, count: bytes.count)) }
+        self.init(count: bytes.count) { region in bytes.withUnsafeBytes { region.copyMemory(from: $0) } }
     }
 
     /// The whole file at `path`, mapped read-only; a missing, unreadable or empty file throws
@@ -46,12 +46,17 @@ public final class DataBuffer: @unchecked Sendable {
         let fd = open(path, O_RDONLY)
         guard fd >= 0 else {
             let reason = String(cString: strerror(errno))
-            throw errno == ENOENT ? DataError.missingFile(path: path, hint: "") : DataError.unreadable(path: path, reason: reason)
+            throw errno == ENOENT
+                ? DataError.missingFile(path: path, hint: "") : DataError.unreadable(path: path, reason: reason)
         }
         defer { close(fd) }
         var status = stat()
-        guard fstat(fd, &status) == 0 else { throw DataError.unreadable(path: path, reason: String(cString: strerror(errno))) }
-        guard (status.st_mode & S_IFMT) == S_IFREG else { throw DataError.unreadable(path: path, reason: "not a regular file") }
+        guard fstat(fd, &status) == 0 else {
+            throw DataError.unreadable(path: path, reason: String(cString: strerror(errno)))
+        }
+        guard (status.st_mode & S_IFMT) == S_IFREG else {
+            throw DataError.unreadable(path: path, reason: "not a regular file")
+        }
         guard status.st_size > 0 else { throw DataError.emptyFile(path: path) }
         let length = Int(status.st_size)
         guard let region = mmap(nil, length, PROT_READ, MAP_PRIVATE, fd, 0), region != MAP_FAILED else {

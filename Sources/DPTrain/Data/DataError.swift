@@ -43,15 +43,18 @@ public enum DataError: Error, CustomStringConvertible, Equatable {
             let what = found < expected ? "truncated" : "has trailing bytes"
             return "\(path): \(what): dimensions call for \(expected) data bytes, found \(found)"
         case .dimensionsOverflow(let path, let dimensions):
-            return "\(path): the header's dimensions \(dimensions.map(String.init).joined(separator: " x ")) multiply past a 64-bit count: the header is corrupt"
+            return
+                "\(path): the header's dimensions \(dimensions.map(String.init).joined(separator: " x ")) multiply past a 64-bit count: the header is corrupt"
         case .wrongRank(let path, let expected, let found):
             return "\(path): expected an IDX file with \(expected) dimension(s), found \(found)"
         case .countMismatch(let images, let imageCount, let labels, let labelCount):
             return "\(images) holds \(imageCount) images but \(labels) holds \(labelCount) labels"
         case .labelOutOfRange(let path, let index, let value, let classes):
-            return "\(path): label \(value) at index \(index) is out of range 0..<\(classes) (the training labels' classes)"
+            return
+                "\(path): label \(value) at index \(index) is out of range 0..<\(classes) (the training labels' classes)"
         case .wrongImageShape(let path, let expected, let found):
-            return "\(path): images are \(found.map(String.init).joined(separator: "x")), the model expects \(expected.map(String.init).joined(separator: "x"))"
+            return
+                "\(path): images are \(found.map(String.init).joined(separator: "x")), the model expects \(expected.map(String.init).joined(separator: "x"))"
         case .noSamples(let what):
             return "\(what): no samples"
         case .invalidNumPy(let path, let problem):

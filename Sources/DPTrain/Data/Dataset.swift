@@ -33,9 +33,13 @@ public struct Dataset: Sendable {
     var base: UnsafeRawPointer { buffer.base + offset }
 
     /// `labels.count` samples of `element` values from `offset` on in `buffer`, which must hold them.
-    public init(buffer: DataBuffer, offset: Int = 0, element: Element, sampleShape: [Int], labels: [Int32], numClasses: Int,
-                normalization: Normalization? = nil, source: String) {
-        precondition(offset + labels.count * sampleShape.reduce(1, *) * (element == .uint8 ? 1 : 4) <= buffer.count, "samples and labels disagree")
+    public init(
+        buffer: DataBuffer, offset: Int = 0, element: Element, sampleShape: [Int], labels: [Int32], numClasses: Int,
+        normalization: Normalization? = nil, source: String
+    ) {
+        precondition(
+            offset + labels.count * sampleShape.reduce(1, *) * (element == .uint8 ? 1 : 4) <= buffer.count,
+            "samples and labels disagree")
         self.buffer = buffer
         self.offset = offset
         self.element = element
@@ -48,8 +52,9 @@ public struct Dataset: Sendable {
 
     /// Byte images in memory (tests and tools), scaled to [0, 1] when gathered.
     public init(images: [UInt8], labels: [UInt8], imageShape: [Int], numClasses: Int) {
-        self.init(buffer: DataBuffer(images), element: .uint8, sampleShape: imageShape, labels: labels.map(Int32.init),
-                  numClasses: numClasses, source: "memory")
+        self.init(
+            buffer: DataBuffer(images), element: .uint8, sampleShape: imageShape, labels: labels.map(Int32.init),
+            numClasses: numClasses, source: "memory")
     }
 
     /// Float32 samples in memory (tables, tests).
@@ -57,22 +62,26 @@ public struct Dataset: Sendable {
         let buffer = DataBuffer(count: features.count * 4) { region in
             features.withUnsafeBytes { region.copyMemory(from: $0) }
         }
-        self.init(buffer: buffer, element: .float32, sampleShape: sampleShape, labels: labels, numClasses: numClasses, source: source)
+        self.init(
+            buffer: buffer, element: .float32, sampleShape: sampleShape, labels: labels, numClasses: numClasses,
+            source: source)
     }
 
     /// The samples `range` of this data set, in order, sharing its buffer.
     public func subset(_ range: Range<Int>) -> Dataset {
-        var d = Dataset(buffer: buffer, offset: offset + range.lowerBound * sampleSize * elementSize, element: element,
-                        sampleShape: sampleShape, labels: Array(labels[range]), numClasses: numClasses,
-                        normalization: normalization, source: source)
+        var d = Dataset(
+            buffer: buffer, offset: offset + range.lowerBound * sampleSize * elementSize, element: element,
+            sampleShape: sampleShape, labels: Array(labels[range]), numClasses: numClasses,
+            normalization: normalization, source: source)
         d.classNames = classNames
         return d
     }
 
     /// The same samples with labels mapped through `f` into `0..<classes`.
     public func relabeled(classes: Int, _ f: (Int32) -> Int32) -> Dataset {
-        var d = Dataset(buffer: buffer, offset: offset, element: element, sampleShape: sampleShape, labels: labels.map(f),
-                        numClasses: classes, normalization: normalization, source: source)
+        var d = Dataset(
+            buffer: buffer, offset: offset, element: element, sampleShape: sampleShape, labels: labels.map(f),
+            numClasses: classes, normalization: normalization, source: source)
         d.sourceDigests = sourceDigests
         return d
     }
@@ -81,7 +90,8 @@ public struct Dataset: Sendable {
     @inline(__always)
     public func storedValue(sample: Int, feature: Int) -> Float {
         let i = sample * sampleSize + feature
-        return element == .uint8 ? Float(base.load(fromByteOffset: i, as: UInt8.self)) : base.load(fromByteOffset: 4 * i, as: Float.self)
+        return element == .uint8
+            ? Float(base.load(fromByteOffset: i, as: UInt8.self)) : base.load(fromByteOffset: 4 * i, as: Float.self)
     }
 
     /// Sample `sample` as the model sees it (normalised), for tools.

@@ -16,7 +16,8 @@ enum Gzip {
     /// zlib stream, a false trailer), it starts over with twice the room.
     static func inflate(_ input: UnsafeRawBufferPointer, path: String, zlibWrapper: Bool = false) throws -> DataBuffer {
         // Deflate expands at most about 1032:1, which bounds what a false trailer can reserve.
-        var capacity = min(input.count * 1032, zlibWrapper || input.count < 18 ? input.count * 4 : trailerLength(input)) + 1
+        var capacity =
+            min(input.count * 1032, zlibWrapper || input.count < 18 ? input.count * 4 : trailerLength(input)) + 1
         while true {
             var fits = true
             let output = try DataBuffer(capacity: capacity) { out in
@@ -41,11 +42,17 @@ enum Gzip {
 
     /// Inflates into `out`; returns the bytes written, or `out.count` when it filled `out` before
     /// the end of the data.
-    private static func inflate(_ input: UnsafeRawBufferPointer, into out: UnsafeMutableRawBufferPointer, path: String,
-                                zlibWrapper: Bool) throws -> Int {
+    private static func inflate(
+        _ input: UnsafeRawBufferPointer, into out: UnsafeMutableRawBufferPointer, path: String,
+        zlibWrapper: Bool
+    ) throws -> Int {
         var stream = z_stream()
         // 16 + MAX_WBITS: expect a gzip wrapper; MAX_WBITS: a zlib one.
-        guard inflateInit2_(&stream, zlibWrapper ? MAX_WBITS : 16 + MAX_WBITS, ZLIB_VERSION, Int32(MemoryLayout<z_stream>.size)) == Z_OK else {
+        guard
+            inflateInit2_(
+                &stream, zlibWrapper ? MAX_WBITS : 16 + MAX_WBITS, ZLIB_VERSION, Int32(MemoryLayout<z_stream>.size))
+                == Z_OK
+        else {
             throw DataError.corruptGzip(path: path, reason: "zlib could not be initialised")
         }
         defer { inflateEnd(&stream) }

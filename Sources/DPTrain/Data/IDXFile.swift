@@ -44,12 +44,15 @@ public struct IDXFile: Sendable {
     static func parse(_ b: DataBuffer, path: String) throws -> IDXFile {
         guard b.count >= 4 else { throw DataError.truncatedHeader(path: path, needed: 4, found: b.count) }
         guard b[0] == 0, b[1] == 0, b[3] >= 1 else {
-            throw DataError.badMagic(path: path, found: (0..<4).map { String(format: "%02x", b[$0]) }.joined(separator: " "))
+            throw DataError.badMagic(
+                path: path, found: (0..<4).map { String(format: "%02x", b[$0]) }.joined(separator: " "))
         }
         guard b[2] == 0x08 else { throw DataError.unsupportedType(path: path, typeCode: b[2]) }
         let rank = Int(b[3])
         let headerLength = 4 + 4 * rank
-        guard b.count >= headerLength else { throw DataError.truncatedHeader(path: path, needed: headerLength, found: b.count) }
+        guard b.count >= headerLength else {
+            throw DataError.truncatedHeader(path: path, needed: headerLength, found: b.count)
+        }
         let dimensions = (0..<rank).map { d in (0..<4).reduce(0) { $0 << 8 | Int(b[4 + 4 * d + $1]) } }
         let (expected, overflow) = dimensions.reduce((1, false)) { acc, d in
             let (product, o) = acc.0.multipliedReportingOverflow(by: d)
@@ -71,8 +74,10 @@ public struct IDXFile: Sendable {
     static func header(dimensions: [Int]) -> [UInt8] {
         var out: [UInt8] = [0, 0, 0x08, UInt8(dimensions.count)]
         for d in dimensions {
-            out += [UInt8(truncatingIfNeeded: d >> 24), UInt8(truncatingIfNeeded: d >> 16),
-                    UInt8(truncatingIfNeeded: d >> 8), UInt8(truncatingIfNeeded: d)]
+            out += [
+                UInt8(truncatingIfNeeded: d >> 24), UInt8(truncatingIfNeeded: d >> 16),
+                UInt8(truncatingIfNeeded: d >> 8), UInt8(truncatingIfNeeded: d),
+            ]
         }
         return out
     }

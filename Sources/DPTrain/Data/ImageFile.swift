@@ -21,7 +21,9 @@ public enum ImageFile {
     }
 
     public static func read(path: String) throws -> Image {
-        guard let data = FileManager.default.contents(atPath: path) else { throw FormatError(path: path, problem: "cannot read the file") }
+        guard let data = FileManager.default.contents(atPath: path) else {
+            throw FormatError(path: path, problem: "cannot read the file")
+        }
         let bytes = [UInt8](data)
         if bytes.starts(with: [0x89, 0x50, 0x4E, 0x47]) { return try png(bytes, path: path) }
         if bytes.starts(with: [0x50, 0x35]) || bytes.starts(with: [0x50, 0x32]) { return try pgm(bytes, path: path) }
@@ -33,8 +35,14 @@ public enum ImageFile {
         var i = 2
         func token() throws -> Int {
             while i < bytes.count {
-                if bytes[i] == 0x23 { while i < bytes.count && bytes[i] != 0x0A { i += 1 } } // comment
-                else if bytes[i] == 0x20 || (0x09...0x0D).contains(bytes[i]) { i += 1 } else { break }
+                if bytes[i] == 0x23 {
+                    while i < bytes.count && bytes[i] != 0x0A { i += 1 }
+                }  // comment
+                else if bytes[i] == 0x20 || (0x09...0x0D).contains(bytes[i]) {
+                    i += 1
+                } else {
+                    break
+                }
             }
             var value = 0, digits = 0
             while i < bytes.count, (0x30...0x39).contains(bytes[i]) {
@@ -46,7 +54,8 @@ public enum ImageFile {
         }
         let width = try token(), height = try token(), maxValue = try token()
         guard width > 0, height > 0, width * height <= 1 << 24, (1...255).contains(maxValue) else {
-            throw FormatError(path: path, problem: "unsupported PGM: \(width)x\(height), max value \(maxValue) (need 8-bit)")
+            throw FormatError(
+                path: path, problem: "unsupported PGM: \(width)x\(height), max value \(maxValue) (need 8-bit)")
         }
         var pixels = [UInt8]()
         if ascii {
@@ -54,7 +63,9 @@ public enum ImageFile {
         } else {
             i += 1  // the single whitespace after the max value
             guard bytes.count - i >= width * height else {
-                throw FormatError(path: path, problem: "truncated PGM: needs \(width * height) pixel bytes, has \(max(bytes.count - i, 0))")
+                throw FormatError(
+                    path: path,
+                    problem: "truncated PGM: needs \(width * height) pixel bytes, has \(max(bytes.count - i, 0))")
             }
             pixels = bytes[i..<i + width * height].map { UInt8(Int($0) * 255 / maxValue) }
         }
@@ -63,7 +74,9 @@ public enum ImageFile {
 
     static func png(_ bytes: [UInt8], path: String) throws -> Image {
         func fail(_ p: String) -> FormatError { FormatError(path: path, problem: "PNG: \(p)") }
-        func be32(_ o: Int) -> Int { Int(bytes[o]) << 24 | Int(bytes[o + 1]) << 16 | Int(bytes[o + 2]) << 8 | Int(bytes[o + 3]) }
+        func be32(_ o: Int) -> Int {
+            Int(bytes[o]) << 24 | Int(bytes[o + 1]) << 16 | Int(bytes[o + 2]) << 8 | Int(bytes[o + 3])
+        }
         var i = 8
         var width = 0, height = 0, channels = 0
         var compressed = [UInt8]()
@@ -76,8 +89,12 @@ public enum ImageFile {
             case "IHDR":
                 guard length == 13 else { throw fail("bad IHDR") }
                 width = be32(i + 8); height = be32(i + 12)
-                let depth = body[body.startIndex + 8], color = body[body.startIndex + 9], interlace = body[body.startIndex + 12]
-                guard depth == 8, interlace == 0 else { throw fail("only 8-bit, non-interlaced images are supported (depth \(depth), interlace \(interlace))") }
+                let depth = body[body.startIndex + 8], color = body[body.startIndex + 9],
+                    interlace = body[body.startIndex + 12]
+                guard depth == 8, interlace == 0 else {
+                    throw fail(
+                        "only 8-bit, non-interlaced images are supported (depth \(depth), interlace \(interlace))")
+                }
                 switch color {
                 case 0: channels = 1
                 case 4: channels = 2
@@ -85,7 +102,9 @@ public enum ImageFile {
                 case 6: channels = 4
                 default: throw fail("colour type \(color) is not supported (use grayscale or RGB)")
                 }
-                guard width > 0, height > 0, width * height <= 1 << 24 else { throw fail("bad size \(width)x\(height)") }
+                guard width > 0, height > 0, width * height <= 1 << 24 else {
+                    throw fail("bad size \(width)x\(height)")
+                }
             case "IDAT": compressed += body
             case "IEND": i = bytes.count
             default: break
@@ -94,7 +113,9 @@ public enum ImageFile {
         }
         guard channels > 0 else { throw fail("no IHDR chunk") }
         let raw: [UInt8]
-        do { raw = try Gzip.inflate(compressed, path: path, zlibWrapper: true) } catch { throw fail("corrupt image data") }
+        do { raw = try Gzip.inflate(compressed, path: path, zlibWrapper: true) } catch {
+            throw fail("corrupt image data")
+        }
         let stride = width * channels
         guard raw.count >= height * (stride + 1) else { throw fail("image data too short") }
         var out = [UInt8](repeating: 0, count: height * stride)

@@ -39,7 +39,9 @@ public struct NumPyArray: Sendable {
     }
 
     /// Parses the array that starts at `start` of `buffer` and takes its remaining `length` bytes.
-    public static func parse(_ buffer: DataBuffer, path: String, start: Int = 0, length: Int? = nil) throws -> NumPyArray {
+    public static func parse(
+        _ buffer: DataBuffer, path: String, start: Int = 0, length: Int? = nil
+    ) throws -> NumPyArray {
         let end = start + (length ?? buffer.count - start)
         func fail(_ problem: String) -> DataError { DataError.invalidNumPy(path: path, problem: problem) }
         let magic: [UInt8] = [0x93, 0x4E, 0x55, 0x4D, 0x50, 0x59]  // \x93NUMPY
@@ -47,13 +49,16 @@ public struct NumPyArray: Sendable {
             throw fail("not a NumPy .npy array (no \\x93NUMPY magic at its start)")
         }
         let major = Int(buffer[start + 6])
-        guard (1...3).contains(major) else { throw fail("format version \(major).\(buffer[start + 7]) is not one this reader knows (1-3)") }
+        guard (1...3).contains(major) else {
+            throw fail("format version \(major).\(buffer[start + 7]) is not one this reader knows (1-3)")
+        }
         let lengthSize = major == 1 ? 2 : 4
         let headerStart = start + 8 + lengthSize
         guard headerStart <= end else { throw fail("truncated header") }
         let headerLength = buffer.littleEndian(start + 8, size: lengthSize)
         guard headerStart + headerLength <= end else { throw fail("truncated header: it claims \(headerLength) bytes") }
-        let header = String(decoding: UnsafeRawBufferPointer(start: buffer.base + headerStart, count: headerLength), as: UTF8.self)
+        let header = String(
+            decoding: UnsafeRawBufferPointer(start: buffer.base + headerStart, count: headerLength), as: UTF8.self)
         let fields = try HeaderFields(header, fail: fail)
         guard !fields.fortranOrder else {
             throw fail("the array is in Fortran order; save it in C order (numpy.ascontiguousarray) and try again")
@@ -68,7 +73,9 @@ public struct NumPyArray: Sendable {
         }
         guard end - dataStart == expected else {
             let what = end - dataStart < expected ? "truncated" : "has trailing bytes"
-            throw fail("\(what): shape \(fields.shape) of \(element) calls for \(expected) data bytes, found \(end - dataStart)")
+            throw fail(
+                "\(what): shape \(fields.shape) of \(element) calls for \(expected) data bytes, found \(end - dataStart)"
+            )
         }
         return NumPyArray(path: path, element: element, shape: fields.shape, buffer: buffer, offset: dataStart)
     }
@@ -76,7 +83,9 @@ public struct NumPyArray: Sendable {
     static func element(_ descr: String, fail: (String) -> DataError) throws -> Element {
         let chars = Array(descr)
         guard chars.count >= 3, "<>|=".contains(chars[0]), let kind = Element.Kind(rawValue: chars[1]),
-              let size = Int(String(chars[2...])), [1, 2, 4, 8].contains(size), !(kind == .float && size < 4), !(kind == .bool && size != 1) else {
+            let size = Int(String(chars[2...])), [1, 2, 4, 8].contains(size), !(kind == .float && size < 4),
+            !(kind == .bool && size != 1)
+        else {
             throw fail("element type '\(descr)' is not supported: use booleans, integers, float32 or float64")
         }
         return Element(kind: kind, size: size, littleEndian: chars[0] != ">")
@@ -109,7 +118,10 @@ public struct NumPyArray: Sendable {
     public func floats() throws -> [Float] {
         try (0..<count).map { i in
             let v = Float(value(i))
-            guard v.isFinite else { throw DataError.invalidNumPy(path: path, problem: "element \(i) (\(index(i))) is \(value(i)), not a finite number") }
+            guard v.isFinite else {
+                throw DataError.invalidNumPy(
+                    path: path, problem: "element \(i) (\(index(i))) is \(value(i)), not a finite number")
+            }
             return v
         }
     }
@@ -119,7 +131,8 @@ public struct NumPyArray: Sendable {
         try (0..<count).map { i in
             let v = value(i)
             guard v >= 0, v <= Double(Int32.max), v == v.rounded() else {
-                throw DataError.invalidNumPy(path: path, problem: "label \(i) is \(v); labels are class ids: whole numbers from 0")
+                throw DataError.invalidNumPy(
+                    path: path, problem: "label \(i) is \(v); labels are class ids: whole numbers from 0")
             }
             return Int32(v)
         }
@@ -145,11 +158,13 @@ public struct NumPyArray: Sendable {
         init(_ text: String, fail: (String) -> DataError) throws {
             func value(of key: String) -> Substring? {
                 guard let k = text.range(of: "'\(key)'") ?? text.range(of: "\"\(key)\""),
-                      let colon = text[k.upperBound...].firstIndex(of: ":") else { return nil }
+                    let colon = text[k.upperBound...].firstIndex(of: ":")
+                else { return nil }
                 return text[text.index(after: colon)...].drop { $0 == " " }
             }
             guard let d = value(of: "descr"), let quote = d.first, quote == "'" || quote == "\"",
-                  let close = d.dropFirst().firstIndex(of: quote) else {
+                let close = d.dropFirst().firstIndex(of: quote)
+            else {
                 throw fail("its header has no 'descr' string (a structured or object array?): \(text.prefix(120))")
             }
             descr = String(d[d.index(after: d.startIndex)..<close])
@@ -158,9 +173,13 @@ public struct NumPyArray: Sendable {
             guard let s = value(of: "shape"), s.first == "(", let end = s.firstIndex(of: ")") else {
                 throw fail("its header has no 'shape' tuple")
             }
-            let parts = s[s.index(after: s.startIndex)..<end].split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
+            let parts = s[s.index(after: s.startIndex)..<end].split(separator: ",").map {
+                $0.trimmingCharacters(in: .whitespaces)
+            }.filter { !$0.isEmpty }
             shape = try parts.map { part in
-                guard let n = Int(part.hasSuffix("L") ? String(part.dropLast()) : part), n >= 0 else { throw fail("its shape has '\(part)', not a size") }
+                guard let n = Int(part.hasSuffix("L") ? String(part.dropLast()) : part), n >= 0 else {
+                    throw fail("its shape has '\(part)', not a size")
+                }
                 return n
             }
         }

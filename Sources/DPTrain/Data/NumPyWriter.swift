@@ -31,27 +31,39 @@ public enum NumPyWriter {
             let data = compressed ? try deflate(npy, path: path) : npy
             let method = compressed ? 8 : 0
             guard out.count + data.count < 0xFFFF_FFFF && npy.count < 0xFFFF_FFFF else {
-                throw DataError.inconsistent(path: path, problem: "the arrays pass 4 GB, more than a plain ZIP archive holds; save them as .npy files")
+                throw DataError.inconsistent(
+                    path: path,
+                    problem: "the arrays pass 4 GB, more than a plain ZIP archive holds; save them as .npy files")
             }
             let offset = out.count
             // Local header: signature, version 2.0, flags 0, stored, time and date 0, CRC, sizes, name.
-            out += le(0x0403_4B50, 4) + le(20, 2) + le(0, 2) + le(method, 2) + le(0, 4) + le(crc, 4) + le(data.count, 4) + le(npy.count, 4)
+            out +=
+                le(0x0403_4B50, 4) + le(20, 2) + le(0, 2) + le(method, 2) + le(0, 4) + le(crc, 4) + le(data.count, 4)
+                + le(npy.count, 4)
                 + le(file.count, 2) + le(0, 2) + file
             out += data
-            directory += le(0x0201_4B50, 4) + le(20, 2) + le(20, 2) + le(0, 2) + le(method, 2) + le(0, 4) + le(crc, 4) + le(data.count, 4)
-                + le(npy.count, 4) + le(file.count, 2) + le(0, 2) + le(0, 2) + le(0, 2) + le(0, 2) + le(0, 4) + le(offset, 4) + file
+            directory +=
+                le(0x0201_4B50, 4) + le(20, 2) + le(20, 2) + le(0, 2) + le(method, 2) + le(0, 4) + le(crc, 4)
+                + le(data.count, 4)
+                + le(npy.count, 4) + le(file.count, 2) + le(0, 2) + le(0, 2) + le(0, 2) + le(0, 2) + le(0, 4)
+                + le(offset, 4) + file
         }
         let start = out.count
         out += directory
-        out += le(0x0605_4B50, 4) + le(0, 2) + le(0, 2) + le(arrays.count, 2) + le(arrays.count, 2) + le(directory.count, 4) + le(start, 4) + le(0, 2)
+        out +=
+            le(0x0605_4B50, 4) + le(0, 2) + le(0, 2) + le(arrays.count, 2) + le(arrays.count, 2)
+            + le(directory.count, 4) + le(start, 4) + le(0, 2)
         try writeAtomically(out, to: path)
     }
 
     /// A raw deflate stream of `bytes` (no zlib or gzip wrapper, as ZIP entries hold it).
     static func deflate(_ bytes: [UInt8], path: String) throws -> [UInt8] {
         var stream = z_stream()
-        guard deflateInit2_(&stream, Z_DEFAULT_COMPRESSION, Z_DEFLATED, -MAX_WBITS, 8, Z_DEFAULT_STRATEGY, ZLIB_VERSION,
-                            Int32(MemoryLayout<z_stream>.size)) == Z_OK else {
+        guard
+            deflateInit2_(
+                &stream, Z_DEFAULT_COMPRESSION, Z_DEFLATED, -MAX_WBITS, 8, Z_DEFAULT_STRATEGY, ZLIB_VERSION,
+                Int32(MemoryLayout<z_stream>.size)) == Z_OK
+        else {
             throw DataError.inconsistent(path: path, problem: "zlib could not be initialised")
         }
         defer { deflateEnd(&stream) }
@@ -65,7 +77,9 @@ public enum NumPyWriter {
                 return CZlib.deflate(&stream, Z_FINISH) == Z_STREAM_END ? output.count - Int(stream.avail_out) : -1
             }
         }
-        guard written >= 0 else { throw DataError.inconsistent(path: path, problem: "zlib could not compress an array") }
+        guard written >= 0 else {
+            throw DataError.inconsistent(path: path, problem: "zlib could not compress an array")
+        }
         return Array(out.prefix(written))
     }
 

@@ -41,7 +41,9 @@ public struct ZipArchive: Sendable {
             throw fail("entry \(entry.name): no local header at offset \(local)")
         }
         let start = local + 30 + buffer.littleEndian(local + 26, size: 2) + buffer.littleEndian(local + 28, size: 2)
-        guard start + entry.compressedSize <= buffer.count else { throw fail("entry \(entry.name) runs past the end of the file (truncated?)") }
+        guard start + entry.compressedSize <= buffer.count else {
+            throw fail("entry \(entry.name) runs past the end of the file (truncated?)")
+        }
         switch entry.method {
         case 0:
             return try NumPyArray.parse(buffer, path: where_, start: start, length: entry.size)
@@ -50,15 +52,22 @@ public struct ZipArchive: Sendable {
                 try inflateRaw(from: buffer.base + start, count: entry.compressedSize, into: out, entry: entry.name)
             }
             let crc = UInt32(crc32(0, inflated.base.assumingMemoryBound(to: UInt8.self), uInt(inflated.count)))
-            guard crc == entry.crc else { throw fail("entry \(entry.name): CRC-32 \(String(crc, radix: 16)) does not match the stored \(String(entry.crc, radix: 16)): corrupt") }
+            guard crc == entry.crc else {
+                throw fail(
+                    "entry \(entry.name): CRC-32 \(String(crc, radix: 16)) does not match the stored \(String(entry.crc, radix: 16)): corrupt"
+                )
+            }
             return try NumPyArray.parse(inflated, path: where_)
         default:
-            throw fail("entry \(entry.name) uses compression method \(entry.method); only stored (0) and deflate (8) are read")
+            throw fail(
+                "entry \(entry.name) uses compression method \(entry.method); only stored (0) and deflate (8) are read")
         }
     }
 
     /// Inflates a raw deflate stream into exactly `out.count` bytes.
-    private func inflateRaw(from input: UnsafeRawPointer, count: Int, into out: UnsafeMutableRawBufferPointer, entry: String) throws {
+    private func inflateRaw(
+        from input: UnsafeRawPointer, count: Int, into out: UnsafeMutableRawBufferPointer, entry: String
+    ) throws {
         var stream = z_stream()
         guard inflateInit2_(&stream, -MAX_WBITS, ZLIB_VERSION, Int32(MemoryLayout<z_stream>.size)) == Z_OK else {
             throw fail("zlib could not be initialised")
@@ -75,11 +84,15 @@ public struct ZipArchive: Sendable {
             consumed += give - Int(stream.avail_in)
             written += room - Int(stream.avail_out)
             if status == Z_STREAM_END {
-                guard written == out.count else { throw fail("entry \(entry) inflates to \(written) bytes, the directory says \(out.count)") }
+                guard written == out.count else {
+                    throw fail("entry \(entry) inflates to \(written) bytes, the directory says \(out.count)")
+                }
                 return
             }
             guard status == Z_OK || status == Z_BUF_ERROR else {
-                throw fail("entry \(entry): corrupt deflate data (\(stream.msg.map { String(cString: $0) } ?? "zlib error \(status)"))")
+                throw fail(
+                    "entry \(entry): corrupt deflate data (\(stream.msg.map { String(cString: $0) } ?? "zlib error \(status)"))"
+                )
             }
             if written == out.count && stream.avail_out == 0 && status == Z_BUF_ERROR {
                 throw fail("entry \(entry) inflates to more than the \(out.count) bytes the directory says")
@@ -100,23 +113,33 @@ public struct ZipArchive: Sendable {
             if b.littleEndian(i, size: 4) == 0x0605_4B50 { end = i; break }
             i -= 1
         }
-        guard end >= 0 else { throw fail("not a ZIP archive (no end-of-central-directory record): an .npz file is one") }
+        guard end >= 0 else {
+            throw fail("not a ZIP archive (no end-of-central-directory record): an .npz file is one")
+        }
         var count = b.littleEndian(end + 10, size: 2), offset = b.littleEndian(end + 16, size: 4)
         if (count == 0xFFFF || offset == 0xFFFF_FFFF), end >= 20, b.littleEndian(end - 20, size: 4) == 0x0706_4B50 {
             let record = b.littleEndian(end - 12, size: 8)
-            guard record + 56 <= b.count, b.littleEndian(record, size: 4) == 0x0606_4B50 else { throw fail("a broken ZIP64 end record") }
+            guard record + 56 <= b.count, b.littleEndian(record, size: 4) == 0x0606_4B50 else {
+                throw fail("a broken ZIP64 end record")
+            }
             count = b.littleEndian(record + 32, size: 8)
             offset = b.littleEndian(record + 48, size: 8)
         }
         var entries: [Entry] = []
         var p = offset
         for _ in 0..<count {
-            guard p + 46 <= b.count, b.littleEndian(p, size: 4) == 0x0201_4B50 else { throw fail("the central directory is corrupt at offset \(p)") }
+            guard p + 46 <= b.count, b.littleEndian(p, size: 4) == 0x0201_4B50 else {
+                throw fail("the central directory is corrupt at offset \(p)")
+            }
             let nameLength = b.littleEndian(p + 28, size: 2), extraLength = b.littleEndian(p + 30, size: 2)
             let commentLength = b.littleEndian(p + 32, size: 2)
-            guard p + 46 + nameLength + extraLength <= b.count else { throw fail("the central directory runs past the end of the file") }
-            let name = String(decoding: UnsafeRawBufferPointer(start: b.base + p + 46, count: nameLength), as: UTF8.self)
-            var compressed = b.littleEndian(p + 20, size: 4), size = b.littleEndian(p + 24, size: 4), local = b.littleEndian(p + 42, size: 4)
+            guard p + 46 + nameLength + extraLength <= b.count else {
+                throw fail("the central directory runs past the end of the file")
+            }
+            let name = String(
+                decoding: UnsafeRawBufferPointer(start: b.base + p + 46, count: nameLength), as: UTF8.self)
+            var compressed = b.littleEndian(p + 20, size: 4), size = b.littleEndian(p + 24, size: 4),
+                local = b.littleEndian(p + 42, size: 4)
             // ZIP64: the fields set to 0xFFFFFFFF follow, in this order, in extra field 0x0001.
             var x = p + 46 + nameLength
             while x + 4 <= p + 46 + nameLength + extraLength {
@@ -129,8 +152,11 @@ public struct ZipArchive: Sendable {
                 }
                 x += 4 + length
             }
-            entries.append(Entry(name: name, method: b.littleEndian(p + 10, size: 2), compressedSize: compressed, size: size,
-                                 crc: UInt32(b.littleEndian(p + 16, size: 4)), localHeader: local, encrypted: b.littleEndian(p + 8, size: 2) & 1 != 0))
+            entries.append(
+                Entry(
+                    name: name, method: b.littleEndian(p + 10, size: 2), compressedSize: compressed, size: size,
+                    crc: UInt32(b.littleEndian(p + 16, size: 4)), localHeader: local,
+                    encrypted: b.littleEndian(p + 8, size: 2) & 1 != 0))
             p += 46 + nameLength + extraLength + commentLength
         }
         return entries

@@ -29,7 +29,9 @@ public final class Activation: Layer {
     }
 
     /// `y = f(x)` for `rows` rows of `columns` values; `x` and `y` may be the same memory.
-    public static func apply(_ kind: ActivationKind, _ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, rows: Int, columns: Int) {
+    public static func apply(
+        _ kind: ActivationKind, _ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, rows: Int, columns: Int
+    ) {
         let n = rows * columns
         switch kind {
         case .linear: if UnsafePointer(y) != x { y.update(from: x, count: n) }
@@ -51,7 +53,9 @@ public final class Activation: Layer {
 
     /// `y = f(y + bias)` row by row, in place: the bias add and an element-wise activation in one
     /// pass over a layer's output (Dense and Conv2D call it after their GEMM).
-    static func addBiasAndApply(_ kind: ActivationKind, _ y: UnsafeMutablePointer<Float>, bias: UnsafePointer<Float>, rows: Int, columns: Int) {
+    static func addBiasAndApply(
+        _ kind: ActivationKind, _ y: UnsafeMutablePointer<Float>, bias: UnsafePointer<Float>, rows: Int, columns: Int
+    ) {
         precondition(kind != .softmax, "softmax is row-wise: it is its own layer or fused into the loss")
         for r in 0..<rows {
             let row = y + r * columns
@@ -68,8 +72,10 @@ public final class Activation: Layer {
     /// The backward of `addBiasAndApply`, in one pass: turns `dy` (the gradient with respect to
     /// the layer's output `y`) into the gradient with respect to its pre-activation, in place,
     /// and writes the bias gradient, the column sums of that gradient, to `biasGradient`.
-    static func backpropagateSummingBias(_ kind: ActivationKind, output y: UnsafePointer<Float>, gradient dy: UnsafeMutablePointer<Float>,
-                                         rows: Int, columns: Int, biasGradient db: UnsafeMutablePointer<Float>) {
+    static func backpropagateSummingBias(
+        _ kind: ActivationKind, output y: UnsafePointer<Float>, gradient dy: UnsafeMutablePointer<Float>,
+        rows: Int, columns: Int, biasGradient db: UnsafeMutablePointer<Float>
+    ) {
         db.update(repeating: 0, count: columns)
         if kind == .linear {  // dy is already the pre-activation gradient: only sum it
             for r in 0..<rows {
@@ -92,7 +98,9 @@ public final class Activation: Layer {
 
     /// Turns the gradient with respect to an activation's output `y` into the gradient with
     /// respect to its input, in place (element-wise activations only).
-    static func backpropagateInPlace(_ kind: ActivationKind, output y: UnsafePointer<Float>, gradient dy: UnsafeMutablePointer<Float>, count n: Int) {
+    static func backpropagateInPlace(
+        _ kind: ActivationKind, output y: UnsafePointer<Float>, gradient dy: UnsafeMutablePointer<Float>, count n: Int
+    ) {
         withChainRule(kind) { chain in
             for i in 0..<n { dy[i] = chain(y[i], dy[i]) }
         }
@@ -111,8 +119,10 @@ public final class Activation: Layer {
         }
     }
 
-    public func backward(input: UnsafePointer<Float>, output y: UnsafePointer<Float>, outputGradient dy: UnsafePointer<Float>,
-                         inputGradient dx: UnsafeMutablePointer<Float>?, batch: Int, context: StepContext) {
+    public func backward(
+        input: UnsafePointer<Float>, output y: UnsafePointer<Float>, outputGradient dy: UnsafePointer<Float>,
+        inputGradient dx: UnsafeMutablePointer<Float>?, batch: Int, context: StepContext
+    ) {
         guard let dx else { return }
         let n = batch * inputSize
         switch kind {

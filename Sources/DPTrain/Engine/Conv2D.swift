@@ -36,8 +36,10 @@ public final class Conv2D: Layer {
     private var dw: UnsafeMutablePointer<Float> { kernelTensor.gradients }
     private var db: UnsafeMutablePointer<Float> { biasTensor.gradients }
 
-    public init(name: String, inputShape: [Int], filters: Int, kernel: (Int, Int), stride: Int, padding: Padding,
-                activation: ActivationKind = .linear) throws {
+    public init(
+        name: String, inputShape: [Int], filters: Int, kernel: (Int, Int), stride: Int, padding: Padding,
+        activation: ActivationKind = .linear
+    ) throws {
         precondition(inputShape.count == 3)
         precondition(activation != .softmax, "softmax is a layer of its own (or fused into the loss)")
         self.activation = activation
@@ -49,7 +51,9 @@ public final class Conv2D: Layer {
         self.stride = stride
         let (h, wi) = (inputShape[0], inputShape[1])
         guard let g = Self.geometry(height: h, width: wi, kernel: kernel, stride: stride, padding: padding) else {
-            throw ConfigError.invalid(key: "\(name).kernel_size", reason: "a \(kh)x\(kw) kernel does not fit a \(h)x\(wi) input with valid padding")
+            throw ConfigError.invalid(
+                key: "\(name).kernel_size",
+                reason: "a \(kh)x\(kw) kernel does not fit a \(h)x\(wi) input with valid padding")
         }
         let (oh, ow) = (g.height, g.width)
         (padTop, padLeft) = (g.padTop, g.padLeft)
@@ -63,8 +67,11 @@ public final class Conv2D: Layer {
     /// moved `stride` apart over a `height x width` input; nil when a valid-padded kernel does
     /// not fit. `same` pads to `ceil(input / stride)` outputs, the extra row or column at the
     /// bottom or right, as TensorFlow does. Arguments of at least 1, as the config guarantees.
-    static func geometry(height h: Int, width w: Int, kernel: (Int, Int), stride: Int, padding: Padding)
-        -> (height: Int, width: Int, padTop: Int, padLeft: Int)? {
+    static func geometry(
+        height h: Int, width w: Int, kernel: (Int, Int), stride: Int, padding: Padding
+    )
+        -> (height: Int, width: Int, padTop: Int, padLeft: Int)?
+    {
         switch padding {
         case .valid:
             guard h >= kernel.0, w >= kernel.1 else { return nil }
@@ -78,7 +85,9 @@ public final class Conv2D: Layer {
     }
 
     public var ignoresGradientOfZeroOutputs: Bool { activation == .relu }
-    public var parameterShapes: [(suffix: String, shape: [Int])] { [("kernel", [kh, kw, cin, filters]), ("bias", [filters])] }
+    public var parameterShapes: [(suffix: String, shape: [Int])] {
+        [("kernel", [kh, kw, cin, filters]), ("bias", [filters])]
+    }
 
     public var gemmFlopsPerSample: (forward: Double, weightGradient: Double, inputGradient: Double) {
         let f = 2 * Double(positions * patchSize * filters)
@@ -208,7 +217,9 @@ public final class Conv2D: Layer {
                 let row = y + r * filters
                 for j in 0..<filters { row[j] = b[j] }
             }
-            sgemm(m: rows, n: filters, k: patchSize, a: a, lda: patchSize, b: w, ldb: filters, beta: 1, c: y, ldc: filters)
+            sgemm(
+                m: rows, n: filters, k: patchSize, a: a, lda: patchSize, b: w, ldb: filters, beta: 1, c: y, ldc: filters
+            )
             return
         }
         // The kept fields' products go to the last `kept` rows of y; one ascending pass then
@@ -217,7 +228,9 @@ public final class Conv2D: Layer {
         // rows - kept + c, at or after its own row.
         let products = y + (rows - kept) * filters
         if kept > 0 {
-            sgemm(m: kept, n: filters, k: patchSize, a: a, lda: patchSize, b: w, ldb: filters, beta: 0, c: products, ldc: filters)
+            sgemm(
+                m: kept, n: filters, k: patchSize, a: a, lda: patchSize, b: w, ldb: filters, beta: 0, c: products,
+                ldc: filters)
         }
         let keptRows = self.keptRows.baseAddress! + keptBefore
         var c = 0
@@ -233,8 +246,10 @@ public final class Conv2D: Layer {
         }
     }
 
-    public func backward(input x: UnsafePointer<Float>, output: UnsafePointer<Float>, outputGradient dy: UnsafePointer<Float>,
-                         inputGradient dx: UnsafeMutablePointer<Float>?, batch: Int, context: StepContext) {
+    public func backward(
+        input x: UnsafePointer<Float>, output: UnsafePointer<Float>, outputGradient dy: UnsafePointer<Float>,
+        inputGradient dx: UnsafeMutablePointer<Float>?, batch: Int, context: StepContext
+    ) {
         guard batch > 0 else {
             dw.update(repeating: 0, count: patchSize * filters)
             db.update(repeating: 0, count: filters)
@@ -242,7 +257,8 @@ public final class Conv2D: Layer {
         }
         let rows = batch * positions
         let dy = UnsafeMutablePointer(mutating: dy)  // this layer's own gradient buffer
-        Activation.backpropagateSummingBias(activation, output: output, gradient: dy, rows: rows, columns: filters, biasGradient: db)
+        Activation.backpropagateSummingBias(
+            activation, output: output, gradient: dy, rows: rows, columns: filters, biasGradient: db)
         if let dx { inputGradient(dy, batch: batch, into: dx) }
         // cols still holds the kept fields of this batch from the forward pass; only they add to
         // dW, so their gradient rows are gathered to the front of dy first (row keptRows[c] is
@@ -258,7 +274,9 @@ public final class Conv2D: Layer {
 
     /// `dx` for `batch` samples from their output gradient `dz` (after the activation's).
     func inputGradient(_ dz: UnsafePointer<Float>, batch: Int, into dx: UnsafeMutablePointer<Float>) {
-        sgemm(transB: true, m: batch * positions, n: patchSize, k: filters, a: dz, lda: filters, b: w, ldb: filters, beta: 0, c: dcols.pointer, ldc: patchSize)
+        sgemm(
+            transB: true, m: batch * positions, n: patchSize, k: filters, a: dz, lda: filters, b: w, ldb: filters,
+            beta: 0, c: dcols.pointer, ldc: patchSize)
         col2im(dx, batch: batch)
     }
 
@@ -266,8 +284,10 @@ public final class Conv2D: Layer {
     /// `keptRows` (`keptCount` rows at `keptGradients`).
     func kernelGradient(keptGradients: UnsafePointer<Float>) {
         if keptCount > 0 {
-            sgemm(transA: true, m: patchSize, n: filters, k: keptCount, a: cols.pointer, lda: patchSize, b: keptGradients, ldb: filters,
-                  beta: 0, c: dw, ldc: filters)
+            sgemm(
+                transA: true, m: patchSize, n: filters, k: keptCount, a: cols.pointer, lda: patchSize, b: keptGradients,
+                ldb: filters,
+                beta: 0, c: dw, ldc: filters)
         } else {
             dw.update(repeating: 0, count: patchSize * filters)
         }

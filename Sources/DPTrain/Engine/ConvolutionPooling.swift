@@ -27,9 +27,14 @@ final class ConvolutionPooling {
         var kept = 0
         for first in stride(from: 0, to: batch, by: chunk) {
             let samples = min(chunk, batch - first), firstRow = first * conv.positions
-            let chunkKept = conv.im2col(x + first * conv.inputSize, batch: samples, keptBefore: kept, firstRow: firstRow)
-            conv.project(kept: chunkKept, keptBefore: kept, firstRow: firstRow, rows: samples * conv.positions, into: scratch.pointer)
-            pool.pool(scratch.pointer, into: y + first * pool.outputSize, argmax: argmax + first * pool.outputSize, batch: samples)
+            let chunkKept = conv.im2col(
+                x + first * conv.inputSize, batch: samples, keptBefore: kept, firstRow: firstRow)
+            conv.project(
+                kept: chunkKept, keptBefore: kept, firstRow: firstRow, rows: samples * conv.positions,
+                into: scratch.pointer)
+            pool.pool(
+                scratch.pointer, into: y + first * pool.outputSize, argmax: argmax + first * pool.outputSize,
+                batch: samples)
             kept += chunkKept
         }
         conv.keptCount = kept
@@ -39,8 +44,10 @@ final class ConvolutionPooling {
     /// convolution's parameter gradients, and its input gradient `dx` when not nil.
     /// `keptGradients` (room for the convolution's output gradient: the buffer the layers would
     /// use for it) receives the kept fields' gradient rows, gathered chunk by chunk.
-    func backward(outputGradient dy: UnsafePointer<Float>, inputGradient dx: UnsafeMutablePointer<Float>?,
-                  keptGradients: UnsafeMutablePointer<Float>, batch: Int) {
+    func backward(
+        outputGradient dy: UnsafePointer<Float>, inputGradient dx: UnsafeMutablePointer<Float>?,
+        keptGradients: UnsafeMutablePointer<Float>, batch: Int
+    ) {
         guard let argmax = pool.argmax else { preconditionFailure("\(pool.name): prepare(capacity:) was not called") }
         let filters = conv.filters, db = conv.biasGradient
         db.update(repeating: 0, count: filters)
@@ -54,7 +61,8 @@ final class ConvolutionPooling {
         for first in stride(from: 0, to: batch, by: chunk) {
             let samples = min(chunk, batch - first), firstRow = first * conv.positions, rows = samples * conv.positions
             let dz = scratch.pointer
-            pool.unpool(dy + first * pool.outputSize, argmax: argmax + first * pool.outputSize, into: dz, batch: samples)
+            pool.unpool(
+                dy + first * pool.outputSize, argmax: argmax + first * pool.outputSize, into: dz, batch: samples)
             for r in 0..<rows {
                 let g = dz + r * filters
                 for j in 0..<filters { db[j] += g[j] }
@@ -74,8 +82,10 @@ final class ConvolutionPooling {
     /// pooled gradient where the row holds the maximum, 0 elsewhere, as `unpool` writes it), adds
     /// it to the bias gradient (the same sums in the same order as the layers apart) and writes
     /// it to `keptGradients` when the row's field was kept.
-    private func gatherGradientRows(_ dy: UnsafePointer<Float>, argmax: UnsafePointer<UInt16>,
-                                    into keptGradients: UnsafeMutablePointer<Float>, batch: Int) {
+    private func gatherGradientRows(
+        _ dy: UnsafePointer<Float>, argmax: UnsafePointer<UInt16>,
+        into keptGradients: UnsafeMutablePointer<Float>, batch: Int
+    ) {
         let (oh, ow, filters) = (conv.outputShape[0], conv.outputShape[1], conv.filters)
         let (ph, pw, size) = (pool.outputShape[0], pool.outputShape[1], pool.pool)
         let db = conv.biasGradient, keptRows = conv.keptRows.baseAddress!, kept = conv.keptCount

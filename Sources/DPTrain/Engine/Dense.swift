@@ -79,7 +79,9 @@ public final class Dense: Layer {
 
     public func forward(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, batch: Int, context: StepContext) {
         guard batch > 0 else { return }
-        if let sparse, tuning.forwardDensityLimit > 0, SparseRows.isSparse(x, count: batch * inputs, limit: tuning.forwardDensityLimit) {
+        if let sparse, tuning.forwardDensityLimit > 0,
+            SparseRows.isSparse(x, count: batch * inputs, limit: tuning.forwardDensityLimit)
+        {
             var nonzero = 0
             for first in stride(from: 0, to: batch, by: sparse.rowCapacity) {
                 let rows = min(sparse.rowCapacity, batch - first)
@@ -95,8 +97,10 @@ public final class Dense: Layer {
         Activation.addBiasAndApply(activation, y, bias: b, rows: batch, columns: units)
     }
 
-    public func backward(input x: UnsafePointer<Float>, output: UnsafePointer<Float>, outputGradient dy: UnsafePointer<Float>,
-                         inputGradient dx: UnsafeMutablePointer<Float>?, batch: Int, context: StepContext) {
+    public func backward(
+        input x: UnsafePointer<Float>, output: UnsafePointer<Float>, outputGradient dy: UnsafePointer<Float>,
+        inputGradient dx: UnsafeMutablePointer<Float>?, batch: Int, context: StepContext
+    ) {
         guard batch > 0 else {
             dw.update(repeating: 0, count: inputs * units)
             db.update(repeating: 0, count: units)
@@ -105,10 +109,12 @@ public final class Dense: Layer {
         // dz = dy * f'(z), in place: dy is this layer's own gradient buffer, read by nobody else;
         // db = column sums of dz in the same pass. Then dW = x^T dz ; dx = dz W^T.
         let dy = UnsafeMutablePointer(mutating: dy)
-        Activation.backpropagateSummingBias(activation, output: output, gradient: dy, rows: batch, columns: units, biasGradient: db)
+        Activation.backpropagateSummingBias(
+            activation, output: output, gradient: dy, rows: batch, columns: units, biasGradient: db)
         let forwardOnX = lastForward.flatMap { $0.input == x && $0.batch == batch ? $0 : nil }
         let limit = min(tuning.forwardDensityLimit, tuning.kernelGradientDensityLimit)
-        let goesSparse = forwardOnX.map { $0.sparseDensity.map { $0 <= limit } ?? false }
+        let goesSparse =
+            forwardOnX.map { $0.sparseDensity.map { $0 <= limit } ?? false }
             ?? (limit > 0 && SparseRows.isSparse(x, count: batch * inputs, limit: limit))
         if let sparse, goesSparse {
             let listed = forwardOnX != nil && batch <= sparse.rowCapacity
@@ -117,12 +123,18 @@ public final class Dense: Layer {
                 sparse.multiplyTransposed(dy + first * units, width: units, into: dw, accumulate: first > 0)
             }
         } else {
-            sgemm(transA: true, m: inputs, n: units, k: batch, a: x, lda: inputs, b: dy, ldb: units, beta: 0, c: dw, ldc: units)
+            sgemm(
+                transA: true, m: inputs, n: units, k: batch, a: x, lda: inputs, b: dy, ldb: units, beta: 0, c: dw,
+                ldc: units)
         }
         if let dx, let inputGradientProduct, tuning.ownInputGradient {
-            inputGradientProduct.compute(outputGradient: dy, kernel: w, rows: batch, into: dx, skippingZeroColumnsOf: zeroInputsNeedNoGradient ? x : nil)
+            inputGradientProduct.compute(
+                outputGradient: dy, kernel: w, rows: batch, into: dx,
+                skippingZeroColumnsOf: zeroInputsNeedNoGradient ? x : nil)
         } else if let dx {
-            sgemm(transB: true, m: batch, n: inputs, k: units, a: dy, lda: units, b: w, ldb: units, beta: 0, c: dx, ldc: inputs)
+            sgemm(
+                transB: true, m: batch, n: inputs, k: units, a: dy, lda: units, b: w, ldb: units, beta: 0, c: dx,
+                ldc: inputs)
         }
     }
 }

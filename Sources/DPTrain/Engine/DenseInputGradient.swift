@@ -41,13 +41,17 @@ final class DenseInputGradient {
     /// Writes all `rows * inputs` entries of `dx`: `dz W^T`, or, given `skippingZeroColumnsOf`
     /// the layer's input `x`, `dz W^T` where `x` is nonzero (and wherever another row of the same
     /// group is) and 0 in the other columns.
-    func compute(outputGradient dz: UnsafePointer<Float>, kernel w: UnsafePointer<Float>, rows: Int,
-                 into dx: UnsafeMutablePointer<Float>, skippingZeroColumnsOf x: UnsafePointer<Float>?) {
+    func compute(
+        outputGradient dz: UnsafePointer<Float>, kernel w: UnsafePointer<Float>, rows: Int,
+        into dx: UnsafeMutablePointer<Float>, skippingZeroColumnsOf x: UnsafePointer<Float>?
+    ) {
         for first in stride(from: 0, to: rows, by: Self.groupRows) {
             let count = min(Self.groupRows, rows - first)
             let (listedCount, unlistedCount) = listColumns(x.map { $0 + first * inputs }, rows: count)
             for j in 0..<units {
-                for r in 0..<Self.groupRows { transposed[j * Self.groupRows + r] = r < count ? dz[(first + r) * units + j] : 0 }
+                for r in 0..<Self.groupRows {
+                    transposed[j * Self.groupRows + r] = r < count ? dz[(first + r) * units + j] : 0
+                }
             }
             let out = dx + first * inputs
             for e in stride(from: 0, to: listedCount, by: Self.columnsAtOnce) {
@@ -65,7 +69,11 @@ final class DenseInputGradient {
     private func listColumns(_ x: UnsafePointer<Float>?, rows: Int) -> (listed: Int, unlisted: Int) {
         var (nListed, nUnlisted) = (0, 0)
         func place(_ k: Int, nonzero: Bool) {
-            if nonzero { listed[nListed] = Int32(k); nListed += 1 } else { unlisted[nUnlisted] = Int32(k); nUnlisted += 1 }
+            if nonzero {
+                listed[nListed] = Int32(k); nListed += 1
+            } else {
+                unlisted[nUnlisted] = Int32(k); nUnlisted += 1
+            }
         }
         if let x {
             var k = 0
@@ -94,11 +102,19 @@ final class DenseInputGradient {
     /// `out[r, k] = sum over j of dz[r, j] * w[k, j]` for the 8 columns `k` at `columns` and the
     /// group's `rows` rows (`out` at the group's first row).
     @inline(__always)
-    private func multiplyColumns(_ columns: UnsafePointer<Int32>, kernel w: UnsafePointer<Float>, rows: Int,
-                                 into out: UnsafeMutablePointer<Float>) {
+    private func multiplyColumns(
+        _ columns: UnsafePointer<Int32>, kernel w: UnsafePointer<Float>, rows: Int,
+        into out: UnsafeMutablePointer<Float>
+    ) {
         typealias V = SIMD16<Float>
-        let (w0, w1, w2, w3) = (w + Int(columns[0]) * units, w + Int(columns[1]) * units, w + Int(columns[2]) * units, w + Int(columns[3]) * units)
-        let (w4, w5, w6, w7) = (w + Int(columns[4]) * units, w + Int(columns[5]) * units, w + Int(columns[6]) * units, w + Int(columns[7]) * units)
+        let (w0, w1, w2, w3) = (
+            w + Int(columns[0]) * units, w + Int(columns[1]) * units, w + Int(columns[2]) * units,
+            w + Int(columns[3]) * units
+        )
+        let (w4, w5, w6, w7) = (
+            w + Int(columns[4]) * units, w + Int(columns[5]) * units, w + Int(columns[6]) * units,
+            w + Int(columns[7]) * units
+        )
         var (a0, a1, a2, a3, a4, a5, a6, a7) = (V(), V(), V(), V(), V(), V(), V(), V())
         for j in 0..<units {
             let d = UnsafeRawPointer(transposed + j * Self.groupRows).loadUnaligned(as: V.self)

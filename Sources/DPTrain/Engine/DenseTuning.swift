@@ -26,7 +26,8 @@ public struct DenseTuning: Sendable, Equatable {
     }
 
     /// Every product an sgemm, as in the floor program (the model's dense mode).
-    public static let sgemmOnly = DenseTuning(forwardDensityLimit: 0, kernelGradientDensityLimit: 0, ownInputGradient: false)
+    public static let sgemmOnly = DenseTuning(
+        forwardDensityLimit: 0, kernelGradientDensityLimit: 0, ownInputGradient: false)
 
     /// Measured break-evens, by the compiled vector width:
     /// - 512 bits (Zen 4): the sparse forward product wins up to 45% nonzero, the kernel
@@ -39,8 +40,10 @@ public struct DenseTuning: Sendable, Equatable {
     ///   gradient.
     public static let forThisBuild: DenseTuning = {
         switch InstructionSet.compiled.vectorBits {
-        case 512: return DenseTuning(forwardDensityLimit: 0.45, kernelGradientDensityLimit: 0.35, ownInputGradient: true)
-        case 256: return DenseTuning(forwardDensityLimit: 0.4, kernelGradientDensityLimit: 0.35, ownInputGradient: false)
+        case 512:
+            return DenseTuning(forwardDensityLimit: 0.45, kernelGradientDensityLimit: 0.35, ownInputGradient: true)
+        case 256:
+            return DenseTuning(forwardDensityLimit: 0.4, kernelGradientDensityLimit: 0.35, ownInputGradient: false)
         default: return DenseTuning(forwardDensityLimit: 0.2, kernelGradientDensityLimit: 0.2, ownInputGradient: false)
         }
     }()

@@ -36,8 +36,10 @@ public final class Dropout: Layer {
         }
     }
 
-    public func backward(input: UnsafePointer<Float>, output: UnsafePointer<Float>, outputGradient dy: UnsafePointer<Float>,
-                         inputGradient dx: UnsafeMutablePointer<Float>?, batch: Int, context: StepContext) {
+    public func backward(
+        input: UnsafePointer<Float>, output: UnsafePointer<Float>, outputGradient dy: UnsafePointer<Float>,
+        inputGradient dx: UnsafeMutablePointer<Float>?, batch: Int, context: StepContext
+    ) {
         guard let dx else { return }
         let count = batch * inputSize
         if context.training && rate > 0 {

@@ -12,7 +12,10 @@ public final class Flatten: Layer {
 
     public var aliasesInput: Bool { true }
 
-    public func forward(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, batch: Int, context: StepContext) {}
-    public func backward(input: UnsafePointer<Float>, output: UnsafePointer<Float>, outputGradient: UnsafePointer<Float>,
-                         inputGradient: UnsafeMutablePointer<Float>?, batch: Int, context: StepContext) {}
+    public func forward(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, batch: Int, context: StepContext) {
+    }
+    public func backward(
+        input: UnsafePointer<Float>, output: UnsafePointer<Float>, outputGradient: UnsafePointer<Float>,
+        inputGradient: UnsafeMutablePointer<Float>?, batch: Int, context: StepContext
+    ) {}
 }

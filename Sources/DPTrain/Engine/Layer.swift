@@ -45,8 +45,9 @@ public protocol Layer: AnyObject {
     func prepare(capacity: Int)
 
     func forward(_ input: UnsafePointer<Float>, _ output: UnsafeMutablePointer<Float>, batch: Int, context: StepContext)
-    func backward(input: UnsafePointer<Float>, output: UnsafePointer<Float>, outputGradient: UnsafePointer<Float>,
-                  inputGradient: UnsafeMutablePointer<Float>?, batch: Int, context: StepContext)
+    func backward(
+        input: UnsafePointer<Float>, output: UnsafePointer<Float>, outputGradient: UnsafePointer<Float>,
+        inputGradient: UnsafeMutablePointer<Float>?, batch: Int, context: StepContext)
 
     /// Floating-point operations of this layer's matrix multiplies for one sample: forward,
     /// and backward with and without the input gradient (for benchmarks' GFLOP/s).
@@ -66,7 +67,9 @@ extension Layer {
 
     /// The view of parameter `suffix` of this layer in `store`.
     func view(_ suffix: String, in store: ParameterStore) -> ParameterView {
-        guard let entry = store.entry(named: "\(name).\(suffix)") else { fatalError("\(name).\(suffix) not in the parameter store") }
+        guard let entry = store.entry(named: "\(name).\(suffix)") else {
+            fatalError("\(name).\(suffix) not in the parameter store")
+        }
         return ParameterView(store: store, offset: entry.offset)
     }
 }

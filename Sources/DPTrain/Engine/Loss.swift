@@ -40,8 +40,10 @@ public struct LossHead: Sendable {
 
     /// Sum of the per-sample losses and the number of correct predictions for `batch` samples;
     /// writes `scale * dLoss/dOutput` into `gradient` when it is given.
-    public func evaluate(_ out: UnsafePointer<Float>, labels: UnsafePointer<Int32>, batch: Int,
-                         gradient: UnsafeMutablePointer<Float>?, scale: Float) -> (loss: Double, correct: Int) {
+    public func evaluate(
+        _ out: UnsafePointer<Float>, labels: UnsafePointer<Int32>, batch: Int,
+        gradient: UnsafeMutablePointer<Float>?, scale: Float
+    ) -> (loss: Double, correct: Int) {
         var total: Double = 0
         var correct = 0
         let c = outputs

@@ -32,7 +32,8 @@ public final class MaxPooling2D: Layer {
         self.pool = pool
         self.stride = stride
         guard inputShape.count == 3, inputShape[0] >= pool, inputShape[1] >= pool else {
-            throw ConfigError.invalid(key: "\(name).pool_size", reason: "a \(pool)x\(pool) pool does not fit input shape \(inputShape)")
+            throw ConfigError.invalid(
+                key: "\(name).pool_size", reason: "a \(pool)x\(pool) pool does not fit input shape \(inputShape)")
         }
         guard pool * pool < Int(Self.noGradient) else {
             throw ConfigError.invalid(key: "\(name).pool_size", reason: "\(pool) is larger than the 255 supported")
@@ -74,15 +75,19 @@ public final class MaxPooling2D: Layer {
         pool(x, into: y, argmax: argmax, batch: batch)
     }
 
-    public func backward(input x: UnsafePointer<Float>, output y: UnsafePointer<Float>, outputGradient dy: UnsafePointer<Float>,
-                         inputGradient dx: UnsafeMutablePointer<Float>?, batch: Int, context: StepContext) {
+    public func backward(
+        input x: UnsafePointer<Float>, output y: UnsafePointer<Float>, outputGradient dy: UnsafePointer<Float>,
+        inputGradient dx: UnsafeMutablePointer<Float>?, batch: Int, context: StepContext
+    ) {
         guard let dx, let argmax else { return }
         unpool(dy, argmax: argmax, into: dx, batch: batch)
     }
 
     /// The forward pass of `batch` samples, recording the argmax positions at `argmax` (one per
     /// output value); `ConvolutionPooling` calls it on a few samples at a time.
-    func pool(_ x: UnsafePointer<Float>, into y: UnsafeMutablePointer<Float>, argmax: UnsafeMutablePointer<UInt16>, batch: Int) {
+    func pool(
+        _ x: UnsafePointer<Float>, into y: UnsafeMutablePointer<Float>, argmax: UnsafeMutablePointer<UInt16>, batch: Int
+    ) {
         let (w, c, pool, relu) = (inputShape[1], inputShape[2], pool, activation == .relu)
         // Starting the maximum at 0 applies the ReLU in the same pass (a NaN stays NaN).
         let floor: Float = relu ? 0 : -.infinity
@@ -126,7 +131,9 @@ public final class MaxPooling2D: Layer {
 
     /// The input gradient of `batch` samples from their output gradient and the argmax
     /// positions that `pool` recorded for them.
-    func unpool(_ dy: UnsafePointer<Float>, argmax: UnsafePointer<UInt16>, into dx: UnsafeMutablePointer<Float>, batch: Int) {
+    func unpool(
+        _ dy: UnsafePointer<Float>, argmax: UnsafePointer<UInt16>, into dx: UnsafeMutablePointer<Float>, batch: Int
+    ) {
         // When the windows tile the input, each input position is visited once and written, not
         // accumulated: no zeroing pass.
         if !tiles { dx.update(repeating: 0, count: batch * inputSize) }

@@ -36,8 +36,10 @@ public final class Model {
     /// `store.gradients` (see `ParameterStore`). A model built `sharingParametersOf` another
     /// (of the same specs) uses that model's parameter values, with gradients and activations
     /// of its own: a worker thread's replica.
-    public init(specs: [LayerSpec], inputShape: [Int], loss: LossKind, capacity: Int, extraGradientSlots: Int = 0,
-                sharingParametersOf primary: Model? = nil) throws {
+    public init(
+        specs: [LayerSpec], inputShape: [Int], loss: LossKind, capacity: Int, extraGradientSlots: Int = 0,
+        sharingParametersOf primary: Model? = nil
+    ) throws {
         self.inputShape = inputShape
         self.capacity = capacity
         var specs = specs
@@ -72,10 +74,13 @@ public final class Model {
                 built.append(Flatten(name: nextName("flatten"), shape: shape))
             case .dense(let units, let activation, let l2):
                 guard shape.count == 1 else {
-                    throw ConfigError.invalid(key: "model.layers[\(index)]",
-                                              reason: "dense needs a flat input, got shape \(shape); add a flatten layer before it")
+                    throw ConfigError.invalid(
+                        key: "model.layers[\(index)]",
+                        reason: "dense needs a flat input, got shape \(shape); add a flatten layer before it")
                 }
-                let dense = Dense(name: nextName("dense"), inputs: shape[0], units: units, activation: activation == .softmax ? .linear : activation)
+                let dense = Dense(
+                    name: nextName("dense"), inputs: shape[0], units: units,
+                    activation: activation == .softmax ? .linear : activation)
                 built.append(dense)
                 if l2 > 0 { regularized.append(("\(dense.name).kernel", l2)) }
                 if activation == .softmax {
@@ -83,10 +88,14 @@ public final class Model {
                 }
             case .conv2d(let filters, let kernel, let stride, let padding, let activation, let l2):
                 guard shape.count == 3 else {
-                    throw ConfigError.invalid(key: "model.layers[\(index)]", reason: "conv2d needs an image input (height, width, channels), got shape \(shape)")
+                    throw ConfigError.invalid(
+                        key: "model.layers[\(index)]",
+                        reason: "conv2d needs an image input (height, width, channels), got shape \(shape)")
                 }
-                let conv = try Conv2D(name: nextName("conv2d"), inputShape: shape, filters: filters, kernel: (kernel, kernel), stride: stride,
-                                      padding: padding, activation: activation == .softmax ? .linear : activation)
+                let conv = try Conv2D(
+                    name: nextName("conv2d"), inputShape: shape, filters: filters, kernel: (kernel, kernel),
+                    stride: stride,
+                    padding: padding, activation: activation == .softmax ? .linear : activation)
                 built.append(conv)
                 if l2 > 0 { regularized.append(("\(conv.name).kernel", l2)) }
                 if activation == .softmax {
@@ -94,10 +103,14 @@ public final class Model {
                 }
             case .maxPooling2d(let pool, let stride):
                 guard shape.count == 3 else {
-                    throw ConfigError.invalid(key: "model.layers[\(index)]", reason: "max_pooling2d needs an image input (height, width, channels), got shape \(shape)")
+                    throw ConfigError.invalid(
+                        key: "model.layers[\(index)]",
+                        reason: "max_pooling2d needs an image input (height, width, channels), got shape \(shape)")
                 }
-                built.append(try MaxPooling2D(name: nextName("max_pooling2d"), inputShape: shape, pool: pool, stride: stride,
-                                              activation: poolActivation[index] ?? .linear))
+                built.append(
+                    try MaxPooling2D(
+                        name: nextName("max_pooling2d"), inputShape: shape, pool: pool, stride: stride,
+                        activation: poolActivation[index] ?? .linear))
             case .dropout(let rate):
                 built.append(Dropout(name: nextName("dropout"), rate: rate, shape: shape))
             case .activation(let kind):
@@ -106,13 +119,18 @@ public final class Model {
             shape = built.last!.outputShape
         }
         guard shape.count == 1 else {
-            throw ConfigError.invalid(key: "model.layers", reason: "the model must end in a flat output, got shape \(shape)")
+            throw ConfigError.invalid(
+                key: "model.layers", reason: "the model must end in a flat output, got shape \(shape)")
         }
         if loss == .binaryCrossentropy && shape[0] != 1 {
-            throw ConfigError.invalid(key: "loss", reason: "binary_crossentropy needs a final layer with 1 unit, the model ends with \(shape[0])")
+            throw ConfigError.invalid(
+                key: "loss",
+                reason: "binary_crossentropy needs a final layer with 1 unit, the model ends with \(shape[0])")
         }
         if loss != .binaryCrossentropy && shape[0] < 2 && loss != .meanSquaredError {
-            throw ConfigError.invalid(key: "loss", reason: "\(loss.rawValue) needs a final layer with one unit per class, the model ends with \(shape[0])")
+            throw ConfigError.invalid(
+                key: "loss",
+                reason: "\(loss.rawValue) needs a final layer with one unit per class, the model ends with \(shape[0])")
         }
         layers = built
         head = LossHead(kind: loss, fused: fused, outputs: shape[0])
@@ -201,9 +219,14 @@ public final class Model {
         for layer in layers {
             let params = layer.parameterShapes.reduce(0) { $0 + $1.shape.reduce(1, *) }
             let type = String(describing: Swift.type(of: layer))
-            lines.append(pad("\(layer.name) (\(type))", 30) + pad("(None, " + layer.outputShape.map(String.init).joined(separator: ", ") + ")", 20) + "\(params)")
+            lines.append(
+                pad("\(layer.name) (\(type))", 30)
+                    + pad("(None, " + layer.outputShape.map(String.init).joined(separator: ", ") + ")", 20)
+                    + "\(params)")
         }
-        if let fused = head.fused { lines.append("output activation \(fused.rawValue), fused into \(head.kind.rawValue)") }
+        if let fused = head.fused {
+            lines.append("output activation \(fused.rawValue), fused into \(head.kind.rawValue)")
+        }
         lines.append("Total params: \(parameterCount)")
         return lines.joined(separator: "\n")
     }
@@ -244,13 +267,17 @@ public final class Model {
     public func backward(batch: Int, context: StepContext) {
         var i = layers.count - 1
         while i >= 0 {
-            if fusesConvolutionPooling, i > 0, let pair = convolutionPooling[i - 1], let dy = deltas[i + 1], let convolutionGradient = deltas[i] {
-                pair.backward(outputGradient: dy, inputGradient: deltas[i - 1], keptGradients: convolutionGradient, batch: batch)
+            if fusesConvolutionPooling, i > 0, let pair = convolutionPooling[i - 1], let dy = deltas[i + 1],
+                let convolutionGradient = deltas[i]
+            {
+                pair.backward(
+                    outputGradient: dy, inputGradient: deltas[i - 1], keptGradients: convolutionGradient, batch: batch)
                 i -= 2
             } else {
                 if let dy = deltas[i + 1] {
-                    layers[i].backward(input: activations[i], output: activations[i + 1], outputGradient: dy,
-                                       inputGradient: layers[i].aliasesInput ? nil : deltas[i], batch: batch, context: context)
+                    layers[i].backward(
+                        input: activations[i], output: activations[i + 1], outputGradient: dy,
+                        inputGradient: layers[i].aliasesInput ? nil : deltas[i], batch: batch, context: context)
                 }
                 i -= 1
             }
@@ -275,6 +302,8 @@ public final class Model {
 
     /// Parameters of `layers[i]` with `name` — for tests and tools.
     public func parameter(_ name: String) -> UnsafeMutableBufferPointer<Float>? {
-        store.entry(named: name).map { UnsafeMutableBufferPointer(start: store.values.pointer + $0.offset, count: $0.count) }
+        store.entry(named: name).map {
+            UnsafeMutableBufferPointer(start: store.values.pointer + $0.offset, count: $0.count)
+        }
     }
 }

@@ -78,7 +78,8 @@ final class SparseRows {
                 let low = Int(mask & 255), high = Int(mask >> 8)
                 UnsafeMutableRawPointer(columnOf + n).storeBytes(of: setLanes[low] &+ Int32(k), as: SIMD8<Int32>.self)
                 n += low.nonzeroBitCount
-                UnsafeMutableRawPointer(columnOf + n).storeBytes(of: setLanes[high] &+ Int32(k + 8), as: SIMD8<Int32>.self)
+                UnsafeMutableRawPointer(columnOf + n).storeBytes(
+                    of: setLanes[high] &+ Int32(k + 8), as: SIMD8<Int32>.self)
                 n += high.nonzeroBitCount
                 k += 16
             }
@@ -108,7 +109,8 @@ final class SparseRows {
         return UInt32(bitPattern: lanes.wrappedSum())
     }
 
-    private static let laneBits = SIMD16<Int32>(1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 2048, 4096, 8192, 16384, 32768)
+    private static let laneBits = SIMD16<Int32>(
+        1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 2048, 4096, 8192, 16384, 32768)
 
     /// `y[r, 0..<width] = sum over the entries (r, k, v) of v * matrix[k, 0..<width]` for the
     /// listed rows: the rows of `x M` (row-major, `y`'s rows `width` apart).
@@ -116,8 +118,9 @@ final class SparseRows {
         for b in 0..<blocks {
             for r in 0..<rows {
                 let start = Int(blockStart[r * (blocks + 1) + b]), end = Int(blockStart[r * (blocks + 1) + b + 1])
-                weightedRowSum(index: columnOf + start, value: rowValue + start, count: end - start,
-                               matrix: matrix, stride: width, width: width, into: y + r * width, accumulate: b > 0)
+                weightedRowSum(
+                    index: columnOf + start, value: rowValue + start, count: end - start,
+                    matrix: matrix, stride: width, width: width, into: y + r * width, accumulate: b > 0)
             }
         }
     }
@@ -126,12 +129,15 @@ final class SparseRows {
     /// added to `out` when `accumulate`, else written (every row of `out`, listed or not). Goes
     /// column by column (`transpose()` first), so each row of `out` is written once and the
     /// rows of `dz` it sums are read from the cache.
-    func multiplyTransposed(_ dz: UnsafePointer<Float>, width: Int, into out: UnsafeMutablePointer<Float>, accumulate: Bool) {
+    func multiplyTransposed(
+        _ dz: UnsafePointer<Float>, width: Int, into out: UnsafeMutablePointer<Float>, accumulate: Bool
+    ) {
         transpose()
         for k in 0..<columns {
             let start = Int(columnStart[k]), end = Int(columnStart[k + 1])
-            weightedRowSum(index: rowOf + start, value: columnValue + start, count: end - start,
-                           matrix: dz, stride: width, width: width, into: out + k * width, accumulate: accumulate)
+            weightedRowSum(
+                index: rowOf + start, value: columnValue + start, count: end - start,
+                matrix: dz, stride: width, width: width, into: out + k * width, accumulate: accumulate)
         }
     }
 
@@ -183,12 +189,16 @@ final class SparseRows {
 /// (then four, one, and single floats for the rest of `width`), so each listed row of the matrix
 /// is read once per 128 outputs. Overwrites `out` unless `accumulate`.
 @inline(__always)
-func weightedRowSum(index: UnsafePointer<Int32>, value: UnsafePointer<Float>, count: Int,
-                    matrix: UnsafePointer<Float>, stride: Int, width: Int,
-                    into out: UnsafeMutablePointer<Float>, accumulate: Bool) {
+func weightedRowSum(
+    index: UnsafePointer<Int32>, value: UnsafePointer<Float>, count: Int,
+    matrix: UnsafePointer<Float>, stride: Int, width: Int,
+    into out: UnsafeMutablePointer<Float>, accumulate: Bool
+) {
     typealias V = SIMD16<Float>
     @inline(__always) func load(_ p: UnsafePointer<Float>) -> V { UnsafeRawPointer(p).loadUnaligned(as: V.self) }
-    @inline(__always) func store(_ v: V, _ p: UnsafeMutablePointer<Float>) { UnsafeMutableRawPointer(p).storeBytes(of: v, as: V.self) }
+    @inline(__always) func store(_ v: V, _ p: UnsafeMutablePointer<Float>) {
+        UnsafeMutableRawPointer(p).storeBytes(of: v, as: V.self)
+    }
     var c = 0
     // 128 outputs in eight vectors of accumulators (a 128-unit layer's whole row in one pass
     // over the list); AVX-512 has the 32 registers for them.

@@ -13,7 +13,8 @@ public enum JSONValue: Sendable, Equatable {
         case .bool(let b): return b ? "true" : "false"
         case .string(let s): return JSONValue.quote(s)
         case .array(let a): return "[" + a.map(\.encoded).joined(separator: ",") + "]"
-        case .object(let o): return "{" + o.map { JSONValue.quote($0.0) + ":" + $0.1.encoded }.joined(separator: ",") + "}"
+        case .object(let o):
+            return "{" + o.map { JSONValue.quote($0.0) + ":" + $0.1.encoded }.joined(separator: ",") + "}"
         }
     }
 
@@ -27,7 +28,11 @@ public enum JSONValue: Sendable, Equatable {
             case "\t": out += "\\t"
             case "\r": out += "\\r"
             default:
-                if scalar.value < 0x20 { out += String(format: "\\u%04x", scalar.value) } else { out.unicodeScalars.append(scalar) }
+                if scalar.value < 0x20 {
+                    out += String(format: "\\u%04x", scalar.value)
+                } else {
+                    out.unicodeScalars.append(scalar)
+                }
             }
         }
         return out + "\""

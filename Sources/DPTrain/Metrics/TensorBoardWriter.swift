@@ -14,9 +14,11 @@ public final class TensorBoardWriter: MetricsSink {
 
     public init(directory: String) throws {
         try? FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
-        let name = String(format: "events.out.tfevents.%.0f.%@", Date().timeIntervalSince1970, ProcessInfo.processInfo.hostName)
+        let name = String(
+            format: "events.out.tfevents.%.0f.%@", Date().timeIntervalSince1970, ProcessInfo.processInfo.hostName)
         path = (directory as NSString).appendingPathComponent(name)
-        guard FileManager.default.createFile(atPath: path, contents: nil), let h = FileHandle(forWritingAtPath: path) else {
+        guard FileManager.default.createFile(atPath: path, contents: nil), let h = FileHandle(forWritingAtPath: path)
+        else {
             throw ConfigError.invalid(key: "--tensorboard", reason: "cannot create \(path)")
         }
         handle = h
@@ -102,8 +104,12 @@ struct Protobuf {
     }
 
     mutating func varint(_ field: Int, _ v: UInt64) { key(field, 0); varintRaw(v) }
-    mutating func double(_ field: Int, _ v: Double) { key(field, 1); withUnsafeBytes(of: v.bitPattern.littleEndian) { data += $0 } }
-    mutating func float(_ field: Int, _ v: Float) { key(field, 5); withUnsafeBytes(of: v.bitPattern.littleEndian) { data += $0 } }
+    mutating func double(_ field: Int, _ v: Double) {
+        key(field, 1); withUnsafeBytes(of: v.bitPattern.littleEndian) { data += $0 }
+    }
+    mutating func float(_ field: Int, _ v: Float) {
+        key(field, 5); withUnsafeBytes(of: v.bitPattern.littleEndian) { data += $0 }
+    }
     mutating func bytes(_ field: Int, _ v: [UInt8]) { key(field, 2); varintRaw(UInt64(v.count)); data += v }
 }
 

@@ -13,8 +13,10 @@ public final class Adam: Optimizer {
     public var iterations = 0
     let m: FloatBuffer, v: FloatBuffer, vMax: FloatBuffer
 
-    public init(parameterCount: Int, beta1: Float = 0.9, beta2: Float = 0.999, epsilon: Float = 1e-7,
-                amsgrad: Bool = false, weightDecay: Float = 0) {
+    public init(
+        parameterCount: Int, beta1: Float = 0.9, beta2: Float = 0.999, epsilon: Float = 1e-7,
+        amsgrad: Bool = false, weightDecay: Float = 0
+    ) {
         self.beta1 = beta1
         self.beta2 = beta2
         self.epsilon = epsilon
@@ -29,13 +31,17 @@ public final class Adam: Optimizer {
         [("adam.m", m), ("adam.v", v)] + (amsgrad ? [("adam.vhat", vMax)] : [])
     }
 
-    public func update(parameters: UnsafePointer<Float>, into updated: UnsafeMutablePointer<Float>, gradients: UnsafePointer<Float>,
-                       range: Range<Int>, learningRate: Float) -> Bool {
+    public func update(
+        parameters: UnsafePointer<Float>, into updated: UnsafeMutablePointer<Float>, gradients: UnsafePointer<Float>,
+        range: Range<Int>, learningRate: Float
+    ) -> Bool {
         let t = Double(iterations)
         let alpha = Float(Double(learningRate) * (1 - pow(Double(beta2), t)).squareRoot() / (1 - pow(Double(beta1), t)))
         // Pointers to the range's start and loops from 0: the shape the vectoriser handles best.
-        var (p, q, g, m, v, count) = (parameters + range.lowerBound, updated + range.lowerBound, gradients + range.lowerBound,
-                                      m.pointer + range.lowerBound, v.pointer + range.lowerBound, range.count)
+        var (p, q, g, m, v, count) = (
+            parameters + range.lowerBound, updated + range.lowerBound, gradients + range.lowerBound,
+            m.pointer + range.lowerBound, v.pointer + range.lowerBound, range.count
+        )
         let b1 = beta1, b2 = beta2, eps = epsilon
         if weightDecay > 0 {
             let decay = learningRate * weightDecay

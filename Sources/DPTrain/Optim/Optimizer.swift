@@ -12,16 +12,22 @@ public protocol Optimizer: AnyObject {
     /// with the same result as one call over all of them. Returns false when a gradient in `range`
     /// was NaN or infinite (checked in the same pass, so it costs no extra memory traffic); the
     /// parameters are then no longer trustworthy.
-    func update(parameters: UnsafePointer<Float>, into updated: UnsafeMutablePointer<Float>, gradients: UnsafePointer<Float>,
-                range: Range<Int>, learningRate: Float) -> Bool
+    func update(
+        parameters: UnsafePointer<Float>, into updated: UnsafeMutablePointer<Float>, gradients: UnsafePointer<Float>,
+        range: Range<Int>, learningRate: Float
+    ) -> Bool
 }
 
 extension Optimizer {
     /// One whole update: advances `iterations` and updates all `count` parameters.
     @discardableResult
-    public func step(parameters: UnsafeMutablePointer<Float>, gradients: UnsafePointer<Float>, count: Int, learningRate: Float) -> Bool {
+    public func step(
+        parameters: UnsafeMutablePointer<Float>, gradients: UnsafePointer<Float>, count: Int, learningRate: Float
+    ) -> Bool {
         iterations += 1
-        return update(parameters: parameters, into: parameters, gradients: gradients, range: 0..<count, learningRate: learningRate)
+        return update(
+            parameters: parameters, into: parameters, gradients: gradients, range: 0..<count, learningRate: learningRate
+        )
     }
 }
 
@@ -31,8 +37,10 @@ extension Optimizer {
 /// sees that no other element is involved; given two pointers that might overlap, it would check
 /// at run time, find that they are equal and fall back to one element at a time.
 @inline(__always)
-func forEachElement(from source: UnsafePointer<Float>, to target: UnsafeMutablePointer<Float>, count: Int,
-                    _ body: (Int, UnsafePointer<Float>, UnsafeMutablePointer<Float>) -> Void) {
+func forEachElement(
+    from source: UnsafePointer<Float>, to target: UnsafeMutablePointer<Float>, count: Int,
+    _ body: (Int, UnsafePointer<Float>, UnsafeMutablePointer<Float>) -> Void
+) {
     if UnsafeMutablePointer(mutating: source) == target {
         for i in 0..<count { body(i, UnsafePointer(target), target) }
     } else {

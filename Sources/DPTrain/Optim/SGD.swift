@@ -19,10 +19,14 @@ public final class SGD: Optimizer {
 
     public var state: [(name: String, buffer: FloatBuffer)] { momentum > 0 ? [("sgd.velocity", velocity)] : [] }
 
-    public func update(parameters: UnsafePointer<Float>, into updated: UnsafeMutablePointer<Float>, gradients: UnsafePointer<Float>,
-                       range: Range<Int>, learningRate lr: Float) -> Bool {
-        let (p, q, g, v, count) = (parameters + range.lowerBound, updated + range.lowerBound, gradients + range.lowerBound,
-                                   velocity.pointer + range.lowerBound, range.count)
+    public func update(
+        parameters: UnsafePointer<Float>, into updated: UnsafeMutablePointer<Float>, gradients: UnsafePointer<Float>,
+        range: Range<Int>, learningRate lr: Float
+    ) -> Bool {
+        let (p, q, g, v, count) = (
+            parameters + range.lowerBound, updated + range.lowerBound, gradients + range.lowerBound,
+            velocity.pointer + range.lowerBound, range.count
+        )
         let mu = momentum
         if momentum == 0 {
             forEachElement(from: p, to: q, count: count) { i, p, q in q[i] = p[i] - lr * g[i] }

@@ -18,8 +18,10 @@ public struct InstructionSet: Sendable, Equatable {
     public static let cpu = InstructionSet(mask: dpt_cpu_features())
 
     /// Extension names in CCPU's bit order.
-    static let names = ["AVX", "AVX2", "FMA", "BMI1", "BMI2", "F16C", "AVX512F", "AVX512BW", "AVX512DQ", "AVX512VL",
-                        "AVX512CD", "AVX512_VNNI", "AVX512_BF16", "AVX512_VBMI", "AVX512_IFMA"]
+    static let names = [
+        "AVX", "AVX2", "FMA", "BMI1", "BMI2", "F16C", "AVX512F", "AVX512BW", "AVX512DQ", "AVX512VL",
+        "AVX512CD", "AVX512_VNNI", "AVX512_BF16", "AVX512_VBMI", "AVX512_IFMA",
+    ]
 
     public var extensions: [String] { Self.names.indices.filter { mask & (1 << $0) != 0 }.map { Self.names[$0] } }
 
@@ -46,7 +48,8 @@ public struct InstructionSet: Sendable, Equatable {
         let missing = compiled.missing(from: cpu)
         guard !missing.isEmpty else { return nil }
         let portable = cpu.vectorBits == 512 ? "skylake-avx512" : cpu.vectorBits == 256 ? "haswell" : ""
-        return "this dptrain binary was built for \(compiled.level), but this CPU lacks \(missing.joined(separator: ", ")) "
+        return
+            "this dptrain binary was built for \(compiled.level), but this CPU lacks \(missing.joined(separator: ", ")) "
             + "(it has \(cpu.level)). Rebuild on this machine (swift build -c release targets the CPU that builds it), or build "
             + "a binary for the oldest CPU it must run on: DPTRAIN_TARGET_CPU=\(portable) swift build -c release"
             + (portable.isEmpty ? " (empty: any x86-64)" : "")

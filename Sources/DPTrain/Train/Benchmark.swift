@@ -31,30 +31,49 @@ public struct BenchmarkReport: Sendable {
     public var startupSeconds: Double
 
     public var json: JSONValue {
-        func spread(_ s: Spread) -> JSONValue { .object([("min", .number(s.min)), ("median", .number(s.median)), ("max", .number(s.max))]) }
+        func spread(_ s: Spread) -> JSONValue {
+            .object([("min", .number(s.min)), ("median", .number(s.median)), ("max", .number(s.max))])
+        }
         return .object([
-            ("world_size", .int(worldSize)), ("threads_per_rank", .int(threadsPerRank)), ("global_batch", .int(globalBatch)),
+            ("world_size", .int(worldSize)), ("threads_per_rank", .int(threadsPerRank)),
+            ("global_batch", .int(globalBatch)),
             ("steps", .int(steps)), ("phases_seconds", .object(phases.map { ($0.name, spread($0.seconds)) })),
-            ("step_seconds", spread(step)), ("samples_per_second", .number(samplesPerSecond)), ("epoch_seconds", .number(epochSeconds)),
-            ("gflops", .number(gflops)), ("peak_gflops", .number(peakGFLOPS)), ("fraction_of_peak", .number(gflops / peakGFLOPS)),
+            ("step_seconds", spread(step)), ("samples_per_second", .number(samplesPerSecond)),
+            ("epoch_seconds", .number(epochSeconds)),
+            ("gflops", .number(gflops)), ("peak_gflops", .number(peakGFLOPS)),
+            ("fraction_of_peak", .number(gflops / peakGFLOPS)),
             ("skips_zero_inputs", .bool(skipsZeroInputs)),
-            ("eval_seconds", .number(evalSeconds)), ("peak_rss_mb", spread(peakRSSMegabytes)), ("rss_anon_mb", spread(anonymousMegabytes)),
+            ("eval_seconds", .number(evalSeconds)), ("peak_rss_mb", spread(peakRSSMegabytes)),
+            ("rss_anon_mb", spread(anonymousMegabytes)),
             ("rss_file_mb", spread(fileMegabytes)), ("startup_seconds", .number(startupSeconds)),
         ])
     }
 
     public var table: String {
-        var lines = [String(format: "%d rank(s) x %d thread(s), global batch %d, %d steps after warm-up", worldSize, threadsPerRank, globalBatch, steps)]
-        func pad(_ s: String, _ width: Int) -> String { s.count >= width ? s : s + String(repeating: " ", count: width - s.count) }
+        var lines = [
+            String(
+                format: "%d rank(s) x %d thread(s), global batch %d, %d steps after warm-up", worldSize, threadsPerRank,
+                globalBatch, steps)
+        ]
+        func pad(_ s: String, _ width: Int) -> String {
+            s.count >= width ? s : s + String(repeating: " ", count: width - s.count)
+        }
         lines.append(pad("phase", 10) + "        min     median        max   (ms per step, across ranks)")
         for (name, s) in phases + [("step", step)] {
-            lines.append(pad(name, 10) + String(format: " %10.4f %10.4f %10.4f", s.min * 1e3, s.median * 1e3, s.max * 1e3))
+            lines.append(
+                pad(name, 10) + String(format: " %10.4f %10.4f %10.4f", s.min * 1e3, s.median * 1e3, s.max * 1e3))
         }
         lines.append(String(format: "throughput %.0f samples/s, %.3f s/epoch", samplesPerSecond, epochSeconds))
-        lines.append(String(format: "GEMM %.1f GFLOP/s = %.1f%% of the measured sgemm peak (%.1f GFLOP/s for this layout)%@", gflops, 100 * gflops / peakGFLOPS, peakGFLOPS,
-                            skipsZeroInputs ? "; dense-equivalent: zero inputs skipped" : ""))
-        lines.append(String(format: "evaluation %.3f s (rank 0, test set); peak RSS %.0f / %.0f / %.0f MB (min/median/max); start to first step %.3f s",
-                            evalSeconds, peakRSSMegabytes.min, peakRSSMegabytes.median, peakRSSMegabytes.max, startupSeconds))
+        lines.append(
+            String(
+                format: "GEMM %.1f GFLOP/s = %.1f%% of the measured sgemm peak (%.1f GFLOP/s for this layout)%@",
+                gflops, 100 * gflops / peakGFLOPS, peakGFLOPS,
+                skipsZeroInputs ? "; dense-equivalent: zero inputs skipped" : ""))
+        lines.append(
+            String(
+                format:
+                    "evaluation %.3f s (rank 0, test set); peak RSS %.0f / %.0f / %.0f MB (min/median/max); start to first step %.3f s",
+                evalSeconds, peakRSSMegabytes.min, peakRSSMegabytes.median, peakRSSMegabytes.max, startupSeconds))
         return lines.joined(separator: "\n")
     }
 }
@@ -67,7 +86,9 @@ public enum Benchmark {
         let startup = secondsSinceProcessStart()
         comm.barrier()
         // Every worker multiplies at once, each with its one BLAS thread, as in training.
-        let peak = comm.allgather([trainer.pool.map { _ in BLASThreads.measuredPeakGFLOPS() }.reduce(0, +)]).reduce(0) { $0 + $1[0] }
+        let peak = comm.allgather([trainer.pool.map { _ in BLASThreads.measuredPeakGFLOPS() }.reduce(0, +)]).reduce(0) {
+            $0 + $1[0]
+        }
         var order = trainer.schedule.permutation(epoch: 0)
         var perPhase = [[Double]](repeating: [], count: StepPhases.names.count)
         var stepTimes: [Double] = []
@@ -93,7 +114,10 @@ public enum Benchmark {
             evalSeconds = now() - t0
         }
         let resident = residentMegabytes()
-        let mine = perPhase.map(median) + [median(stepTimes), peakRSSMegabytes(), startup, evalSeconds, resident.anonymous, resident.file]
+        let mine =
+            perPhase.map(median) + [
+                median(stepTimes), peakRSSMegabytes(), startup, evalSeconds, resident.anonymous, resident.file,
+            ]
         let all = comm.allgather(mine)
         func spread(_ k: Int) -> BenchmarkReport.Spread {
             let v = all.map { $0[k] }.sorted()
@@ -104,9 +128,12 @@ public enum Benchmark {
         return BenchmarkReport(
             worldSize: comm.worldSize, threadsPerRank: threads, globalBatch: trainer.config.batchSize, steps: steps,
             phases: StepPhases.names.enumerated().map { ($0.element, spread($0.offset)) }, step: spread(p),
-            samplesPerSecond: samples / wall, epochSeconds: wall / Double(steps) * Double(trainer.schedule.stepsPerEpoch),
-            gflops: trainer.model.trainingFlopsPerSample * samples / wall / 1e9, peakGFLOPS: peak, skipsZeroInputs: trainer.skipsZeroInputs,
-            evalSeconds: all[0][p + 3], peakRSSMegabytes: spread(p + 1), anonymousMegabytes: spread(p + 4), fileMegabytes: spread(p + 5),
+            samplesPerSecond: samples / wall,
+            epochSeconds: wall / Double(steps) * Double(trainer.schedule.stepsPerEpoch),
+            gflops: trainer.model.trainingFlopsPerSample * samples / wall / 1e9, peakGFLOPS: peak,
+            skipsZeroInputs: trainer.skipsZeroInputs,
+            evalSeconds: all[0][p + 3], peakRSSMegabytes: spread(p + 1), anonymousMegabytes: spread(p + 4),
+            fileMegabytes: spread(p + 5),
             startupSeconds: all.map { $0[p + 2] }.max()!)
     }
 
@@ -139,11 +166,84 @@ public enum Benchmark {
     /// Seconds since this process started (from /proc; 10 ms resolution).
     public static func secondsSinceProcessStart() -> Double {
         guard let stat = try? String(contentsOfFile: "/proc/self/stat", encoding: .utf8),
-              let uptime = try? String(contentsOfFile: "/proc/uptime", encoding: .utf8),
-              let afterName = stat.range(of: ") ", options: .backwards) else { return 0 }
+            let uptime = try? String(contentsOfFile: "/proc/uptime", encoding: .utf8),
+            let afterName = stat.range(of: ") ", options: .backwards)
+        else { return 0 }
         // Field 22 (starttime, clock ticks since boot) is the 20th after the command name.
         let fields = stat[afterName.upperBound...].split(separator: " ")
-        guard fields.count > 19, let ticks = Double(fields[19]), let up = Double(uptime.split(separator: " ")[0]) else { return 0 }
+        guard fields.count > 19, let ticks = Double(fields[19]), let up = Double(uptime.split(separator: " ")[0]) else {
+            return 0
+        }
         return up - ticks / Double(sysconf(Int32(_SC_CLK_TCK)))
+    }
+}
+
+/// The allreduce of a gradient alone, timed on every rank: what the network costs a step,
+/// apart from computing it (see `Benchmark.allreduce`).
+public struct AllreduceReport: Sendable {
+    public var worldSize: Int
+    public var floats: Int
+    public var compression: AllreduceCompression
+    public var steps: Int
+    /// Each rank's median seconds, spread across ranks.
+    public var seconds: BenchmarkReport.Spread
+    /// Bytes each allreduce moves into every rank's buffer (floats x 4, or x 2 as bf16).
+    public var bytes: Int { floats * (compression == .bf16 ? 2 : 4) }
+    /// A ring's bandwidth: 2 (N-1)/N x bytes per second of the median (NCCL's "bus bandwidth").
+    public var busGigabytesPerSecond: Double {
+        worldSize > 1 ? 2 * Double(worldSize - 1) / Double(worldSize) * Double(bytes) / seconds.median / 1e9 : 0
+    }
+
+    public var json: JSONValue {
+        .object([
+            ("world_size", .int(worldSize)), ("floats", .int(floats)), ("bytes", .int(bytes)),
+            ("compression", .string(compression.rawValue)),
+            ("steps", .int(steps)),
+            (
+                "allreduce_seconds",
+                .object([
+                    ("min", .number(seconds.min)), ("median", .number(seconds.median)),
+                    ("max", .number(seconds.max)),
+                ])
+            ),
+            ("bus_gb_per_s", .number(busGigabytesPerSecond)),
+        ])
+    }
+
+    public var table: String {
+        String(
+            format:
+                "allreduce of %d floats (%d bytes as %@) on %d rank(s), %d times: median %.3f ms (ranks %.3f-%.3f), bus bandwidth %.2f GB/s",
+            floats, bytes, compression == .bf16 ? "bfloat16" : "float32", worldSize, steps, seconds.median * 1e3,
+            seconds.min * 1e3, seconds.max * 1e3, busGigabytesPerSecond)
+    }
+}
+
+extension Benchmark {
+    /// `warmup` untimed and `steps` timed allreduces of `floats` floats (as bf16 when
+    /// `compression` says so, the conversions not timed), each rank timing its own; every rank
+    /// gets the report.
+    public static func allreduce(
+        comm: any Communicator, floats: Int, compression: AllreduceCompression, steps: Int, warmup: Int
+    ) -> AllreduceReport {
+        let values = FloatBuffer(count: floats)
+        var halves = [UInt16](repeating: 0, count: compression == .bf16 ? floats : 0)
+        for i in 0..<floats { values.pointer[i] = Float((i * 7919 + comm.rank) % 1000) * 1e-4 }
+        for i in halves.indices { halves[i] = BFloat16.from(values.pointer[i]) }
+        var times: [Double] = []
+        comm.barrier()
+        for i in 0..<(warmup + steps) {
+            let started = now()
+            if compression == .bf16 {
+                halves.withUnsafeMutableBufferPointer { comm.allreduceSumBF16($0.baseAddress!, count: floats) }
+            } else {
+                comm.allreduceSum(values.pointer, count: floats)
+            }
+            if i >= warmup { times.append(now() - started) }
+        }
+        let all = comm.allgather([median(times)]).map { $0[0] }.sorted()
+        return AllreduceReport(
+            worldSize: comm.worldSize, floats: floats, compression: compression, steps: steps,
+            seconds: .init(min: all.first!, median: median(all), max: all.last!))
     }
 }

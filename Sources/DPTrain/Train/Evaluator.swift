@@ -28,9 +28,10 @@ public enum Evaluator {
         for t in tallies {
             for i in 0..<classes { for j in 0..<classes { confusion[i][j] += t.confusion[i][j] } }
         }
-        return Evaluation(loss: tallies.reduce(0) { $0 + $1.lossSum } / Double(data.count),
-                          accuracy: Double(tallies.reduce(0) { $0 + $1.correct }) / Double(data.count),
-                          count: data.count, confusion: confusion)
+        return Evaluation(
+            loss: tallies.reduce(0) { $0 + $1.lossSum } / Double(data.count),
+            accuracy: Double(tallies.reduce(0) { $0 + $1.correct }) / Double(data.count),
+            count: data.count, confusion: confusion)
     }
 
     /// One worker's running sums.

@@ -24,16 +24,20 @@ final class Replica {
     /// over a global batch of `globalBatch`, so that shares add up) and backward. Leaves the
     /// parameter gradients in `model.store.gradients`, followed by the share's loss sum and
     /// correct-prediction count, and returns the seconds of each part.
-    func computeGradients(_ data: Dataset, order: UnsafePointer<Int32>, positions: Range<Int>, prefetching next: Range<Int>,
-                          globalBatch: Int, step: Int, seed: UInt64) -> (gather: Double, forward: Double, backward: Double) {
+    func computeGradients(
+        _ data: Dataset, order: UnsafePointer<Int32>, positions: Range<Int>, prefetching next: Range<Int>,
+        globalBatch: Int, step: Int, seed: UInt64
+    ) -> (gather: Double, forward: Double, backward: Double) {
         var clock = PhaseClock()
-        BatchGatherer.gather(data, order: order, positions: positions, into: model.input, labels: labels, sampleIndices: sampleIndices)
+        BatchGatherer.gather(
+            data, order: order, positions: positions, into: model.input, labels: labels, sampleIndices: sampleIndices)
         BatchGatherer.prefetch(data, order: order, positions: next)
         let gather = clock.lap()
         let context = StepContext(training: true, step: step, seed: seed, sampleIndices: sampleIndices)
         model.forward(batch: positions.count, context: context)
-        let (loss, correct) = model.head.evaluate(model.output, labels: labels, batch: positions.count,
-                                                  gradient: model.outputGradient, scale: 1 / Float(globalBatch))
+        let (loss, correct) = model.head.evaluate(
+            model.output, labels: labels, batch: positions.count,
+            gradient: model.outputGradient, scale: 1 / Float(globalBatch))
         let forward = clock.lap()
         model.backward(batch: positions.count, context: context)
         let statistics = model.store.gradients.pointer + model.store.count

@@ -36,7 +36,9 @@ public final class StopSignals: @unchecked Sendable {
             signal(number, SIG_IGN)  // the dispatch source sees it; the default action would kill
             let source = DispatchSource.makeSignalSource(signal: number, queue: .global())
             source.setEventHandler {
-                if first.number.compareExchange(expected: 0, desired: number, ordering: .sequentiallyConsistent).exchanged {
+                if first.number.compareExchange(expected: 0, desired: number, ordering: .sequentiallyConsistent)
+                    .exchanged
+                {
                     onFirst(number)
                 } else {
                     signal(number, SIG_DFL)

@@ -59,6 +59,8 @@ public final class Trainer {
     /// at batch 32: the update takes 40 us instead of 48. One worker updates in place (a second
     /// buffer there only adds traffic: the CNN's update 0.39 -> 0.48 ms).
     private var spareValues: FloatBuffer?
+    /// With bf16 compression and several ranks: the gradient as it travels (`BFloat16`).
+    private let compressed: UnsafeMutableBufferPointer<UInt16>?
 
     /// The gradient buffer holds three extra floats that ride in the same allreduce: the step's
     /// loss sum, its correct-prediction count, and the number of ranks asked to stop.
@@ -67,17 +69,26 @@ public final class Trainer {
     /// `train` is the whole training set: with `validationSplit` its last fraction (before any
     /// shuffling, as Keras does) is held out for validation by rank 0. No collective runs here,
     /// so a rank that fails to set up never leaves the others waiting (see `Communicator.agree`).
-    public init(config: TrainConfig, configText: String = "", comm: any Communicator, threads: Int = 1, train: Dataset, test: Dataset?,
-                metrics: (any MetricsSink)? = nil, checkpointer: Checkpointer? = nil, log: @escaping (String) -> Void = { _ in }) throws {
+    public init(
+        config: TrainConfig, configText: String = "", comm: any Communicator, threads: Int = 1, train: Dataset,
+        test: Dataset?,
+        metrics: (any MetricsSink)? = nil, checkpointer: Checkpointer? = nil, log: @escaping (String) -> Void = { _ in }
+    ) throws {
         precondition(threads >= 1)
         try config.validate(worldSize: comm.worldSize)
         guard train.sampleShape == config.inputShape else {
-            throw ConfigError.invalid(key: "model.input_shape", reason: "is \(config.inputShape) but the samples of \(train.source) are \(train.sampleShape)")
+            throw ConfigError.invalid(
+                key: "model.input_shape",
+                reason: "is \(config.inputShape) but the samples of \(train.source) are \(train.sampleShape)")
         }
         let held = Int(Double(train.count) * config.validationSplit)
-        guard train.count - held >= 1 else { throw ConfigError.invalid(key: "training.validation_split", reason: "leaves no training samples") }
-        var (training, validation, test) = (held > 0 ? train.subset(0..<train.count - held) : train,
-                                            held > 0 && comm.isRoot ? train.subset(train.count - held..<train.count) : nil, test)
+        guard train.count - held >= 1 else {
+            throw ConfigError.invalid(key: "training.validation_split", reason: "leaves no training samples")
+        }
+        var (training, validation, test) = (
+            held > 0 ? train.subset(0..<train.count - held) : train,
+            held > 0 && comm.isRoot ? train.subset(train.count - held..<train.count) : nil, test
+        )
         if config.data.normalize == .standardize {
             // From the training part alone: the validation and test splits are not looked at.
             let standardize = Normalization.standardizing(training)
@@ -94,9 +105,12 @@ public final class Trainer {
         self.metrics = metrics
         self.checkpointer = checkpointer
         self.log = log
-        schedule = EpochSchedule(sampleCount: self.train.count, globalBatch: config.batchSize, seed: config.seed, shuffle: config.shuffle)
+        schedule = EpochSchedule(
+            sampleCount: self.train.count, globalBatch: config.batchSize, seed: config.seed, shuffle: config.shuffle)
         guard !config.epochs.multipliedReportingOverflow(by: schedule.stepsPerEpoch).overflow else {
-            throw ConfigError.invalid(key: "training.epochs", reason: "\(config.epochs) epochs of \(schedule.stepsPerEpoch) steps overflow a step count")
+            throw ConfigError.invalid(
+                key: "training.epochs",
+                reason: "\(config.epochs) epochs of \(schedule.stepsPerEpoch) steps overflow a step count")
         }
         let local = schedule.maxLocalBatch(worldSize: comm.worldSize * threads)
         let evalCount = max(test?.count ?? 0, validation?.count ?? 0)
@@ -108,37 +122,57 @@ public final class Trainer {
         // Refuse what cannot fit before allocating any of it (the data sets are already read).
         // A mapped file's pages are the page cache's, shared by the ranks of the machine.
         var buffers: [ObjectIdentifier: Int] = [:]
-        for d in [train, test].compactMap({ $0 }) where !d.buffer.isMapped { buffers[ObjectIdentifier(d.buffer)] = d.buffer.count }
+        for d in [train, test].compactMap({ $0 }) where !d.buffer.isMapped {
+            buffers[ObjectIdentifier(d.buffer)] = d.buffer.count
+        }
         let dataBytes = buffers.values.reduce(0, +) + 4 * (train.count + (test?.count ?? 0))
         try MemoryPlan(config: config, threads: threads, capacity: capacity, dataBytes: dataBytes)
             .check(available: MemoryPlan.availableBytes(), localRanks: comm.localSize)
-        let primary = try Model(specs: config.layers, inputShape: config.inputShape, loss: config.loss,
-                                capacity: capacity, extraGradientSlots: Self.statisticSlots)
+        let primary = try Model(
+            specs: config.layers, inputShape: config.inputShape, loss: config.loss,
+            capacity: capacity, extraGradientSlots: Self.statisticSlots)
         model = primary
         try Self.checkClasses(of: training, against: primary, config: config)
-        replicas = try [Replica(model: primary)] + (1..<threads).map { _ in
-            Replica(model: try Model(specs: config.layers, inputShape: config.inputShape, loss: config.loss, capacity: capacity,
-                                     extraGradientSlots: Self.statisticSlots, sharingParametersOf: primary))
-        }
+        replicas =
+            try [Replica(model: primary)]
+            + (1..<threads).map { _ in
+                Replica(
+                    model: try Model(
+                        specs: config.layers, inputShape: config.inputShape, loss: config.loss, capacity: capacity,
+                        extraGradientSlots: Self.statisticSlots, sharingParametersOf: primary))
+            }
         optimizer = config.makeOptimizer(parameterCount: model.store.count)
         if comm.isRoot { model.initialize(seed: config.seed) }
         pool = WorkerPool(count: threads)
         spareValues = threads > 1 ? FloatBuffer(count: model.store.count) : nil
+        compressed =
+            config.allreduceCompression == .bf16 && comm.worldSize > 1 ? .allocate(capacity: model.store.count) : nil
         BLASThreads.set(1)
     }
 
-    deinit { pool.stop() }
+    deinit {
+        pool.stop()
+        compressed?.deallocate()
+    }
 
     /// The model's output must have a unit for each class of the labels (one unit for two classes
     /// with binary cross-entropy or MSE), exactly as many when the labels say how many (one-hot).
     static func checkClasses(of data: Dataset, against model: Model, config: TrainConfig) throws {
         let outputs = model.outputSize, classes = data.numClasses
-        let key = config.layers.lastIndex { if case .dense = $0 { return true } else { return false } }.map { "model.layers[\($0)].units" } ?? "model.layers"
-        let fits = outputs == 1 && config.loss != .sparseCategoricalCrossentropy && config.loss != .categoricalCrossentropy
+        let key =
+            config.layers.lastIndex { if case .dense = $0 { return true } else { return false } }.map {
+                "model.layers[\($0)].units"
+            } ?? "model.layers"
+        let fits =
+            outputs == 1 && config.loss != .sparseCategoricalCrossentropy && config.loss != .categoricalCrossentropy
             ? classes <= 2 : outputs >= classes
         guard fits else {
-            throw ConfigError.invalid(key: key, reason: "the model has \(outputs) output unit(s), but the labels of \(data.source) have \(classes) classes "
-                                      + "(0-\(classes - 1)): give the last layer one unit per class" + (outputs == 1 ? " (or use binary_crossentropy for two)" : ""))
+            throw ConfigError.invalid(
+                key: key,
+                reason:
+                    "the model has \(outputs) output unit(s), but the labels of \(data.source) have \(classes) classes "
+                    + "(0-\(classes - 1)): give the last layer one unit per class"
+                    + (outputs == 1 ? " (or use binary_crossentropy for two)" : ""))
         }
     }
 
@@ -147,7 +181,11 @@ public final class Trainer {
         try checkpoint.restore(into: model, optimizer: optimizer, path: path)
         let p = checkpoint.position
         if p.stepInEpoch > 0, let batch = checkpoint.integer("global_batch"), batch != config.batchSize {
-            throw ConfigError.invalid(key: "training.batch_size", reason: "is \(config.batchSize) but \(path) stopped mid-epoch with global batch \(batch); resume with --batch-size \(batch)")
+            throw ConfigError.invalid(
+                key: "training.batch_size",
+                reason:
+                    "is \(config.batchSize) but \(path) stopped mid-epoch with global batch \(batch); resume with --batch-size \(batch)"
+            )
         }
         position = p
     }
@@ -178,7 +216,8 @@ public final class Trainer {
             let order = schedule.permutation(epoch: epoch)
             let started = Self.now()
             let samplesBefore = position.epochSamples
-            while position.stepInEpoch < schedule.stepsPerEpoch && position.step < totalSteps && ranksAskingToStop == 0 {
+            while position.stepInEpoch < schedule.stepsPerEpoch && position.step < totalSteps && ranksAskingToStop == 0
+            {
                 try trainStep(order: order)
                 onStep?(position, Self.now() - started)
                 if let checkpointer, config.checkpointEverySteps > 0, position.step % config.checkpointEverySteps == 0 {
@@ -198,29 +237,36 @@ public final class Trainer {
             stoppedEarly = stop
             if epochDone { nextEpoch() }
             let last = position.step >= totalSteps || stoppedEarly || ranksAskingToStop > 0
-            if let checkpointer, epochDone && !last && config.checkpointEveryEpochs > 0 && position.epoch % config.checkpointEveryEpochs == 0 {
+            if let checkpointer,
+                epochDone && !last && config.checkpointEveryEpochs > 0
+                    && position.epoch % config.checkpointEveryEpochs == 0
+            {
                 try saveCheckpoint(checkpointer)
             }
         }
         let checksum = try verifyReplicas()
         if let checkpointer { try saveCheckpoint(checkpointer) }
 
-        let summary = TrainSummary(testLoss: lastTest?.loss, testAccuracy: lastTest?.accuracy, epochs: epochSeconds.count, steps: position.step,
-                                   epochSeconds: epochSeconds, samplesPerSecond: trainSeconds > 0 ? Double(samplesSeen) / trainSeconds : 0,
-                                   worldSize: comm.worldSize, skippedSteps: position.skippedSteps, stoppedEarly: stoppedEarly,
-                                   stoppedBySignal: ranksAskingToStop > 0, parameterChecksum: checksum)
+        let summary = TrainSummary(
+            testLoss: lastTest?.loss, testAccuracy: lastTest?.accuracy, epochs: epochSeconds.count,
+            steps: position.step,
+            epochSeconds: epochSeconds, samplesPerSecond: trainSeconds > 0 ? Double(samplesSeen) / trainSeconds : 0,
+            worldSize: comm.worldSize, skippedSteps: position.skippedSteps, stoppedEarly: stoppedEarly,
+            stoppedBySignal: ranksAskingToStop > 0, parameterChecksum: checksum)
         if comm.isRoot {
-            metrics?.write("summary", [
-                ("test_accuracy", summary.testAccuracy.map(JSONValue.number) ?? .string("n/a")),
-                ("test_loss", summary.testLoss.map(JSONValue.number) ?? .string("n/a")),
-                ("epochs", .int(summary.epochs)), ("steps", .int(summary.steps)),
-                ("epoch_seconds", .array(epochSeconds.map(JSONValue.number))),
-                ("samples_per_second", .number(summary.samplesPerSecond)),
-                ("world_size", .int(comm.worldSize)), ("global_batch", .int(config.batchSize)),
-                ("skipped_steps", .int(summary.skippedSteps)), ("stopped_early", .bool(stoppedEarly)),
-                ("stopped_by_signal", .bool(summary.stoppedBySignal)),
-                ("replicas_identical", .bool(true)), ("parameter_checksum", .string(String(checksum, radix: 16))),
-            ])
+            metrics?.write(
+                "summary",
+                [
+                    ("test_accuracy", summary.testAccuracy.map(JSONValue.number) ?? .string("n/a")),
+                    ("test_loss", summary.testLoss.map(JSONValue.number) ?? .string("n/a")),
+                    ("epochs", .int(summary.epochs)), ("steps", .int(summary.steps)),
+                    ("epoch_seconds", .array(epochSeconds.map(JSONValue.number))),
+                    ("samples_per_second", .number(summary.samplesPerSecond)),
+                    ("world_size", .int(comm.worldSize)), ("global_batch", .int(config.batchSize)),
+                    ("skipped_steps", .int(summary.skippedSteps)), ("stopped_early", .bool(stoppedEarly)),
+                    ("stopped_by_signal", .bool(summary.stoppedBySignal)),
+                    ("replicas_identical", .bool(true)), ("parameter_checksum", .string(String(checksum, radix: 16))),
+                ])
         }
         return summary
     }
@@ -239,10 +285,12 @@ public final class Trainer {
         order.withUnsafeBufferPointer { order in
             pool.run { w in
                 let positions = schedule.localRange(step: stepInEpoch, rank: firstPart + w, worldSize: parts)
-                let next = stepInEpoch + 1 < schedule.stepsPerEpoch
+                let next =
+                    stepInEpoch + 1 < schedule.stepsPerEpoch
                     ? schedule.localRange(step: stepInEpoch + 1, rank: firstPart + w, worldSize: parts) : 0..<0
-                let phases = replicas[w].computeGradients(train, order: order.baseAddress!, positions: positions, prefetching: next,
-                                                          globalBatch: batch.count, step: step, seed: seed)
+                let phases = replicas[w].computeGradients(
+                    train, order: order.baseAddress!, positions: positions, prefetching: next,
+                    globalBatch: batch.count, step: step, seed: seed)
                 if w == 0 { (lastStepPhases.gather, lastStepPhases.forward, lastStepPhases.backward) = phases }
             }
         }
@@ -258,7 +306,16 @@ public final class Trainer {
             }
         }
         grads[n + 2] = stopSignals?.received == nil ? 0 : 1
-        comm.allreduceSum(grads, count: n + Self.statisticSlots)
+        if let compressed {
+            // The gradient as bfloat16 (each worker rounding a slice), the statistics as float32.
+            let halves = compressed.baseAddress!
+            pool.run { w in BFloat16.compress(grads, into: halves, range: pool.slice(w, of: n)) }
+            comm.allreduceSumBF16(halves, count: n)
+            pool.run { w in BFloat16.decompress(halves, into: grads, range: pool.slice(w, of: n)) }
+            comm.allreduceSum(grads + n, count: Self.statisticSlots)
+        } else {
+            comm.allreduceSum(grads, count: n + Self.statisticSlots)
+        }
         ranksAskingToStop = Int(grads[n + 2])
         lastStepPhases.allreduce = clock.lap()
         epochAllreduceSeconds += lastStepPhases.allreduce
@@ -268,17 +325,23 @@ public final class Trainer {
         // Non-finite numbers: with on_nonfinite: skip, check before updating and skip the step;
         // otherwise the optimizer checks the gradients in its own pass and training stops.
         if !stepLoss.isFinite || (config.skipNonFinite && !FiniteCheck.allFinite(grads, count: n)) {
-            guard config.skipNonFinite else { throw TrainingError.nonFinite(step: position.step + 1, epoch: position.epoch + 1) }
+            guard config.skipNonFinite else {
+                throw TrainingError.nonFinite(step: position.step + 1, epoch: position.epoch + 1)
+            }
             position.skippedSteps += 1
-            log("warning: skipped global step \(position.step + 1): non-finite loss or gradient (\(position.skippedSteps) skipped so far)")
+            log(
+                "warning: skipped global step \(position.step + 1): non-finite loss or gradient (\(position.skippedSteps) skipped so far)"
+            )
         } else {
             optimizer.iterations += 1
             let current = model.store.values
             let (updated, rate) = (spareValues ?? current, config.optimizer.schedule.rate(step: position.step))
             nonFiniteSlices.store(0, ordering: .relaxed)
             pool.run { w in
-                if !optimizer.update(parameters: current.pointer, into: updated.pointer, gradients: grads, range: pool.slice(w, of: n),
-                                     learningRate: rate) {
+                if !optimizer.update(
+                    parameters: current.pointer, into: updated.pointer, gradients: grads, range: pool.slice(w, of: n),
+                    learningRate: rate)
+                {
                     nonFiniteSlices.add(1, ordering: .relaxed)
                 }
             }
@@ -286,7 +349,9 @@ public final class Trainer {
                 for replica in replicas { replica.model.useValues(updated) }
                 spareValues = current
             }
-            guard nonFiniteSlices.load(ordering: .relaxed) == 0 else { throw TrainingError.nonFinite(step: position.step + 1, epoch: position.epoch + 1) }
+            guard nonFiniteSlices.load(ordering: .relaxed) == 0 else {
+                throw TrainingError.nonFinite(step: position.step + 1, epoch: position.epoch + 1)
+            }
             position.epochLossSum += stepLoss * Double(batch.count)
             position.epochCorrect += Double(grads[n + 1])
         }
@@ -295,8 +360,12 @@ public final class Trainer {
         position.step += 1
         position.stepInEpoch += 1
         if comm.isRoot, config.logEvery > 0, position.step % config.logEvery == 0 {
-            metrics?.write("step", [("step", .int(position.step)), ("epoch", .int(position.epoch + 1)), ("loss", .number(stepLoss)),
-                                    ("learning_rate", .number(Double(config.optimizer.schedule.rate(step: position.step - 1))))])
+            metrics?.write(
+                "step",
+                [
+                    ("step", .int(position.step)), ("epoch", .int(position.epoch + 1)), ("loss", .number(stepLoss)),
+                    ("learning_rate", .number(Double(config.optimizer.schedule.rate(step: position.step - 1)))),
+                ])
         }
         if config.consistencyCheckEvery > 0, position.step % config.consistencyCheckEvery == 0 {
             _ = try verifyReplicas()
@@ -312,17 +381,28 @@ public final class Trainer {
             let (loss, accuracy) = (position.epochLossSum / kept, position.epochCorrect / kept)
             let rate = Double(samples) / seconds
             var line = String(format: "epoch %d/%d  loss %.4f  accuracy %.4f", epoch + 1, epochs, loss, accuracy)
-            metrics?.write("epoch", [("epoch", .int(epoch + 1)), ("step", .int(position.step)), ("loss", .number(loss)),
-                                     ("accuracy", .number(accuracy)), ("seconds", .number(seconds)),
-                                     ("samples", .int(samples)), ("samples_per_second", .number(rate)),
-                                     ("allreduce_ms", .number(epochAllreduceSeconds * 1e3 / Double(max(samples / max(config.batchSize, 1), 1))))])
+            metrics?.write(
+                "epoch",
+                [
+                    ("epoch", .int(epoch + 1)), ("step", .int(position.step)), ("loss", .number(loss)),
+                    ("accuracy", .number(accuracy)), ("seconds", .number(seconds)),
+                    ("samples", .int(samples)), ("samples_per_second", .number(rate)),
+                    (
+                        "allreduce_ms",
+                        .number(epochAllreduceSeconds * 1e3 / Double(max(samples / max(config.batchSize, 1), 1)))
+                    ),
+                ])
             for (split, data) in [("validation", validation), ("test", test)] {
                 guard let data else { continue }
                 let started = Self.now()
                 let e = evaluate(on: data)
-                metrics?.write("eval", [("epoch", .int(epoch + 1)), ("step", .int(position.step)), ("split", .string(split)),
-                                        ("loss", .number(e.loss)), ("accuracy", .number(e.accuracy)),
-                                        ("samples", .int(e.count)), ("seconds", .number(Self.now() - started))])
+                metrics?.write(
+                    "eval",
+                    [
+                        ("epoch", .int(epoch + 1)), ("step", .int(position.step)), ("split", .string(split)),
+                        ("loss", .number(e.loss)), ("accuracy", .number(e.accuracy)),
+                        ("samples", .int(e.count)), ("seconds", .number(Self.now() - started)),
+                    ])
                 let prefix = split == "test" ? "test" : "val"
                 line += String(format: "  %@_loss %.4f  %@_accuracy %.4f", prefix, e.loss, prefix, e.accuracy)
                 if split == "test" { testEval = e }
@@ -338,7 +418,9 @@ public final class Trainer {
             }
             line += String(format: "  %.2fs  %.0f samples/s", seconds, rate)
             log(line)
-            if stop == 1 { log("early stopping: validation loss has not improved for \(position.epochsWithoutImprovement) epochs") }
+            if stop == 1 {
+                log("early stopping: validation loss has not improved for \(position.epochsWithoutImprovement) epochs")
+            }
         }
         if config.earlyStoppingPatience != nil {
             comm.broadcast(&stop, count: 4, root: 0)
@@ -366,14 +448,21 @@ public final class Trainer {
         let started = Self.now()
         let path = checkpointer.path(step: position.step)
         guard FiniteCheck.allFinite(model.store.values.pointer, count: model.store.count) else {
-            throw CheckpointError.writeFailed(path: path, reason: "the parameters hold NaN or infinity at global step \(position.step); not saving them")
+            throw CheckpointError.writeFailed(
+                path: path,
+                reason: "the parameters hold NaN or infinity at global step \(position.step); not saving them")
         }
-        let c = Checkpoint.capture(model: model, optimizer: optimizer, position: position, config: config,
-                                   configText: configText, worldSize: comm.worldSize, normalization: train.normalization,
-                                   classes: train.classes)
+        let c = Checkpoint.capture(
+            model: model, optimizer: optimizer, position: position, config: config,
+            configText: configText, worldSize: comm.worldSize, normalization: train.normalization,
+            classes: train.classes)
         let (_, bytes) = try checkpointer.save(c, step: position.step)
-        metrics?.write("checkpoint", [("step", .int(position.step)), ("path", .string(path)), ("bytes", .int(bytes)),
-                                      ("seconds", .number(Self.now() - started))])
+        metrics?.write(
+            "checkpoint",
+            [
+                ("step", .int(position.step)), ("path", .string(path)), ("bytes", .int(bytes)),
+                ("seconds", .number(Self.now() - started)),
+            ])
     }
 
     /// Throws naming the ranks whose parameters differ from rank 0's; returns the checksum.

@@ -21,8 +21,10 @@ public struct TrainingPosition: Sendable, Equatable {
 
     /// As doubles, for one broadcast from rank 0 (every value is exact in a double).
     var packed: [Double] {
-        [Double(step), Double(epoch), Double(stepInEpoch), epochLossSum, epochCorrect, Double(epochSamples),
-         Double(optimizerIterations), bestValidationLoss, Double(epochsWithoutImprovement), Double(skippedSteps)]
+        [
+            Double(step), Double(epoch), Double(stepInEpoch), epochLossSum, epochCorrect, Double(epochSamples),
+            Double(optimizerIterations), bestValidationLoss, Double(epochsWithoutImprovement), Double(skippedSteps),
+        ]
     }
 
     init(packed p: [Double]) {

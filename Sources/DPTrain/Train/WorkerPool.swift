@@ -104,7 +104,10 @@ public final class WorkerPool: @unchecked Sendable {
         while true {
             let current = state.load(ordering: .acquiring)
             guard current >> 32 == run, current & 0xFFFF_FFFF < count else { return }
-            guard state.compareExchange(expected: current, desired: current + 1, ordering: .acquiringAndReleasing).exchanged else { continue }
+            guard
+                state.compareExchange(expected: current, desired: current + 1, ordering: .acquiringAndReleasing)
+                    .exchanged
+            else { continue }
             // A claimed task keeps the run open (pending > 0), so `job` is this run's closure.
             job!(current & 0xFFFF_FFFF)
             pending.subtract(1, ordering: .releasing)

@@ -1,0 +1,75 @@
+#!/usr/bin/env bash
+# Gradient compression where the link is the bottleneck: the MLP and CNN configs trained to the
+# end on 2 simulated hosts (Launch/simulate-hosts.sh) joined by a shaped link, with the gradients
+# sent as float32 and as bfloat16 (training.allreduce_compression), in alternating rounds. Prints,
+# per model and wire format, the mean step time (epoch seconds / steps), the training time to a
+# target test accuracy (MLP 97.5%, CNN 98.5%), and the test accuracy after the config's epochs and
+# at the end. The MLP trains its config's 5 epochs; the CNN 4 (--cnn-epochs), since its config's 2
+# do not reach 98.5% with every seed.
+#
+#   Benchmarks/compression.sh                       # 1gbit, mlp and cnn, 1 round
+#   Benchmarks/compression.sh --rate 10gbit --models mlp --rounds 3 --out bench-results/compression
+#
+# Needs root (namespaces). Prints figures; never fails on them.
+set -euo pipefail
+source "$(dirname "$0")/common.sh"
+cd "$DPTRAIN_ROOT"
+
+rate=1gbit; models="mlp cnn"; rounds=1; out=bench-results/compression; cnn_epochs=4
+while [ $# -gt 0 ]; do
+    case $1 in
+        --rate) rate=$2; shift ;;
+        --models) models=$2; shift ;;
+        --rounds) rounds=$2; shift ;;
+        --cnn-epochs) cnn_epochs=$2; shift ;;
+        --out) out=$2; shift ;;
+        *) die "unknown option $1 (see the comment at the top of Benchmarks/compression.sh)" ;;
+    esac
+    shift
+done
+[ "$(id -u)" = 0 ] || die "simulated hosts need root"
+bench_setup "$out"
+say "$("$DPTRAIN_BIN" --version); 2 simulated hosts x 1 rank x 1 thread, $rate link"
+
+for round in $(seq "$rounds"); do
+    for model in $models; do
+        epochs=$(awk '$1 == "epochs:" { print $2 }' "Configs/$model.yaml")
+        [ "$model" = cnn ] && epochs=$cnn_epochs
+        for format in none bf16; do
+            metrics="$out/$model-$format-$round.jsonl"
+            rm -f "$metrics"
+            say "round $round: $model, $epochs epochs, gradients as ${format/none/float32}"
+            "$DPTRAIN_ROOT/Launch/simulate-hosts.sh" run 2 --rate "$rate" -- env DPTRAIN_BIN="$DPTRAIN_BIN" \
+                "$DPTRAIN_ROOT/Launch/cluster.sh" --config "Configs/$model.yaml" --data-dir "$DATA" --epochs "$epochs" \
+                --allreduce-compression "$format" --metrics-file "$metrics" --quiet || true
+        done
+    done
+done
+
+for model in $models; do
+    target=0.975; [ "$model" = cnn ] && target=0.985
+    config_epochs=$(awk '$1 == "epochs:" { print $2 }' "Configs/$model.yaml")
+    python3 - "$model" "$target" "$config_epochs" "$out" "$rounds" <<'PY'
+import json, sys
+model, target, config_epochs, out, rounds = sys.argv[1], float(sys.argv[2]), int(sys.argv[3]), sys.argv[4], int(sys.argv[5])
+print(f"{model}: mean step, training seconds to {target:.1%} test accuracy (evaluation excluded), "
+      f"test accuracy after the config's {config_epochs} epochs and at the end")
+for fmt, label in (("none", "float32"), ("bf16", "bf16")):
+    for r in range(1, rounds + 1):
+        try:
+            events = [json.loads(l) for l in open(f"{out}/{model}-{fmt}-{r}.jsonl") if l.strip()]
+        except OSError:
+            print(f"  {label:8} round {r}: no metrics")
+            continue
+        seconds = {e["epoch"]: e["seconds"] for e in events if e.get("event") == "epoch"}
+        steps = {e["epoch"]: e["step"] for e in events if e.get("event") == "epoch"}
+        tests = [e for e in events if e.get("event") == "eval" and e.get("split") == "test"]
+        reached = next((e for e in tests if e["accuracy"] >= target), None)
+        at_config = next((e["accuracy"] for e in tests if e["epoch"] == config_epochs), float("nan"))
+        step_ms = 1e3 * sum(seconds.values()) / max(max(steps.values(), default=1), 1)
+        to_target = (f"{sum(s for n, s in seconds.items() if n <= reached['epoch']):7.1f} s (epoch {reached['epoch']})"
+                     if reached else f"not in {len(seconds)} epochs")
+        print(f"  {label:8} round {r}: {step_ms:6.2f} ms a step, {to_target}, accuracy {at_config:.4f} after {config_epochs}, "
+              f"{tests[-1]['accuracy'] if tests else float('nan'):.4f} after {len(seconds)}")
+PY
+done
