@@ -4,8 +4,8 @@
 # sent as float32 and as bfloat16 (training.allreduce_compression), in alternating rounds. Prints,
 # per model and wire format, the mean step time (epoch seconds / steps), the training time to a
 # target test accuracy (MLP 97.5%, CNN 98.5%), and the test accuracy after the config's epochs and
-# at the end. The MLP trains its config's 5 epochs; the CNN 4 (--cnn-epochs), since its config's 2
-# do not reach 98.5% with every seed.
+# at the end (Benchmarks/compression_report.py). The MLP trains its config's 5 epochs; the CNN 4
+# (--cnn-epochs), since its config's 2 do not reach 98.5% with every seed.
 #
 #   Benchmarks/compression.sh                       # 1gbit, mlp and cnn, 1 round
 #   Benchmarks/compression.sh --rate 10gbit --models mlp --rounds 3 --out bench-results/compression
@@ -49,27 +49,5 @@ done
 for model in $models; do
     target=0.975; [ "$model" = cnn ] && target=0.985
     config_epochs=$(awk '$1 == "epochs:" { print $2 }' "Configs/$model.yaml")
-    python3 - "$model" "$target" "$config_epochs" "$out" "$rounds" <<'PY'
-import json, sys
-model, target, config_epochs, out, rounds = sys.argv[1], float(sys.argv[2]), int(sys.argv[3]), sys.argv[4], int(sys.argv[5])
-print(f"{model}: mean step, training seconds to {target:.1%} test accuracy (evaluation excluded), "
-      f"test accuracy after the config's {config_epochs} epochs and at the end")
-for fmt, label in (("none", "float32"), ("bf16", "bf16")):
-    for r in range(1, rounds + 1):
-        try:
-            events = [json.loads(l) for l in open(f"{out}/{model}-{fmt}-{r}.jsonl") if l.strip()]
-        except OSError:
-            print(f"  {label:8} round {r}: no metrics")
-            continue
-        seconds = {e["epoch"]: e["seconds"] for e in events if e.get("event") == "epoch"}
-        steps = {e["epoch"]: e["step"] for e in events if e.get("event") == "epoch"}
-        tests = [e for e in events if e.get("event") == "eval" and e.get("split") == "test"]
-        reached = next((e for e in tests if e["accuracy"] >= target), None)
-        at_config = next((e["accuracy"] for e in tests if e["epoch"] == config_epochs), float("nan"))
-        step_ms = 1e3 * sum(seconds.values()) / max(max(steps.values(), default=1), 1)
-        to_target = (f"{sum(s for n, s in seconds.items() if n <= reached['epoch']):7.1f} s (epoch {reached['epoch']})"
-                     if reached else f"not in {len(seconds)} epochs")
-        print(f"  {label:8} round {r}: {step_ms:6.2f} ms a step, {to_target}, accuracy {at_config:.4f} after {config_epochs}, "
-              f"{tests[-1]['accuracy'] if tests else float('nan'):.4f} after {len(seconds)}")
-PY
+    python3 "$BENCH_DIR/compression_report.py" "$model" "$target" "$config_epochs" "$out" "$rounds"
 done

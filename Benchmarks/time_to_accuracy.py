@@ -5,23 +5,35 @@ Usage: python3 time_to_accuracy.py TARGET LABEL=METRICS.jsonl [LABEL=METRICS.jso
 import json
 import sys
 
-target = float(sys.argv[1])
-print(f"time to {target:.1%} test accuracy (training seconds, evaluation excluded):")
-for arg in sys.argv[2:]:
-    label, path = arg.split("=", 1)
-    try:
-        events = [json.loads(l) for l in open(path) if l.strip()]
-    except OSError as e:
-        print(f"  {label:<24} no metrics ({e.strerror})")
-        continue
+
+def read_events(path):
+    """The JSON Lines of a metrics file."""
+    return [json.loads(line) for line in open(path) if line.strip()]
+
+
+def time_to_accuracy(events, target):
+    """(epoch, training seconds, accuracy) of the first test evaluation at or above `target`,
+    or None when no epoch reached it."""
     seconds = {e["epoch"]: e["seconds"] for e in events if e.get("event") == "epoch"}
-    reached = None
     for e in (e for e in events if e.get("event") == "eval" and e.get("split") == "test"):
-        elapsed = sum(s for n, s in seconds.items() if n <= e["epoch"])
         if e["accuracy"] >= target:
-            reached = (e["epoch"], elapsed, e["accuracy"])
-            break
-    if reached:
-        print(f"  {label:<24} {reached[1]:7.2f} s  (epoch {reached[0]}, accuracy {reached[2]:.4f})")
-    else:
-        print(f"  {label:<24} not reached in {len(seconds)} epochs")
+            return e["epoch"], sum(s for n, s in seconds.items() if n <= e["epoch"]), e["accuracy"]
+    return None
+
+
+if __name__ == "__main__":
+    target = float(sys.argv[1])
+    print(f"time to {target:.1%} test accuracy (training seconds, evaluation excluded):")
+    for arg in sys.argv[2:]:
+        label, path = arg.split("=", 1)
+        try:
+            events = read_events(path)
+        except OSError as e:
+            print(f"  {label:<24} no metrics ({e.strerror})")
+            continue
+        reached = time_to_accuracy(events, target)
+        if reached:
+            print(f"  {label:<24} {reached[1]:7.2f} s  (epoch {reached[0]}, accuracy {reached[2]:.4f})")
+        else:
+            epochs = sum(1 for e in events if e.get("event") == "epoch")
+            print(f"  {label:<24} not reached in {epochs} epochs")

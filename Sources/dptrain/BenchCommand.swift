@@ -62,8 +62,7 @@ struct BenchCommand: ParsableCommand {
                 if let allreduceFloats, allreduceFloats < 1 {
                     throw ValidationError("--allreduce-floats must be >= 1, found \(allreduceFloats)")
                 }
-                let floats =
-                    try allreduceFloats ?? MemoryPlan(config: cfg, threads: 1, capacity: 1, dataBytes: 0).parameters + 3
+                let floats = try allreduceFloats ?? Trainer.allreduceFloats(cfg)
                 let report = Benchmark.allreduce(
                     comm: comm, floats: floats, compression: cfg.allreduceCompression, steps: steps, warmup: warmup)
                 if comm.isRoot {

@@ -66,6 +66,11 @@ public final class Trainer {
     /// loss sum, its correct-prediction count, and the number of ranks asked to stop.
     static let statisticSlots = 3
 
+    /// The floats a step of `config` allreduces: every parameter's gradient and the statistics.
+    public static func allreduceFloats(_ config: TrainConfig) throws -> Int {
+        try MemoryPlan(config: config, threads: 1, capacity: 1, dataBytes: 0).parameters + statisticSlots
+    }
+
     /// `train` is the whole training set: with `validationSplit` its last fraction (before any
     /// shuffling, as Keras does) is held out for validation by rank 0. No collective runs here,
     /// so a rank that fails to set up never leaves the others waiting (see `Communicator.agree`).
