@@ -74,17 +74,46 @@ mpirun_args() {
     return 0
 }
 
-# run_mpirun ARGS...: runs mpirun ARGS and returns its exit status, turning a stop request into
-# the one mpirun passes on intact. On SIGTERM or SIGINT mpirun itself kills its ranks a second
-# later and exits 1, whatever they were doing; SIGUSR1 it forwards to every rank and then
-# returns their status. So the first SIGTERM, SIGINT (Ctrl-C) or SIGUSR1 this script gets becomes
-# SIGUSR1 for mpirun: the ranks finish their step, checkpoint and exit 75 (see `dptrain train
-# --help`). A second one becomes SIGTERM (stop now). mpirun runs in a session of its own, so a
-# Ctrl-C in the terminal reaches this script alone.
+# run_mpirun ARGS...: runs mpirun ARGS (a `dptrain train` job) and returns its exit status, turning
+# a stop request into the one mpirun passes on intact. On SIGTERM or SIGINT mpirun itself kills its
+# ranks a second later and exits 1, whatever they were doing; SIGUSR1 it forwards to every rank and
+# then returns their status. So the first SIGTERM, SIGINT (Ctrl-C) or SIGUSR1 this script gets
+# becomes SIGUSR1 for mpirun: the ranks finish their step, checkpoint and exit 75 (see `dptrain
+# train --help`). A second one becomes SIGTERM (stop now). mpirun runs in a session of its own, so
+# a Ctrl-C in the terminal reaches this script alone.
+#
+# Start-up limit: a job whose rank 0 has not finished its first step DPTRAIN_STARTUP_TIMEOUT
+# seconds (default 120; 0: no limit) after mpirun started is ended, and run_mpirun returns 69
+# (EX_UNAVAILABLE: a failed start). That is what happens when a machine answers ssh but its daemon
+# cannot call mpirun back over the data network: mpirun would wait for it forever. mpirun's output
+# passes through untouched; a copy is searched for the line rank 0 prints after its first step
+# (DPTRAIN_ANNOUNCE_FIRST_STEP=1).
+STARTUP_FAILED=69
 run_mpirun() {
-    local pid status stops=0
-    setsid mpirun "$@" &
-    pid=$!
+    local pid status stops=0 limit=${DPTRAIN_STARTUP_TIMEOUT:-120} watch timer=""
+    [[ $limit =~ ^[0-9]+$ ]] || die "DPTRAIN_STARTUP_TIMEOUT must be a whole number of seconds (0: no limit), got '$limit'"
+    watch=$(mktemp -d)
+    if [ "$limit" -gt 0 ]; then
+        mkfifo "$watch/stderr"
+        tee >(grep -F --line-buffered "dptrain: first step done" > "$watch/started") < "$watch/stderr" >&2 &
+        setsid mpirun -x DPTRAIN_ANNOUNCE_FIRST_STEP=1 "$@" 2> "$watch/stderr" &
+        pid=$!
+        # The timer has no descriptor of ours open: it must not hold a caller's pipe open after we return.
+        (
+            trap 'kill $nap 2>/dev/null; exit 0' TERM
+            sleep "$limit" & nap=$!
+            wait $nap
+            [ -s "$watch/started" ] && exit 0
+            : > "$watch/timed-out"
+            kill -TERM -- -"$pid"
+            sleep 5
+            kill -KILL -- -"$pid"
+        ) < /dev/null > /dev/null 2>&1 &
+        timer=$!
+    else
+        setsid mpirun "$@" &
+        pid=$!
+    fi
     forward() {
         stops=$((stops + 1))
         if [ $stops = 1 ]; then
@@ -102,5 +131,16 @@ run_mpirun() {
         kill -0 "$pid" 2>/dev/null || break
     done
     trap - TERM INT USR1
+    if [ -n "$timer" ]; then
+        kill -TERM "$timer" 2>/dev/null || true
+        wait "$timer" 2>/dev/null || true
+        if [ -e "$watch/timed-out" ]; then
+            say "error: no first step within DPTRAIN_STARTUP_TIMEOUT=$limit s of mpirun's start: ended the job." \
+                "A machine whose daemon never called back (it answers the launch agent, but its data network" \
+                "${DPTRAIN_IFACE:+($DPTRAIN_IFACE) }may be down), or a start-up slower than the limit (raise DPTRAIN_STARTUP_TIMEOUT)"
+            status=$STARTUP_FAILED
+        fi
+    fi
+    rm -rf "$watch"
     return $status
 }

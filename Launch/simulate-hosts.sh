@@ -4,8 +4,8 @@
 # it takes on a cluster: it starts its daemons through a launch agent (in place of ssh), the ranks
 # talk TCP between hosts, and the interface-selection options matter. Needs root, ip and tc.
 #
-#   Launch/simulate-hosts.sh run N [--rate RATE] -- COMMAND...   # up, COMMAND with the variables below, down
-#   eval "$(Launch/simulate-hosts.sh up N [--rate RATE])"       # up, and set the variables in this shell
+#   Launch/simulate-hosts.sh run N [--rate RATE] [--agent-ignores-links] -- COMMAND...   # up, COMMAND with the variables below, down
+#   eval "$(Launch/simulate-hosts.sh up N [--rate RATE] [--agent-ignores-links])"       # up, and set the variables in this shell
 #   Launch/simulate-hosts.sh down                                # remove every host it made
 #   Launch/simulate-hosts.sh status                              # what is up
 #   Launch/simulate-hosts.sh alive                               # the hosts whose network answers (for elastic.sh --discover)
@@ -14,7 +14,10 @@
 #
 # Hosts dpt-h1 ... dpt-hN at 10.77.0.1 ... (bridge dpt-br0 at 10.77.0.254, names in /etc/hosts).
 # RATE (1gbit, 10gbit, 500mbit, ...) shapes each host's outgoing link with a token bucket (tc tbf;
-# this kernel has no netem, so no added latency). The variables it sets, which Launch/cluster.sh,
+# this kernel has no netem, so no added latency). The launch agent behaves like ssh: it fails for a
+# host whose link is down; with --agent-ignores-links it reaches every host, as ssh over a separate
+# management network would, so a host whose data link is down starts a daemon that never calls
+# mpirun back (the case DPTRAIN_STARTUP_TIMEOUT ends). The variables it sets, which Launch/cluster.sh,
 # Launch/elastic.sh, Benchmarks/hosts.sh and plain mpirun read:
 #   DPTRAIN_HOSTS=dpt-h1:1,...,dpt-hN:1   one slot per host
 #   DPTRAIN_IFACE=10.77.0.0/24           the simulated network (btl and oob tcp_if_include)
@@ -23,6 +26,7 @@
 #   OMPI_MCA_plm_rsh_agent               Launch/netns-agent.sh, which runs the daemon in the host
 #   OMPI_MCA_btl=tcp,self                TCP between ranks, never shared memory
 #   OMPI_MCA_plm_rsh_no_tree_spawn=1     mpirun starts every daemon itself
+#   DPTRAIN_SIM_AGENT_IGNORES_LINKS=1    with --agent-ignores-links (read by netns-agent.sh)
 #
 # It touches only what it made: namespaces, links and /etc/hosts lines are recorded in
 # /run/dptrain-simulate-hosts and removed by `down`; `up` interrupted (Ctrl-C) removes what it
@@ -86,9 +90,9 @@ status() {
     ip netns list | grep '^dpt-h' || true
 }
 
-# up N RATE: makes the hosts; prints the variables (export lines) on stdout.
+# up N RATE IGNORE_LINKS: makes the hosts; prints the variables (export lines) on stdout.
 up() {
-    local n=$1 rate=$2 i
+    local n=$1 rate=$2 ignore_links=$3 i
     [[ $n =~ ^[1-9][0-9]*$ ]] && [ "$n" -le 200 ] || die "N must be a whole number from 1 to 200, got '$n'"
     [ -f "$state/made" ] && die "simulated hosts are already up ($(grep -c '^netns' "$state/made") of them): run '$0 down' first"
     if [ -n "$rate" ]; then
@@ -124,6 +128,7 @@ export OMPI_MCA_plm_rsh_agent=$here/netns-agent.sh
 export OMPI_MCA_btl=tcp,self
 export OMPI_MCA_plm_rsh_no_tree_spawn=1
 EOF
+    if [ "$ignore_links" = 1 ]; then echo "export DPTRAIN_SIM_AGENT_IGNORES_LINKS=1" >> "$state/env"; fi
     trap - INT TERM EXIT
     say "$n simulated host(s) up: dpt-h1 ... dpt-h$n at $subnet.1 ... $subnet.$n${rate:+, links shaped to $rate}"
     cat "$state/env"
@@ -134,18 +139,19 @@ case $cmd in
     up|run)
         require "$cmd"
         [ $# -ge 1 ] || usage
-        n=$1; shift; rate=""
+        n=$1; shift; rate=""; ignore_links=0
         while [ $# -gt 0 ] && [ "$1" != "--" ]; do
             case $1 in
                 --rate) [ $# -ge 2 ] || die "--rate needs a value (e.g. 1gbit)"; rate=$2; shift ;;
+                --agent-ignores-links) ignore_links=1 ;;
                 *) die "unknown option '$1' (see $0 --help)" ;;
             esac
             shift
         done
-        if [ "$cmd" = up ]; then up "$n" "$rate"; exit 0; fi
+        if [ "$cmd" = up ]; then up "$n" "$rate" "$ignore_links"; exit 0; fi
         [ "${1:-}" = "--" ] && shift
         [ $# -ge 1 ] || die "run needs a command after --"
-        up "$n" "$rate" > /dev/null
+        up "$n" "$rate" "$ignore_links" > /dev/null
         trap 'down' EXIT
         # shellcheck disable=SC1091
         source "$state/env"

@@ -6,8 +6,48 @@ import Foundation
 struct DataCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "data",
-        abstract: "Fetch, verify, describe or convert a data set.",
-        subcommands: [Verify.self, Fetch.self, Describe.self, Convert.self])
+        abstract: "Fetch, verify, describe or convert a data set, or list what a config still needs.",
+        subcommands: [Verify.self, Fetch.self, Describe.self, Convert.self, Missing.self])
+
+    struct Missing: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "List the files a config reads that are not there, each with the command that makes it.",
+            discussion: """
+                One line per missing file: its path, a tab, and the shell command (run from the repository \
+                root) that makes it, or nothing after the tab when dptrain knows none. Prints nothing when \
+                every file is there. Launch/train.sh runs these commands before it trains.
+                """)
+
+        @Option(name: .long, help: ArgumentHelp("The config whose files to look for.", valueName: "file"))
+        var config = "Configs/mlp.yaml"
+
+        @Option(
+            name: .long,
+            help: ArgumentHelp(
+                "The data directory (default: the config's data.dir, else $DPTRAIN_DATA, else data/mnist).",
+                valueName: "dir"))
+        var dataDir: String?
+
+        func run() throws {
+            do {
+                let cfg = try TrainConfig.load(path: config)
+                let directory = cfg.dataDirectory(flag: dataDir)
+                var listed = Set<String>()
+                for split in [Dataset.Split.train, .test] {
+                    for name in cfg.data.files(split) ?? [] {
+                        do {
+                            _ = try DataLoader.locate(name, in: directory)
+                        } catch DataError.missingFile(let path, _) {
+                            guard listed.insert(path).inserted else { continue }
+                            print("\(path)\t\(DataRecipe.command(making: path) ?? "")")
+                        }
+                    }
+                }
+            } catch {
+                Launch.fail(error, comm: SingleProcessCommunicator())
+            }
+        }
+    }
 
     struct Describe: ParsableCommand {
         static let configuration = CommandConfiguration(

@@ -86,6 +86,7 @@ struct TrainCommand: ParsableCommand {
     }
 
     func run() throws {
+        let started = DispatchTime.now()
         let (comm, threads) = options.start()
         let level = quiet ? .error : verbose ? .debug : logLevel.flatMap { Logger.Level(rawValue: $0) } ?? .info
         let logger = Console.logger(rank: comm.rank, worldSize: comm.worldSize, level: level)
@@ -168,6 +169,9 @@ struct TrainCommand: ParsableCommand {
             }
             // Every rank got here (the set-up agreed): exchange the addresses the watchdog probes.
             trainer.watchdog?.probe = PeerProbe(comm: comm)
+            if comm.isRoot && ProcessInfo.processInfo.environment["DPTRAIN_ANNOUNCE_FIRST_STEP"] == "1" {
+                announceFirstStep(trainer, since: started, clearing: activeBar)
+            }
             let summary = try trainer.run()
             if summary.stoppedBySignal {
                 let directory = trainer.config.checkpointDirectory
@@ -194,6 +198,30 @@ struct TrainCommand: ParsableCommand {
             comm.finalize()
         } catch {
             Launch.fail(error, comm: comm)
+        }
+    }
+
+    /// Rank 0: prints `dptrain: first step done ...` once, after the first step of this run, whatever
+    /// the log level. Launch/common.sh sets DPTRAIN_ANNOUNCE_FIRST_STEP=1 and watches mpirun's output
+    /// for this line to enforce its start-up limit (DPTRAIN_STARTUP_TIMEOUT): a job whose machines
+    /// never all start is ended instead of waiting forever.
+    func announceFirstStep(_ trainer: Trainer, since started: DispatchTime, clearing bar: ProgressBar?) {
+        let next = trainer.onStep
+        var announced = false
+        trainer.onStep = { position, elapsed in
+            if !announced {
+                announced = true
+                let seconds = Double(DispatchTime.now().uptimeNanoseconds - started.uptimeNanoseconds) * 1e-9
+                bar?.clear()
+                FileHandle.standardError.write(
+                    Data(
+                        String(
+                            format: "dptrain: first step done, global step %d, %.2f s after start\n", position.step,
+                            seconds
+                        )
+                        .utf8))
+            }
+            next?(position, elapsed)
         }
     }
 

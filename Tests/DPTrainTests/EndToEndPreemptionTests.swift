@@ -32,11 +32,12 @@ extension EndToEndTests {
         /// SIGTERM to Launch/train.sh running 2 ranks (it hands mpirun a SIGUSR1, which mpirun
         /// forwards intact): exit 75, a checkpoint of the step the run stopped at, and resuming from
         /// it ends on the parameters of an uninterrupted run, bit for bit with 2 workers again and to
-        /// rounding with one.
+        /// rounding with one. The run has a million epochs to go, so the signal finds it running
+        /// whatever the machine's speed; the runs compared stop 100 steps after the stop.
         @Test func aSignalMidRunCheckpointsTheStepAndResumeContinuesExactly() throws {
             let data = Support.makeTinyMNIST(train: 250, test: 40)
             let tmp = Support.temporaryDirectory()
-            let args = ["--config", "Configs/mlp.yaml", "--data-dir", data, "--epochs", "1000", "--log-every", "1"]
+            let args = ["--config", "Configs/mlp.yaml", "--data-dir", data, "--epochs", "1000000", "--log-every", "1"]
             let launcher = Support.packageRoot.appendingPathComponent("Launch/train.sh").path
             let environment = ["DPTRAIN_BIN": bin, "DPTRAIN_RANKS": "2"]
             let run = try Support.start(
@@ -53,27 +54,28 @@ extension EndToEndTests {
             let (before, summary) = try events("\(tmp)/stopped.jsonl")
             #expect(summary["stopped_by_signal"] as? Bool == true)
             let step = try #require(summary["steps"] as? Int)
-            #expect(step > 40 && step < 8000 && before.keys.max() == step, "stopped at step \(step)")
+            #expect(step >= 40 && before.keys.max() == step, "stopped at step \(step)")
             let files = Checkpointer(directory: "\(tmp)/ck").files()
             let newest = try Checkpoint.read(path: try #require(files.first))
             #expect(newest.integer("step") == step, "the newest checkpoint holds the step the run stopped at")
 
+            let end = ["--max-steps", "\(step + 100)"]
             let straight = try Support.run(
-                launcher, args + ["--metrics-file", "\(tmp)/straight.jsonl"], environment: environment)
+                launcher, args + end + ["--metrics-file", "\(tmp)/straight.jsonl"], environment: environment)
             try #require(straight.status == 0, "\(straight.stderr)")
             let (all, whole) = try events("\(tmp)/straight.jsonl")
             for (label, ranks, threads) in [("2 ranks", "2", "1"), ("1 process x 1 thread", "1", "1")] {
                 let resumed = try Support.run(
                     launcher,
-                    args + [
+                    args + end + [
                         "--resume-from", files[0], "--metrics-file", "\(tmp)/resumed-\(ranks).jsonl",
                         "--threads", threads,
                     ], environment: ["DPTRAIN_BIN": bin, "DPTRAIN_RANKS": ranks])
                 try #require(resumed.status == 0, "\(label): \(resumed.stderr)")
                 let (after, end) = try events("\(tmp)/resumed-\(ranks).jsonl")
                 #expect(
-                    after.keys.min() == step + 1 && after.keys.max() == 8000, "\(label) continues from step \(step + 1)"
-                )
+                    after.keys.min() == step + 1 && after.keys.max() == step + 100,
+                    "\(label) continues from step \(step + 1)")
                 if ranks == "2" {
                     #expect(
                         end["parameter_checksum"] as? String == whole["parameter_checksum"] as? String,
@@ -95,7 +97,7 @@ extension EndToEndTests {
             let run = try Support.start(
                 bin,
                 [
-                    "train", "--data-dir", data, "--epochs", "300", "--log-every", "1", "--metrics-file",
+                    "train", "--data-dir", data, "--epochs", "1000000", "--log-every", "1", "--metrics-file",
                     "\(tmp)/m.jsonl",
                 ])
             let started = Support.eventually { Self.stepsLogged("\(tmp)/m.jsonl") >= 20 }

@@ -195,11 +195,13 @@ public struct DataLoader: Sendable {
         if FileManager.default.fileExists(atPath: raw) { return raw }
         if FileManager.default.fileExists(atPath: raw + ".gz") { return raw + ".gz" }
         var isDirectory: ObjCBool = false
+        let make = DataRecipe.command(making: raw).map { " Make it with: \($0) (Launch/train.sh does this)." } ?? ""
         let hint =
             FileManager.default.fileExists(atPath: directory, isDirectory: &isDirectory) && isDirectory.boolValue
             ? "It is not in \(directory)" + (name.contains(".") ? "." : " (nor \(name).gz).")
-                + " Pass --data-dir, or fetch the data (Launch/fetch-mnist.sh for MNIST)."
-            : "The data directory \(directory) does not exist; pass --data-dir, set data.dir or DPTRAIN_DATA, or run Launch/fetch-mnist.sh."
+                + (make.isEmpty ? " Pass --data-dir, or put the file there." : make + " Or pass --data-dir.")
+            : "The data directory \(directory) does not exist."
+                + (make.isEmpty ? " Pass --data-dir, set data.dir or DPTRAIN_DATA." : make + " Or pass --data-dir.")
         throw DataError.missingFile(path: raw, hint: hint)
     }
 
