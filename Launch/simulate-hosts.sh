@@ -4,8 +4,8 @@
 # it takes on a cluster: it starts its daemons through a launch agent (in place of ssh), the ranks
 # talk TCP between hosts, and the interface-selection options matter. Needs root, ip and tc.
 #
-#   Launch/simulate-hosts.sh run N [--rate RATE] [--agent-ignores-links] -- COMMAND...   # up, COMMAND with the variables below, down
-#   eval "$(Launch/simulate-hosts.sh up N [--rate RATE] [--agent-ignores-links])"       # up, and set the variables in this shell
+#   Launch/simulate-hosts.sh run N [--rate RATE] [--slots K] [--agent-ignores-links] -- COMMAND...   # up, COMMAND with the variables below, down
+#   eval "$(Launch/simulate-hosts.sh up N [--rate RATE] [--slots K] [--agent-ignores-links])"       # up, and set the variables in this shell
 #   Launch/simulate-hosts.sh down                                # remove every host it made
 #   Launch/simulate-hosts.sh status                              # what is up
 #   Launch/simulate-hosts.sh alive                               # the hosts whose network answers (for elastic.sh --discover)
@@ -19,7 +19,7 @@
 # management network would, so a host whose data link is down starts a daemon that never calls
 # mpirun back (the case DPTRAIN_STARTUP_TIMEOUT ends). The variables it sets, which Launch/cluster.sh,
 # Launch/elastic.sh, Benchmarks/hosts.sh and plain mpirun read:
-#   DPTRAIN_HOSTS=dpt-h1:1,...,dpt-hN:1   one slot per host
+#   DPTRAIN_HOSTS=dpt-h1:K,...,dpt-hN:K   K slots (ranks) per host, 1 unless --slots K
 #   DPTRAIN_IFACE=10.77.0.0/24           the simulated network (btl and oob tcp_if_include)
 #   DPTRAIN_BIND=none                    the hosts share this machine's cores: binding each
 #                                        host's rank 0 to core 0 would stack them on one core
@@ -90,9 +90,9 @@ status() {
     ip netns list | grep '^dpt-h' || true
 }
 
-# up N RATE IGNORE_LINKS: makes the hosts; prints the variables (export lines) on stdout.
+# up N RATE IGNORE_LINKS SLOTS: makes the hosts; prints the variables (export lines) on stdout.
 up() {
-    local n=$1 rate=$2 ignore_links=$3 i
+    local n=$1 rate=$2 ignore_links=$3 slots=$4 i
     [[ $n =~ ^[1-9][0-9]*$ ]] && [ "$n" -le 200 ] || die "N must be a whole number from 1 to 200, got '$n'"
     [ -f "$state/made" ] && die "simulated hosts are already up ($(grep -c '^netns' "$state/made") of them): run '$0 down' first"
     if [ -n "$rate" ]; then
@@ -119,7 +119,7 @@ up() {
         echo "$subnet.$i $host $marker" >> /etc/hosts; record hosts "$host"
     done
     local hosts
-    hosts=$(seq 1 "$n" | sed 's/^/dpt-h/; s/$/:1/' | paste -sd, -)
+    hosts=$(seq 1 "$n" | sed "s/^/dpt-h/; s/\$/:$slots/" | paste -sd, -)
     cat > "$state/env" <<EOF
 export DPTRAIN_HOSTS=$hosts
 export DPTRAIN_IFACE=$subnet.0/24
@@ -139,19 +139,20 @@ case $cmd in
     up|run)
         require "$cmd"
         [ $# -ge 1 ] || usage
-        n=$1; shift; rate=""; ignore_links=0
+        n=$1; shift; rate=""; ignore_links=0; slots=1
         while [ $# -gt 0 ] && [ "$1" != "--" ]; do
             case $1 in
                 --rate) [ $# -ge 2 ] || die "--rate needs a value (e.g. 1gbit)"; rate=$2; shift ;;
                 --agent-ignores-links) ignore_links=1 ;;
+                --slots) [[ ${2:-} =~ ^[1-9][0-9]*$ ]] || die "--slots needs a whole number of ranks per host (e.g. 2)"; slots=$2; shift ;;
                 *) die "unknown option '$1' (see $0 --help)" ;;
             esac
             shift
         done
-        if [ "$cmd" = up ]; then up "$n" "$rate" "$ignore_links"; exit 0; fi
+        if [ "$cmd" = up ]; then up "$n" "$rate" "$ignore_links" "$slots"; exit 0; fi
         [ "${1:-}" = "--" ] && shift
         [ $# -ge 1 ] || die "run needs a command after --"
-        up "$n" "$rate" "$ignore_links" > /dev/null
+        up "$n" "$rate" "$ignore_links" "$slots" > /dev/null
         trap 'down' EXIT
         # shellcheck disable=SC1091
         source "$state/env"

@@ -20,3 +20,7 @@ static inline int dpt_comm_type_shared(void) { return MPI_COMM_TYPE_SHARED; }
 static inline MPI_Info dpt_info_null(void) { return MPI_INFO_NULL; }
 static inline int dpt_success(void) { return MPI_SUCCESS; }
 static inline int dpt_max_error_string(void) { return MPI_MAX_ERROR_STRING; }
+static inline int dpt_undefined(void) { return MPI_UNDEFINED; }
+static inline int dpt_mode_nocheck(void) { return MPI_MODE_NOCHECK; }
+static inline MPI_Comm dpt_comm_null(void) { return MPI_COMM_NULL; }
+static inline MPI_Win dpt_win_null(void) { return MPI_WIN_NULL; }

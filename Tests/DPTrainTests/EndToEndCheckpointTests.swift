@@ -232,7 +232,7 @@ extension EndToEndTests {
             #expect(process.terminationStatus != 0)
             #expect(waited < 30, "the job took \(waited) s to end after rank 1 hung")
             #expect(
-                stderr.contains("watchdog: rank 0") && stderr.contains("MPI_Allreduce")
+                stderr.contains("watchdog: rank 0") && stderr.contains("MPI_Barrier(ranks of this machine)")
                     && stderr.contains("global step"), "\(stderr)")
         }
 

@@ -12,12 +12,13 @@ struct EndToEndTests {
     }
 
     /// Trains Configs/mlp.yaml on `data` with `ranks` MPI ranks (nil: without mpirun).
-    func train(ranks: Int?, data: String, _ extra: [String]) throws -> Run {
+    func train(ranks: Int?, data: String, _ extra: [String], environment: [String: String] = [:]) throws -> Run {
         let bin = try Support.binary()
         let metrics = Support.temporaryDirectory() + "/metrics.jsonl"
         let args = ["train", "--config", "Configs/mlp.yaml", "--data-dir", data, "--metrics-file", metrics] + extra
         let result =
-            try ranks.map { try Support.run(Support.mpirunScript, ["\($0)", bin] + args) } ?? Support.run(bin, args)
+            try ranks.map { try Support.run(Support.mpirunScript, ["\($0)", bin] + args, environment: environment) }
+            ?? Support.run(bin, args, environment: environment)
         guard result.status == 0 else {
             throw TestSetupError(
                 "run with \(ranks.map(String.init) ?? "no") ranks failed (\(result.status)):\n\(result.stderr)")
@@ -35,9 +36,12 @@ struct EndToEndTests {
         let alone = try train(ranks: nil, data: data, args + ["--threads", "2"])
         #expect(alone.losses.count == 16)
         #expect(alone.losses.last! < alone.losses.first!, "the loss goes down on the tiny data set")
-        // (ranks, threads per rank): 2 threads split a batch exactly as 2 ranks do, and sum in the same order.
+        // (ranks, threads per rank): N threads split a batch exactly as N ranks of a machine do,
+        // and sum in the same order (the ranks in their shared segment, by rank).
+        var runs: [String: Run] = [:]
         for (ranks, threads) in [(nil, 1), (nil, 4), (1, 2), (2, 1), (2, 2), (4, 1)] as [(Int?, Int)] {
             let run = try train(ranks: ranks, data: data, args + ["--threads", "\(threads)"])
+            runs["\(ranks ?? 0)x\(threads)"] = run
             let layout = "\(ranks.map { "\($0) rank(s)" } ?? "no mpirun") x \(threads) thread(s)"
             #expect(run.summary["world_size"] as? Int == ranks ?? 1)
             #expect(run.summary["replicas_identical"] as? Bool == true)
@@ -50,17 +54,59 @@ struct EndToEndTests {
                 #expect(run.summary["parameter_checksum"] as? String == alone.summary["parameter_checksum"] as? String)
             }
         }
+        let (ranks, threads) = (try #require(runs["4x1"]), try #require(runs["0x4"]))
+        #expect(ranks.losses == threads.losses, "4 ranks must match one process x 4 threads exactly")
+        #expect(ranks.summary["parameter_checksum"] as? String == threads.summary["parameter_checksum"] as? String)
+        #expect(
+            ranks.result.stderr.contains("gradients: 4 ranks a machine sum in shared memory"), "\(ranks.result.stderr)")
     }
 
-    /// bf16 compression halves the allreduce's bytes; the gradient sums keep about 3 significant
-    /// digits, so the trajectory follows float32's closely without matching it, and the replicas
-    /// stay identical (every rank decompresses the same sums).
+    /// Where the shared segment cannot be made (a container's small /dev/shm), the ranks say so,
+    /// naming the size needed and what they do instead, and train to the same bits through
+    /// MPI_Allreduce (2 ranks: the same single sum). Needs root for a mount namespace of its own.
+    @Test(.enabled(if: geteuid() == 0, "needs root to mount a small /dev/shm in a namespace of its own"))
+    func aSmallSharedMemoryFallsBackToMPIAllreduceSayingSo() throws {
+        let bin = try Support.binary()
+        let data = Support.makeTinyMNIST(train: 250, test: 40)
+        let tmp = Support.temporaryDirectory()
+        let args = ["train", "--data-dir", data, "--epochs", "2", "--threads", "1"]
+        let script = """
+            mount -t tmpfs -o size=256k tmpfs /dev/shm && exec "$@"
+            """
+        let small = try Support.run(
+            "/usr/bin/unshare",
+            ["-m", "bash", "-c", script, "small", Support.mpirunScript, "2", bin] + args
+                + ["--metrics-file", "\(tmp)/small.jsonl"], environment: ["OMPI_MCA_btl": "self,tcp"])
+        #expect(small.status == 0, "\(small.stderr)")
+        #expect(
+            small.stderr.contains("warning: rank 0: /dev/shm has 0.3 MB free; the shared gradient segment")
+                && small.stderr.contains("needs 1.2 MB: summing gradients with MPI_Allreduce instead")
+                && small.stderr.contains("gradients: MPI_Allreduce"), "\(small.stderr)")
+        let threads = try Support.run(bin, args + ["--threads", "2", "--metrics-file", "\(tmp)/threads.jsonl"])
+        #expect(threads.status == 0, "\(threads.stderr)")
+        let (a, b) = (
+            try Support.readMetrics("\(tmp)/small.jsonl").last, try Support.readMetrics("\(tmp)/threads.jsonl").last
+        )
+        #expect(a?["parameter_checksum"] as? String == b?["parameter_checksum"] as? String)
+    }
+
+    /// bf16 compression halves the bytes that cross a network; the gradient sums keep about 3
+    /// significant digits, so the trajectory follows float32's closely without matching it, and
+    /// the replicas stay identical (every rank decompresses the same sums). Ranks of one machine
+    /// sum in shared memory, where there is nothing to compress: there it changes nothing, unless
+    /// DPTRAIN_GRADIENT_SUM=allreduce sends the gradient through MPI_Allreduce (simulated hosts
+    /// test the network case).
     @Test func bf16CompressionFollowsTheFloat32Trajectory() throws {
         let data = Support.makeTinyMNIST(train: 250, test: 40)
         let args = ["--epochs", "2", "--batch-size", "32", "--log-every", "1", "--seed", "3", "--threads", "1"]
         let exact = try train(ranks: 2, data: data, args)
-        let compressed = try train(ranks: 2, data: data, args + ["--allreduce-compression", "bf16"])
-        #expect(compressed.result.stderr.contains("bfloat16"), "\(compressed.result.stderr)")
+        let inMemory = try train(ranks: 2, data: data, args + ["--allreduce-compression", "bf16"])
+        #expect(inMemory.losses == exact.losses, "nothing crosses a network: bf16 changes nothing")
+        let compressed = try train(
+            ranks: 2, data: data, args + ["--allreduce-compression", "bf16"],
+            environment: ["DPTRAIN_GRADIENT_SUM": "allreduce"])
+        #expect(
+            compressed.result.stderr.contains("gradients: MPI_Allreduce as bfloat16"), "\(compressed.result.stderr)")
         #expect(compressed.summary["replicas_identical"] as? Bool == true)
         #expect(compressed.losses.count == exact.losses.count)
         #expect(compressed.losses != exact.losses, "bf16 rounding must show in the losses")

@@ -33,10 +33,21 @@ public protocol Communicator: AnyObject {
     func abort(code: Int32, message: String) -> Never
     /// Ends communication normally; the last call.
     func finalize()
+    /// What sums each step's gradient (`count` floats, the last `statistics` of them statistic
+    /// slots that are never compressed). Collective: every rank calls it at the same point.
+    func makeGradientSum(
+        count: Int, statistics: Int, compression: AllreduceCompression, pool: WorkerPool, log: (String) -> Void
+    ) -> any GradientSum
 }
 
 extension Communicator {
     public var isRoot: Bool { rank == 0 }
+
+    public func makeGradientSum(
+        count: Int, statistics: Int, compression: AllreduceCompression, pool: WorkerPool, log: (String) -> Void
+    ) -> any GradientSum {
+        AllreduceGradientSum(comm: self, count: count, statistics: statistics, compression: compression, pool: pool)
+    }
 
     public func broadcast(_ buffer: FloatBuffer, root: Int = 0) {
         broadcast(UnsafeMutableRawPointer(buffer.pointer), count: buffer.count * 4, root: root)

@@ -9,7 +9,7 @@ public final class MPICommunicator: Communicator {
     public let rank: Int
     public let worldSize: Int
     public let localSize: Int
-    private let world = dpt_comm_world()
+    let world = dpt_comm_world()
     /// Bounds how long any collective may take (see `Watchdog`); nil: unbounded.
     public var watchdog: Watchdog?
 
@@ -54,7 +54,7 @@ public final class MPICommunicator: Communicator {
     }
 
     /// Runs one MPI call under the watchdog and checks its return code.
-    private func call(_ operation: StaticString, _ body: () -> Int32) {
+    func call(_ operation: StaticString, _ body: () -> Int32) {
         watchdog?.begin(operation)
         let code = body()
         watchdog?.end()
@@ -63,10 +63,33 @@ public final class MPICommunicator: Communicator {
 
     private func check(_ code: Int32, _ operation: String) {
         guard code != dpt_success() else { return }
+        abort(code: 1, message: "rank \(rank): \(operation) failed: \(errorString(code))")
+    }
+
+    /// MPI's message for an error code.
+    func errorString(_ code: Int32) -> String {
         var text = [CChar](repeating: 0, count: Int(dpt_max_error_string()))
         var length: Int32 = 0
         MPI_Error_string(code, &text, &length)
-        abort(code: 1, message: "rank \(rank): \(operation) failed: \(Self.string(text))")
+        return Self.string(text)
+    }
+
+    /// Ranks that share a machine sum in shared memory (`SharedMemoryGradientSum`), unless
+    /// DPTRAIN_GRADIENT_SUM=allreduce asks for one MPI_Allreduce of the whole gradient.
+    public func makeGradientSum(
+        count: Int, statistics: Int, compression: AllreduceCompression, pool: WorkerPool, log: (String) -> Void
+    ) -> any GradientSum {
+        let asked = ProcessInfo.processInfo.environment["DPTRAIN_GRADIENT_SUM"] ?? "shared"
+        let plain = allgather(asked == "allreduce" ? 1 : 0)
+        if plain.contains(1) {
+            if isRoot && !plain.allSatisfy({ $0 == 1 }) {
+                log("warning: DPTRAIN_GRADIENT_SUM=allreduce is set on some ranks only: every rank uses MPI_Allreduce")
+            }
+            return AllreduceGradientSum(
+                comm: self, count: count, statistics: statistics, compression: compression, pool: pool)
+        }
+        return SharedMemoryGradientSum.make(
+            comm: self, count: count, statistics: statistics, compression: compression, pool: pool, log: log)
     }
 
     private static func string(_ chars: [CChar]) -> String {

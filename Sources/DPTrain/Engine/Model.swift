@@ -166,6 +166,14 @@ public final class Model {
         store.values = buffer
     }
 
+    /// Makes `buffer` (at least the gradients and extra slots; its contents are overwritten by
+    /// the next backward pass) this model's gradient buffer: a trainer places it where the
+    /// ranks of a machine sum it (see `GradientSum`).
+    public func useGradients(_ buffer: FloatBuffer) {
+        precondition(buffer.count >= store.gradients.count)
+        store.gradients = buffer
+    }
+
     private func allocateBuffers() {
         func fresh(_ perSample: Int) -> UnsafeMutablePointer<Float> {
             let buffer = FloatBuffer(count: capacity * perSample)
@@ -287,17 +295,30 @@ public final class Model {
     /// Adds the L2 penalties' gradients `2 lambda W` to `gradients` and returns the penalty
     /// `sum lambda ||W||^2` (added to the reported loss, as Keras does).
     public func applyRegularization(to gradients: UnsafeMutablePointer<Float>) -> Double {
+        applyRegularization(to: gradients, range: 0..<store.count)
+        return regularizationPenalty()
+    }
+
+    /// The L2 penalty of the current values: the sum over regularised tensors of lambda x |w|^2.
+    public func regularizationPenalty() -> Double {
         var penalty = 0.0
         for (entry, lambda) in regularizers {
-            let w = store.values.pointer + entry.offset, g = gradients + entry.offset
+            let w = store.values.pointer + entry.offset
             var sum: Float = 0
-            for i in 0..<entry.count {
-                sum += w[i] * w[i]
-                g[i] += 2 * lambda * w[i]
-            }
+            for i in 0..<entry.count { sum += w[i] * w[i] }
             penalty += Double(lambda) * Double(sum)
         }
         return penalty
+    }
+
+    /// Adds the L2 penalty's gradient (2 lambda w) to the elements of `gradients` in `range` of
+    /// the flat parameter index: each element on its own, so slices may be done apart.
+    public func applyRegularization(to gradients: UnsafeMutablePointer<Float>, range: Range<Int>) {
+        for (entry, lambda) in regularizers {
+            let part = range.clamped(to: entry.offset..<entry.offset + entry.count)
+            let w = store.values.pointer, g = gradients
+            for i in part { g[i] += 2 * lambda * w[i] }
+        }
     }
 
     /// Parameters of `layers[i]` with `name` — for tests and tools.

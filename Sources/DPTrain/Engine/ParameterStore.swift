@@ -24,7 +24,8 @@ public final class ParameterStore: @unchecked Sendable {
     public let count: Int
     /// The current parameter values; `Model.useValues` moves a model to another buffer.
     public internal(set) var values: FloatBuffer
-    public let gradients: FloatBuffer
+    /// The gradients and the extra slots; `Model.useGradients` moves a model to another buffer.
+    public internal(set) var gradients: FloatBuffer
 
     public init(entries: [Entry], extraSlots: Int = 0, sharingValuesOf other: ParameterStore? = nil) {
         self.entries = entries

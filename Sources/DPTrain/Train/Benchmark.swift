@@ -220,25 +220,25 @@ public struct AllreduceReport: Sendable {
 }
 
 extension Benchmark {
-    /// `warmup` untimed and `steps` timed allreduces of `floats` floats (as bf16 when
-    /// `compression` says so, the conversions not timed), each rank timing its own; every rank
-    /// gets the report.
+    /// `warmup` untimed and `steps` timed sums of `floats` floats over the ranks, as a training
+    /// step takes them (`Communicator.makeGradientSum`: in shared memory within a machine, bf16
+    /// across machines when `compression` says so, the conversions included), each rank timing
+    /// its own; every rank gets the report.
     public static func allreduce(
         comm: any Communicator, floats: Int, compression: AllreduceCompression, steps: Int, warmup: Int
     ) -> AllreduceReport {
-        let values = FloatBuffer(count: floats)
-        var halves = [UInt16](repeating: 0, count: compression == .bf16 ? floats : 0)
-        for i in 0..<floats { values.pointer[i] = Float((i * 7919 + comm.rank) % 1000) * 1e-4 }
-        for i in halves.indices { halves[i] = BFloat16.from(values.pointer[i]) }
+        let pool = WorkerPool(count: 1)
+        defer { pool.stop() }
+        let statistics = min(Trainer.statisticSlots, floats - 1)
+        let sum = comm.makeGradientSum(
+            count: floats, statistics: statistics, compression: compression, pool: pool, log: { _ in })
+        let values = sum.localBuffer ?? FloatBuffer(count: floats)
         var times: [Double] = []
         comm.barrier()
         for i in 0..<(warmup + steps) {
+            for j in 0..<floats { values.pointer[j] = Float((j * 7919 + comm.rank) % 1000) * 1e-4 }
             let started = now()
-            if compression == .bf16 {
-                halves.withUnsafeMutableBufferPointer { comm.allreduceSumBF16($0.baseAddress!, count: floats) }
-            } else {
-                comm.allreduceSum(values.pointer, count: floats)
-            }
+            _ = sum.sum(values.pointer) { _, _ in }
             if i >= warmup { times.append(now() - started) }
         }
         let all = comm.allgather([median(times)]).map { $0[0] }.sorted()

@@ -2,15 +2,15 @@ import Foundation
 import Synchronization
 
 /// Synchronous data-parallel training: every rank runs the same steps; each step computes the
-/// local gradient of its slice of the global batch, sums gradients over ranks in one allreduce,
+/// local gradient of its slice of the global batch, sums gradients over ranks (`GradientSum`),
 /// and takes the same optimizer step. Rank 0 alone evaluates, writes metrics and checkpoints.
 ///
 /// Within a rank, `threads` worker threads split its slice of the batch the same way ranks
 /// split the global batch (worker `w` of rank `r` computes what rank `r * threads + w` of
 /// `worldSize * threads` would), each on its own model replica with single-threaded BLAS; they
 /// sum their gradients, and each updates a slice of the parameters; rank 0's workers evaluate a
-/// part of the test set each. So one process with 2 threads follows exactly the trajectory of
-/// 2 ranks with 1 thread each, without MPI. BLAS runs single-threaded in each worker (a step's
+/// part of the test set each. So one process with N threads follows exactly the trajectory of
+/// N ranks with 1 thread each (on one machine or on N), without MPI. BLAS runs single-threaded in each worker (a step's
 /// GEMMs are too small to split well across threads; OpenBLAS is set to one thread here).
 public final class Trainer {
     public let config: TrainConfig
@@ -59,8 +59,8 @@ public final class Trainer {
     /// at batch 32: the update takes 40 us instead of 48. One worker updates in place (a second
     /// buffer there only adds traffic: the CNN's update 0.39 -> 0.48 ms).
     private var spareValues: FloatBuffer?
-    /// With bf16 compression and several ranks: the gradient as it travels (`BFloat16`).
-    private let compressed: UnsafeMutableBufferPointer<UInt16>?
+    /// Sums each step's gradient over the ranks; made by `synchronizeStart` (it is collective).
+    private var gradientSum: (any GradientSum)?
 
     /// The gradient buffer holds three extra floats that ride in the same allreduce: the step's
     /// loss sum, its correct-prediction count, and the number of ranks asked to stop.
@@ -150,15 +150,10 @@ public final class Trainer {
         if comm.isRoot { model.initialize(seed: config.seed) }
         pool = WorkerPool(count: threads)
         spareValues = threads > 1 ? FloatBuffer(count: model.store.count) : nil
-        compressed =
-            config.allreduceCompression == .bf16 && comm.worldSize > 1 ? .allocate(capacity: model.store.count) : nil
         BLASThreads.set(1)
     }
 
-    deinit {
-        pool.stop()
-        compressed?.deallocate()
-    }
+    deinit { pool.stop() }
 
     /// The model's output must have a unit for each class of the labels (one unit for two classes
     /// with binary cross-entropy or MSE), exactly as many when the labels say how many (one-hot).
@@ -195,8 +190,17 @@ public final class Trainer {
         position = p
     }
 
-    /// Makes every rank start from rank 0's parameters, optimizer state and position.
+    /// Makes every rank start from rank 0's parameters, optimizer state and position, and sets up
+    /// the gradient's summation (the first time).
     func synchronizeStart() {
+        if gradientSum == nil {
+            let sum = comm.makeGradientSum(
+                count: model.store.count + Self.statisticSlots, statistics: Self.statisticSlots,
+                compression: config.allreduceCompression, pool: pool, log: log)
+            if let buffer = sum.localBuffer { model.useGradients(buffer) }
+            if comm.isRoot && comm.worldSize > 1 { log("dptrain: gradients: \(sum.description)") }
+            gradientSum = sum
+        }
         comm.broadcast(model.store.values, root: 0)
         for (_, buffer) in optimizer.state { comm.broadcast(buffer, root: 0) }
         var packed = position.packed
@@ -277,8 +281,9 @@ public final class Trainer {
     }
 
     /// One global step: each worker gathers its slice of the global batch, runs forward, loss and
-    /// backward; the workers sum their gradients and statistics, one allreduce sums them over
-    /// ranks, then every rank takes the same optimizer step (each worker updating a slice).
+    /// backward; the workers sum their gradients and statistics in worker order, the ranks sum
+    /// theirs (`GradientSum`: in shared memory within a machine, then between machines), then
+    /// every rank takes the same optimizer step (each worker updating a slice).
     func trainStep(order: [Int32]) throws {
         watchdog?.setStep(position.step)
         let n = model.store.count
@@ -311,25 +316,20 @@ public final class Trainer {
             }
         }
         grads[n + 2] = stopSignals?.received == nil ? 0 : 1
-        if let compressed {
-            // The gradient as bfloat16 (each worker rounding a slice), the statistics as float32.
-            let halves = compressed.baseAddress!
-            pool.run { w in BFloat16.compress(grads, into: halves, range: pool.slice(w, of: n)) }
-            comm.allreduceSumBF16(halves, count: n)
-            pool.run { w in BFloat16.decompress(halves, into: grads, range: pool.slice(w, of: n)) }
-            comm.allreduceSum(grads + n, count: Self.statisticSlots)
-        } else {
-            comm.allreduceSum(grads, count: n + Self.statisticSlots)
+        // The sum over ranks, with the L2 penalty's gradient added to it (each rank a part).
+        let model = self.model
+        let summed = gradientSum!.sum(grads) { sum, range in
+            if !model.regularizers.isEmpty { model.applyRegularization(to: sum, range: range.clamped(to: 0..<n)) }
         }
-        ranksAskingToStop = Int(grads[n + 2])
+        ranksAskingToStop = Int(summed[n + 2])
         lastStepPhases.allreduce = clock.lap()
         epochAllreduceSeconds += lastStepPhases.allreduce
         defer { lastStepPhases.optimizer = clock.lap() }
-        let penalty = model.regularizers.isEmpty ? 0 : model.applyRegularization(to: grads)
-        let stepLoss = Double(grads[n]) / Double(batch.count) + penalty
+        let penalty = model.regularizers.isEmpty ? 0 : model.regularizationPenalty()
+        let stepLoss = Double(summed[n]) / Double(batch.count) + penalty
         // Non-finite numbers: with on_nonfinite: skip, check before updating and skip the step;
         // otherwise the optimizer checks the gradients in its own pass and training stops.
-        if !stepLoss.isFinite || (config.skipNonFinite && !FiniteCheck.allFinite(grads, count: n)) {
+        if !stepLoss.isFinite || (config.skipNonFinite && !FiniteCheck.allFinite(summed, count: n)) {
             guard config.skipNonFinite else {
                 throw TrainingError.nonFinite(step: position.step + 1, epoch: position.epoch + 1)
             }
@@ -344,7 +344,7 @@ public final class Trainer {
             nonFiniteSlices.store(0, ordering: .relaxed)
             pool.run { w in
                 if !optimizer.update(
-                    parameters: current.pointer, into: updated.pointer, gradients: grads, range: pool.slice(w, of: n),
+                    parameters: current.pointer, into: updated.pointer, gradients: summed, range: pool.slice(w, of: n),
                     learningRate: rate)
                 {
                     nonFiniteSlices.add(1, ordering: .relaxed)
@@ -358,7 +358,7 @@ public final class Trainer {
                 throw TrainingError.nonFinite(step: position.step + 1, epoch: position.epoch + 1)
             }
             position.epochLossSum += stepLoss * Double(batch.count)
-            position.epochCorrect += Double(grads[n + 1])
+            position.epochCorrect += Double(summed[n + 1])
         }
         position.epochSamples += batch.count
         position.optimizerIterations = optimizer.iterations

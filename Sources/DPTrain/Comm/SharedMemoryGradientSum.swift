@@ -1,0 +1,284 @@
+import CMPI
+import Foundation
+
+/// The sum over ranks as threads take it: the ranks of a machine leave their gradients in one
+/// shared-memory segment (`MPI_Win_allocate_shared`) and each sums a slice of them in place, in
+/// local rank order, with no copy through MPI; across machines, the first rank of each (its
+/// leader) exchanges the machine's sum with the other leaders, and the ranks read the result
+/// from the segment.
+///
+/// The order of every sum is fixed: within a machine `((g0 + g1) + g2) + ...` by local rank, as
+/// the worker threads add theirs; across machines the leaders exchange chunks (`MPI_Alltoall`),
+/// each adds the machines' chunks in machine order, and `MPI_Allgather` returns the chunks. So N
+/// ranks on one machine, N machines of one rank and one process of N threads give the same bits,
+/// whatever MPI's own reduction order would be. Per step: two barriers of the machine's ranks
+/// (three with several machines), which the watchdog bounds like any collective. With bfloat16
+/// compression only what crosses the network is compressed (the chunks sum in float32 and are
+/// rounded once); the statistic slots stay float32.
+public final class SharedMemoryGradientSum: GradientSum {
+    public let count: Int
+    public let localBuffer: FloatBuffer?
+    let comm: MPICommunicator
+    let pool: WorkerPool
+    let statisticSlots: Int
+    let compression: AllreduceCompression
+    let localRank: Int
+    let localSize: Int
+    /// The machines, and this one's place among them (its leader's rank in `leaders`).
+    let machines: Int
+    let machine: Int
+    private let local: MPI_Comm?
+    private let leaders: MPI_Comm?
+    private let window: MPI_Win?
+    /// Each local rank's gradient in the segment, by local rank.
+    private let segments: [UnsafeMutablePointer<Float>]
+    /// The sum: `machines * chunk` floats (the first `count` are the sum), in the segment when
+    /// ranks share the machine.
+    private let total: UnsafeMutablePointer<Float>
+    private let chunk: Int
+    /// Leaders with several machines: the chunks received from each machine.
+    private let received: UnsafeMutableBufferPointer<Float>?
+    /// Leaders with bf16 compression: the gradient's chunks as they travel, and as received.
+    private let halves: UnsafeMutableBufferPointer<UInt16>?
+    private let receivedHalves: UnsafeMutableBufferPointer<UInt16>?
+    private let halfChunk: Int
+
+    /// Keeps the segment's memory valid for the buffers that borrow it (the window lives until the
+    /// process ends: freeing it is a collective, which no destructor may start).
+    private final class Segment {}
+
+    /// Where OpenMPI places a shared window's backing file.
+    static var backingDirectory: String {
+        ProcessInfo.processInfo.environment["OMPI_MCA_osc_sm_backing_directory"] ?? "/dev/shm"
+    }
+
+    /// A `GradientSum` over `comm`'s ranks: this one when ranks share a machine or several machines
+    /// take part, `AllreduceGradientSum` with one rank, or, with a warning through `log` naming
+    /// the size needed and the fallback, where the segment cannot be made. Collective: every rank
+    /// calls it at the same point.
+    public static func make(
+        comm: MPICommunicator, count: Int, statistics: Int, compression: AllreduceCompression, pool: WorkerPool,
+        log: (String) -> Void
+    ) -> any GradientSum {
+        let fallback = {
+            AllreduceGradientSum(
+                comm: comm, count: count, statistics: statistics, compression: compression, pool: pool)
+        }
+        guard comm.worldSize > 1 else { return fallback() }
+        let world = comm.world
+        var local: MPI_Comm? = nil
+        comm.call("MPI_Comm_split_type") {
+            MPI_Comm_split_type(world, dpt_comm_type_shared(), Int32(comm.rank), dpt_info_null(), &local)
+        }
+        MPI_Comm_set_errhandler(local, dpt_errors_return())
+        var r: Int32 = 0, s: Int32 = 0
+        MPI_Comm_rank(local, &r)
+        MPI_Comm_size(local, &s)
+        let (localRank, localSize) = (Int(r), Int(s))
+        var leaders: MPI_Comm? = nil
+        comm.call("MPI_Comm_split") {
+            MPI_Comm_split(world, localRank == 0 ? 0 : dpt_undefined(), Int32(comm.rank), &leaders)
+        }
+        let machines = Int(comm.allgather(localRank == 0 ? 1 : 0).reduce(0, +))
+        var machine: Int32 = 0
+        if localRank == 0 {
+            MPI_Comm_set_errhandler(leaders, dpt_errors_return())
+            MPI_Comm_rank(leaders, &machine)
+        }
+        let chunk = (count + machines - 1) / machines
+        // The segment: every local rank's gradient, then the sum, each part 64-byte aligned.
+        let stride = (count + 15) & ~15
+        let floats = localRank == 0 ? stride + machines * chunk : stride
+        var window: MPI_Win? = nil
+        var base: UnsafeMutableRawPointer? = nil
+        var problem: String? = nil
+        if localSize > 1 {
+            let needed = 4 * (localSize * stride + machines * chunk) + localSize * 4096
+            let free = freeBytes(backingDirectory)
+            if let free, free < needed + needed / 4 {
+                problem =
+                    "\(backingDirectory) has \(megabytes(free)) free; the shared gradient segment of the \(localSize) ranks "
+                    + "of this machine needs \(megabytes(needed))"
+            } else {
+                var info: MPI_Info? = nil
+                MPI_Info_create(&info)
+                MPI_Info_set(info, "alloc_shared_noncontig", "true")
+                let code = MPI_Win_allocate_shared(MPI_Aint(4 * floats), 4, info, local, &base, &window)
+                MPI_Info_free(&info)
+                if code != dpt_success() {
+                    problem =
+                        "MPI_Win_allocate_shared of \(megabytes(4 * floats)) in \(backingDirectory) failed (\(comm.errorString(code)))"
+                }
+            }
+        }
+        // Every rank learns whether any machine failed, and all take the same path.
+        let failures = comm.allgather(problem == nil ? 0 : 1)
+        guard failures.allSatisfy({ $0 == 0 }) else {
+            if let problem {
+                log(
+                    "warning: rank \(comm.rank): \(problem): summing gradients with MPI_Allreduce instead, which copies "
+                        + "them between the ranks of a machine (slower; give the machine a larger \(backingDirectory), "
+                        + "e.g. docker --shm-size)")
+            } else if comm.isRoot {
+                log(
+                    "warning: a machine could not make its shared gradient segment: summing gradients with MPI_Allreduce"
+                )
+            }
+            return fallback()
+        }
+        return SharedMemoryGradientSum(
+            comm: comm, count: count, statistics: statistics, compression: compression, pool: pool,
+            local: local, localRank: localRank, localSize: localSize, leaders: localRank == 0 ? leaders : nil,
+            machines: machines, machine: Int(machine), window: window, chunk: chunk)
+    }
+
+    private init(
+        comm: MPICommunicator, count: Int, statistics: Int, compression: AllreduceCompression, pool: WorkerPool,
+        local: MPI_Comm?, localRank: Int, localSize: Int, leaders: MPI_Comm?, machines: Int, machine: Int,
+        window: MPI_Win?, chunk: Int
+    ) {
+        (self.comm, self.count, statisticSlots, self.compression, self.pool) = (
+            comm, count, statistics, compression, pool
+        )
+        (self.local, self.localRank, self.localSize, self.leaders) = (local, localRank, localSize, leaders)
+        (self.machines, self.machine, self.window, self.chunk) = (machines, machine, window, chunk)
+        let owner = Segment()
+        if let window {
+            MPI_Win_set_errhandler(window, dpt_errors_return())
+            segments = (0..<localSize).map { r in
+                var size: MPI_Aint = 0
+                var unit: Int32 = 0
+                var pointer: UnsafeMutableRawPointer? = nil
+                MPI_Win_shared_query(window, Int32(r), &size, &unit, &pointer)
+                return pointer!.bindMemory(to: Float.self, capacity: count)
+            }
+            total = segments[0] + ((count + 15) & ~15)
+            localBuffer = FloatBuffer(borrowing: segments[localRank], count: count, owner: owner)
+            MPI_Win_lock_all(dpt_mode_nocheck(), window)
+        } else {
+            // One rank on this machine: its workers' sum is the machine's, in a buffer padded to
+            // the chunks the leaders exchange.
+            let own = FloatBuffer(count: machines * chunk)
+            segments = [own.pointer]
+            total = own.pointer
+            localBuffer = own
+        }
+        let several = leaders != nil && machines > 1
+        received = several ? .allocate(capacity: machines * chunk) : nil
+        halfChunk = (count - statistics + machines - 1) / machines
+        let halved = several && compression == .bf16
+        halves = halved ? .allocate(capacity: machines * halfChunk) : nil
+        receivedHalves = halved ? .allocate(capacity: machines * halfChunk) : nil
+        halves?.initialize(repeating: 0)
+    }
+
+    public var description: String {
+        let within = localSize > 1 ? "\(localSize) ranks a machine sum in shared memory" : "one rank a machine"
+        let across =
+            machines > 1
+            ? ", \(machines) machines exchange their sums" + (compression == .bf16 ? " as bfloat16" : "") : ""
+        return within + across
+    }
+
+    public func sum(
+        _ local: UnsafeMutablePointer<Float>, finish: (UnsafeMutablePointer<Float>, Range<Int>) -> Void
+    ) -> UnsafeMutablePointer<Float> {
+        precondition(local == segments[localSize > 1 ? localRank : 0], "the workers' sum must be in localBuffer")
+        guard localSize > 1 else {
+            if machines > 1 { exchange() }
+            finish(total, 0..<count)
+            return total
+        }
+        machineBarrier()  // every rank's gradient is in the segment
+        let mine = Self.part(localRank, of: localSize, count)
+        let (segments, total, ranks) = (self.segments, self.total, localSize)
+        pool.run { w in
+            let piece = Self.part(w, of: pool.count, mine.count)
+            let range = mine.lowerBound + piece.lowerBound..<mine.lowerBound + piece.upperBound
+            // By local rank, as the worker threads add theirs.
+            let (a, b) = (segments[0], segments[1])
+            for i in range { total[i] = a[i] + b[i] }
+            for r in 2..<max(ranks, 2) {
+                let g = segments[r]
+                for i in range { total[i] += g[i] }
+            }
+        }
+        if machines == 1 {
+            finish(total, mine)
+            machineBarrier()  // the sum is complete
+            return total
+        }
+        machineBarrier()  // the machine's sum is complete
+        if leaders != nil {
+            exchange()
+            finish(total, 0..<count)
+        }
+        machineBarrier()  // the leader has the sum over machines
+        return total
+    }
+
+    /// Leaders: replaces `total` by its sum over the machines, added in machine order.
+    private func exchange() {
+        guard let leaders, let received else { return }
+        let (machines, me) = (machines, machine)
+        if let halves, let receivedHalves {
+            let n = count - statisticSlots, c = halfChunk
+            pool.run { w in BFloat16.compress(total, into: halves.baseAddress!, range: pool.slice(w, of: n)) }
+            comm.call("MPI_Alltoall(bf16, machines)") {
+                MPI_Alltoall(
+                    halves.baseAddress, Int32(c), dpt_uint16(), receivedHalves.baseAddress, Int32(c), dpt_uint16(),
+                    leaders)
+            }
+            let end = min(c, max(n - me * c, 0))
+            for i in 0..<end {
+                var s = BFloat16.float(receivedHalves[i])
+                for k in 1..<machines { s += BFloat16.float(receivedHalves[k * c + i]) }
+                halves[me * c + i] = BFloat16.from(s)
+            }
+            comm.call("MPI_Allgather(bf16, machines)") {
+                MPI_Allgather(dpt_in_place(), 0, dpt_uint16(), halves.baseAddress, Int32(c), dpt_uint16(), leaders)
+            }
+            pool.run { w in BFloat16.decompress(halves.baseAddress!, into: total, range: pool.slice(w, of: n)) }
+            comm.call("MPI_Allreduce(statistics, machines)") {
+                MPI_Allreduce(dpt_in_place(), total + n, Int32(statisticSlots), dpt_float(), dpt_op_sum(), leaders)
+            }
+            return
+        }
+        let c = chunk
+        comm.call("MPI_Alltoall(machines)") {
+            MPI_Alltoall(total, Int32(c), dpt_float(), received.baseAddress, Int32(c), dpt_float(), leaders)
+        }
+        let out = total + me * c
+        pool.run { w in
+            let range = pool.slice(w, of: c)
+            for i in range { out[i] = received[i] + received[c + i] }
+            for k in 2..<max(machines, 2) {
+                for i in range { out[i] += received[k * c + i] }
+            }
+        }
+        comm.call("MPI_Allgather(machines)") {
+            MPI_Allgather(dpt_in_place(), 0, dpt_float(), total, Int32(c), dpt_float(), leaders)
+        }
+    }
+
+    /// A barrier of the machine's ranks, with the memory synchronisation the shared segment needs.
+    private func machineBarrier() {
+        MPI_Win_sync(window)
+        comm.call("MPI_Barrier(ranks of this machine)") { MPI_Barrier(local) }
+        MPI_Win_sync(window)
+    }
+
+    /// Part `k` of `parts` of `0..<n`, cut on 16-float boundaries (the last part takes the rest).
+    static func part(_ k: Int, of parts: Int, _ n: Int) -> Range<Int> {
+        func cut(_ k: Int) -> Int { k == parts ? n : (n * k / parts) & ~15 }
+        return cut(k)..<cut(k + 1)
+    }
+
+    static func freeBytes(_ directory: String) -> Int? {
+        var stats = statvfs()
+        guard statvfs(directory, &stats) == 0 else { return nil }
+        return Int(stats.f_bavail) * Int(stats.f_frsize)
+    }
+
+    static func megabytes(_ bytes: Int) -> String { String(format: "%.1f MB", Double(bytes) / 1e6) }
+}
