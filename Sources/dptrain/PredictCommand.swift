@@ -102,10 +102,10 @@ struct PredictCommand: ParsableCommand {
                         "\(csv): rows have \(table.featureNames.count) feature columns (\(table.featureNames.joined(separator: ", "))), the model expects \(size)"
                     )
                 }
-                let rows = table.features.count / size
+                let rows = table.rows
                 let data = Dataset(
-                    features: table.features, labels: [Int32](repeating: 0, count: rows), sampleShape: [size],
-                    numClasses: 1, source: csv)
+                    buffer: table.features, element: .float32, sampleShape: [size],
+                    labels: [Int32](repeating: 0, count: rows), numClasses: 1, source: csv)
                 for r in 0..<rows { inputs.append(("\(csv) row \(r + 1)", data, r)) }
             }
             for path in images {

@@ -10,8 +10,11 @@ struct TrainCommand: ParsableCommand {
         abstract: "Train a model described by a YAML config.",
         discussion: """
             Every rank holds a full replica; each step, rank r computes the gradient of the r-th slice of \
-            the global batch, the ranks sum gradients in one MPI_Allreduce and take the same optimizer \
-            step. Rank 0 evaluates on the test set after each epoch and prints one line per epoch to \
+            the global batch, the ranks sum the gradients and take the same optimizer step. Ranks of a \
+            machine sum in one shared-memory segment (MPI_Win_allocate_shared, in /dev/shm), each a \
+            slice, in rank order; the first rank of each machine exchanges the machine's sum with the \
+            other machines. Where the segment cannot be made, or with DPTRAIN_GRADIENT_SUM=allreduce, \
+            one MPI_Allreduce sums them instead. Rank 0 evaluates on the test set after each epoch and prints one line per epoch to \
             stderr. The global batch (training.batch_size) does not depend on the number of ranks, and \
             neither does the result, up to float rounding.
 
@@ -152,11 +155,10 @@ struct TrainCommand: ParsableCommand {
                         + (cfg.data.resolvedFormat == .idx
                             ? "\(train.count) training images from \(dir) (\(Self.provenance(train, test, directory: dir, say: say)))"
                             : "\(train.count) training samples from \(train.source) (\(cfg.data.resolvedFormat.rawValue)"
-                                + (train.buffer.isMapped ? ", mapped" : "") + ", \(train.numClasses) classes)"))
+                                + (train.buffer.isMapped ? ", mapped" : "") + ", \(train.numClasses) classes"
+                                + (train.origin.map { ", \($0)" } ?? "") + ")"))
                 say(trainer.model.summary)
-                if cfg.allreduceCompression == .bf16 && comm.worldSize > 1 {
-                    say("dptrain: gradients travel between ranks as bfloat16 (training.allreduce_compression: bf16)")
-                }
+                if let origin = train.origin { logger.debug("rank \(comm.rank): \(train.source): \(origin)") }
                 logger.debug(
                     "rank \(comm.rank): \(train.count) training images, up to \(s.maxLocalBatch(worldSize: comm.worldSize)) per step, \(threads) worker thread\(threads == 1 ? "" : "s")"
                 )

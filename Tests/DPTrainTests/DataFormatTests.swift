@@ -183,13 +183,67 @@ struct DataFormatTests {
     @Test func csvWithNamedLabelsQuotesAndColumnChoices() throws {
         let path = write(Array("a,\"b, quoted\",label,c\r\n1.5,2,yes,9\r\n\"3\",4,no,8\n5,6,yes,7\n".utf8), "t.csv")
         let table = try CSVTable(path: path, label: .name("label"))
-        #expect(table.featureNames == ["a", "b, quoted", "c"] && table.features == [1.5, 2, 9, 3, 4, 8, 5, 6, 7])
+        #expect(table.featureNames == ["a", "b, quoted", "c"] && table.values == [1.5, 2, 9, 3, 4, 8, 5, 6, 7])
         #expect(table.labels == [1, 0, 1] && table.classNames == ["no", "yes"])
         let picked = try CSVTable(path: path, label: .index(2), featureColumns: [.name("c"), .index(0)])
-        #expect(picked.features == [9, 1.5, 8, 3, 7, 5])
+        #expect(picked.values == [9, 1.5, 8, 3, 7, 5])
         let l = loader(["t.csv"], label: .name("label"))
         let data = try #require(try l.load(.train))
         #expect(data.numClasses == 2 && data.classNames == ["no", "yes"] && data.sampleShape == [3])
+    }
+
+    /// A table cut into parts at record starts, quoted fields with line breaks and CRLF among
+    /// them, reads the same with 1 thread as with 5; a bad value far into the file is named with
+    /// its own line.
+    @Test func csvPartsReadAsOneAndNameTheirLines() throws {
+        var text = "a,b,label\r\n"
+        var rng = SplitMix64(seed: 3)
+        for r in 0..<300_000 {  // 6 MB: parts of at least 1 MB each
+            let (x, y) = (Float(rng.next(below: 100_000)) / 7, Float(rng.next(below: 1000)) - 500)
+            switch r % 1000 {
+            case 17: text += "\"\(x)\",\(y),\"two\nlines\"\r\n"
+            case 500: text += "\n"  // a blank line
+            default: text += "\(x), \(y) ,\(r % 3 == 0 ? "cat" : "dog")\r\n"
+            }
+        }
+        let path = write(Array(text.utf8), "parts.csv")
+        let one = try CSVTable(path: path, label: .name("label"), threads: 1)
+        let five = try CSVTable(path: path, label: .name("label"), threads: 5)
+        #expect(one.rows == 299_700 && five.rows == one.rows)
+        #expect(one.values == five.values && one.labels == five.labels && one.classNames == five.classNames)
+        #expect(one.classNames == ["cat", "dog", "two\nlines"])
+        // (By bytes: Swift takes "\r\n" as one Character.)
+        let lines = Array(text.utf8).split(separator: 0x0A, omittingEmptySubsequences: false)
+        let bad = 250_001
+        #expect(String(decoding: lines[bad - 1], as: UTF8.self).hasSuffix("dog\r"))
+        let broken = lines.enumerated().map { $0.offset == bad - 1 ? Array("1.5,x7,cat\r".utf8) : Array($0.element) }
+        let badPath = write(Array(broken.joined(separator: [0x0A])), "bad-parts.csv")
+        expectDataError(["bad-parts.csv, line \(bad)", "column 'b' (1): 'x7' is not a number"]) {
+            try CSVTable(path: badPath, label: .name("label"), threads: 5)
+        }
+    }
+
+    /// The cache gives what the parse gives; where the data folder cannot take it (here
+    /// `.dptrain-cache` is a file), the cache goes to the user's cache folder instead.
+    @Test func csvCacheGivesWhatTheParseGives() throws {
+        let path = write(Array("x,y,label\n1.5,2,b\n3,4.25,a\n".utf8), "c.csv")
+        let parsed = try CSVTable(path: path, label: .name("label"))
+        let first = try CSVCache.read(path: path, label: .name("label"))
+        let second = try CSVCache.read(path: path, label: .name("label"))
+        #expect(
+            first.origin == "parsed and cached in \(dir)/.dptrain-cache"
+                && second.origin == "cached in \(dir)/.dptrain-cache")
+        for table in [first, second] {
+            let values = UnsafeBufferPointer(
+                start: (table.buffer.base + table.offset).assumingMemoryBound(to: Float.self), count: table.rows * 2)
+            #expect(Array(values) == parsed.values && table.labels == parsed.labels && table.classNames == ["a", "b"])
+            #expect(table.buffer.isMapped && table.featureNames == ["x", "y"])
+        }
+        let other = Support.temporaryDirectory()
+        Support.write(Array("x,label\n7,0\n".utf8), to: "\(other)/t.csv")
+        Support.write([], to: "\(other)/.dptrain-cache")
+        let fallback = try CSVCache.read(path: "\(other)/t.csv", label: .name("label"))
+        #expect(fallback.rows == 1 && fallback.labels == [0] && !fallback.origin.contains("\(other)/.dptrain-cache"))
     }
 
     @Test func badCSVRowsNameTheLineAndColumn() throws {

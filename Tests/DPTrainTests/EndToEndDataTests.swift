@@ -51,7 +51,14 @@ extension EndToEndTests {
                     "\(tmp)/m.jsonl",
                 ])
             try #require(r.status == 0, "\(r.stderr)")
-            #expect(r.stderr.contains("400 training samples from \(tmp)/train.csv (csv, 2 classes)"), "\(r.stderr)")
+            #expect(
+                r.stderr.contains(
+                    "400 training samples from \(tmp)/train.csv (csv, mapped, 2 classes, parsed and cached in \(tmp)/.dptrain-cache)"
+                )
+                    || r.stderr.contains(
+                        "400 training samples from \(tmp)/train.csv (csv, mapped, 2 classes, cached in \(tmp)/.dptrain-cache)"
+                    ),
+                "\(r.stderr)")
             let summary = try #require(try Support.readMetrics("\(tmp)/m.jsonl").last)
             let accuracy = try #require(summary["test_accuracy"] as? Double)
             #expect(accuracy >= 0.95, "test accuracy \(accuracy)")
@@ -120,6 +127,28 @@ extension EndToEndTests {
                     separatedBy: "\(tmp)/train.csv, line 58: column 'weight' (2): 'oops' is not a number"
                 ).count - 1
             #expect(mentions == 1, "printed once, by one rank:\n\(r.stderr)")
+        }
+
+        /// At 2 ranks a table is parsed once on the machine: one rank parses and caches it, the other
+        /// waits for it and maps the cache; the next run maps it too, and a changed file is parsed again.
+        @Test func aTableIsParsedOncePerMachine() throws {
+            let tmp = Support.temporaryDirectory()
+            let cfg = try config(tmp)
+            let first = try Support.run(Support.mpirunScript, ["2", bin, "train", "--config", cfg, "--verbose"])
+            #expect(first.status == 0, "\(first.stderr)")
+            let parsed = first.stderr.components(separatedBy: "train.csv: parsed and cached in").count - 1
+            let mapped = first.stderr.components(separatedBy: "train.csv: cached in").count - 1
+            #expect(parsed == 1 && mapped == 1, "\(first.stderr)")
+            let again = try Support.run(Support.mpirunScript, ["2", bin, "train", "--config", cfg, "--verbose"])
+            #expect(again.stderr.components(separatedBy: "train.csv: cached in").count - 1 == 2, "\(again.stderr)")
+            let text = try String(contentsOfFile: "\(tmp)/train.csv", encoding: .utf8)
+            try (text + "1,2.5,3.5,small\n").write(toFile: "\(tmp)/train.csv", atomically: true, encoding: .utf8)
+            let changed = try Support.run(bin, ["train", "--config", cfg, "--verbose", "--epochs", "1"])
+            #expect(
+                changed.stderr.contains("401 training samples") && changed.stderr.contains("parsed and cached in"),
+                "\(changed.stderr)")
+            let entries = try FileManager.default.contentsOfDirectory(atPath: "\(tmp)/.dptrain-cache")
+            #expect(entries.filter { $0.hasPrefix("train.") && $0.hasSuffix(".x.npy") }.count == 1, "\(entries)")
         }
 
         @Test func describeReportsSamplesShapeRangeAndBalance() throws {

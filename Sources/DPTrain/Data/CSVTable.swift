@@ -1,23 +1,39 @@
 import Foundation
 
+#if canImport(Glibc)
+import Glibc
+#endif
+
 /// A CSV file with a header line (RFC 4180: comma-separated, fields optionally in double quotes
-/// with `""` for a quote, line breaks allowed inside quotes), as a label column and numeric
-/// feature columns.
+/// with `""` for a quote, line breaks allowed inside quotes; lines end in LF or CRLF), as a label
+/// column and numeric feature columns.
 ///
 /// The label column is named or numbered; its values are class ids (whole numbers from 0) or,
 /// when any is not a number, class names, numbered in sorted order (`classNames`). Every other
 /// column, or those `featureColumns` lists, in that order, must hold finite numbers. A bad row is
 /// an error naming the file, its line, the column and the value; none is skipped.
-public struct CSVTable: Sendable {
+///
+/// Read from bytes: the file is mapped, not copied (its pages are let go as they are parsed);
+/// fields are found with a 16-byte vector scan for separators, and numbers parsed straight into
+/// the float32 result (`DecimalParser`: `strtof`'s value for every field). The rows are parsed
+/// by `threads` threads at once, each a byte range cut at the start of a record (found with
+/// the quotes taken into account). Memory: the float32 values, a label and a line number a row.
+public struct CSVTable: @unchecked Sendable {
     public let path: String
     /// Feature names, in the order of each row's values.
     public let featureNames: [String]
-    /// Row-major, `rows x featureNames.count`.
-    public let features: [Float]
+    /// Row-major float32 values, `rows x featureNames.count`.
+    public let features: DataBuffer
+    /// Class ids, one a row; empty when the table has no label column (rows to predict).
     public let labels: [Int32]
     /// When the labels were names: the name of each class id.
     public let classNames: [String]?
-    public var rows: Int { labels.count }
+    public let rows: Int
+
+    /// The feature values, as an array (a copy: for tests and small tables).
+    public var values: [Float] {
+        Array(UnsafeBufferPointer(start: features.base.assumingMemoryBound(to: Float.self), count: features.count / 4))
+    }
 
     /// A column named by its header, or numbered from 0.
     public enum Column: Sendable, Equatable, CustomStringConvertible {
@@ -34,24 +50,27 @@ public struct CSVTable: Sendable {
     /// Reads `path`. With `classNames` (those of a training file), name labels must be among
     /// them, so a test file numbers its classes as the training file did. Without a `label`
     /// column (rows to predict), `labels` is empty; with `labelOptional`, a label column the
-    /// header lacks is taken as absent.
+    /// header lacks is taken as absent. `threads`: how many parse at once (default: the cores).
     public init(
         path: String, label: Column?, featureColumns: [Column]? = nil, classNames known: [String]? = nil,
-        labelOptional: Bool = false
+        labelOptional: Bool = false, threads: Int? = nil
     ) throws {
         self.path = path
         func fail(_ line: Int, _ problem: String) -> DataError {
             DataError.invalidCSV(path: path, line: line, problem: problem)
         }
-        let bytes: [UInt8]
-        do { bytes = [UInt8](try Data(contentsOf: URL(fileURLWithPath: path))) } catch {
-            throw FileManager.default.fileExists(atPath: path)
-                ? DataError.unreadable(path: path, reason: error.localizedDescription)
-                : DataError.missingFile(path: path, hint: "")
+        let file = try DataBuffer(mapping: path)
+        let bytes = file.base.assumingMemoryBound(to: UInt8.self)
+        let end = bytes + file.count
+        // The header: the first record that is not blank.
+        var cursor = bytes, line = 1
+        var header: [String] = []
+        while header.isEmpty {
+            guard cursor < end else { throw DataError.emptyFile(path: path) }
+            let record = try CSVRecord.slow(from: cursor, end: end, line: line, fail: fail)
+            (cursor, line) = (record.next, record.nextLine)
+            if !record.isBlank { header = record.fields.map { Self.trimmed($0) } }
         }
-        var records = try Self.records(bytes, fail: fail)
-        guard !records.isEmpty else { throw DataError.emptyFile(path: path) }
-        let header = records.removeFirst().fields.map { $0.trimmingCharacters(in: .whitespaces) }
         func resolve(_ c: Column, _ what: String) throws -> Int {
             switch c {
             case .index(let i):
@@ -78,111 +97,101 @@ public struct CSVTable: Sendable {
             throw fail(1, "the label column '\(header[labelIndex])' is also listed as a feature")
         }
         guard !featureIndices.isEmpty else { throw fail(1, "no feature columns besides the label") }
-        guard !records.isEmpty else { throw DataError.noSamples(what: "\(path) (a header and no rows)") }
         featureNames = featureIndices.map { header[$0] }
-        var values: [Float] = []
-        values.reserveCapacity(records.count * featureIndices.count)
-        var rawLabels: [String] = []
-        for record in records {
-            guard record.fields.count == header.count else {
-                throw fail(
-                    record.line,
-                    "\(record.fields.count) fields where the header has \(header.count) (a missing or extra comma?)")
-            }
-            for k in featureIndices {
-                let text = record.fields[k].trimmingCharacters(in: .whitespaces)
-                guard let v = Float(text) else {
-                    throw fail(
-                        record.line,
-                        "column '\(header[k])' (\(k)): " + (text.isEmpty ? "empty" : "'\(text)' is not a number"))
+
+        let layout = CSVRowLayout(header: header, features: featureIndices, label: labelIndex)
+        let parts = CSVParts(
+            bytes: cursor, end: end, firstLine: line, threads: threads ?? ProcessInfo.processInfo.activeProcessorCount)
+        let width = featureIndices.count
+        let bound = parts.rowBounds.reduce(0, +)
+        var results = [CSVPart.Result?](repeating: nil, count: parts.ranges.count)
+        let values = try DataBuffer(capacity: bound * width * 4) { region in
+            let out = region.baseAddress!.assumingMemoryBound(to: Float.self)
+            let starts = parts.rowBounds.reduce(into: [0]) { $0.append($0.last! + $1) }
+            results.withUnsafeMutableBufferPointer { results in
+                let results = results.baseAddress!
+                concurrently(parts.ranges.count) { k in
+                    results[k] = CSVPart.parse(
+                        parts.ranges[k], firstLine: parts.firstLines[k], layout: layout,
+                        into: out + starts[k] * width, capacity: parts.rowBounds[k], release: file)
                 }
-                guard v.isFinite else {
-                    throw fail(record.line, "column '\(header[k])' (\(k)): '\(text)' is not a finite number")
-                }
-                values.append(v)
             }
-            if let labelIndex { rawLabels.append(record.fields[labelIndex].trimmingCharacters(in: .whitespaces)) }
+            for result in results {
+                if let (line, problem) = result!.error { throw fail(line, problem) }
+            }
+            // Parts hold fewer rows than their bound where records were blank or spanned lines.
+            var written = 0
+            for (k, result) in results.enumerated() {
+                if starts[k] != written {
+                    (out + written * width).update(from: out + starts[k] * width, count: result!.rows * width)
+                }
+                written += result!.rows
+            }
+            return written * width * 4
         }
+        rows = values.count / 4 / width
+        guard rows > 0 else { throw DataError.noSamples(what: "\(path) (a header and no rows)") }
         features = values
+        let done = results.map { $0! }
         guard let labelIndex else {
             (labels, classNames) = ([], known)
             return
         }
-        let lines = records.map(\.line)
-        let numeric = known == nil && rawLabels.allSatisfy { Int32($0) != nil }
-        if numeric {
-            labels = try zip(rawLabels, lines).map { text, line in
-                let id = Int32(text)!
-                guard id >= 0 else {
-                    throw fail(line, "label column '\(header[labelIndex])': \(id) is negative; class ids start at 0")
-                }
-                return id
-            }
-            classNames = nil
-        } else {
-            let names = known ?? Array(Set(rawLabels)).sorted()
-            let ids = Dictionary(uniqueKeysWithValues: names.enumerated().map { ($1, Int32($0)) })
-            labels = try zip(rawLabels, lines).map { text, line in
-                guard let id = ids[text] else {
-                    throw fail(
-                        line,
-                        "label column '\(header[labelIndex])': '\(text)' is "
-                            + (text.isEmpty ? "empty" : "not one of the classes \(names.joined(separator: ", "))"))
-                }
-                return id
-            }
-            classNames = names
-        }
+        (labels, classNames) = try Self.labels(
+            done, column: "label column '\(header[labelIndex])'", known: known, fail: fail)
     }
 
-    /// The records of a CSV text, each with the line it starts on (1-based).
-    static func records(_ bytes: [UInt8], fail: (Int, String) -> DataError) throws -> [(line: Int, fields: [String])] {
-        var records: [(line: Int, fields: [String])] = []
-        var fields: [String] = [], field: [UInt8] = []
-        var line = 1, recordLine = 1, quoted = false, i = 0, fieldWasQuoted = false
-        func endField() {
-            fields.append(String(decoding: field, as: UTF8.self))
-            field.removeAll(keepingCapacity: true)
-            fieldWasQuoted = false
-        }
-        func endRecord() {
-            endField()
-            if !(fields.count == 1 && fields[0].trimmingCharacters(in: .whitespaces).isEmpty) {
-                records.append((recordLine, fields))
+    /// The class ids of the rows, from each part's distinct label texts: whole numbers when every
+    /// text is one (and no names are `known`), else names, numbered in sorted order or as `known`.
+    static func labels(
+        _ parts: [CSVPart.Result], column: String, known: [String]?, fail: (Int, String) -> DataError
+    ) throws -> ([Int32], [String]?) {
+        var distinct: [String] = []
+        var seen: [String: Int] = [:]
+        for part in parts {
+            for name in part.names where seen[name] == nil {
+                seen[name] = distinct.count
+                distinct.append(name)
             }
-            fields.removeAll()
         }
-        while i < bytes.count {
-            let c = bytes[i]
-            if quoted {
-                if c == UInt8(ascii: "\"") {
-                    if i + 1 < bytes.count && bytes[i + 1] == UInt8(ascii: "\"") {
-                        field.append(c); i += 1
-                    } else {
-                        quoted = false
-                    }
-                } else {
-                    if c == UInt8(ascii: "\n") { line += 1 }
-                    field.append(c)
-                }
-            } else if c == UInt8(ascii: "\"") && field.allSatisfy({ $0 == UInt8(ascii: " ") }) && !fieldWasQuoted {
-                field.removeAll()
-                quoted = true
-                fieldWasQuoted = true
-            } else if c == UInt8(ascii: ",") {
-                endField()
-            } else if c == UInt8(ascii: "\n") || c == UInt8(ascii: "\r") {
-                if c == UInt8(ascii: "\r") && i + 1 < bytes.count && bytes[i + 1] == UInt8(ascii: "\n") { i += 1 }
-                endRecord()
-                line += 1
-                recordLine = line
-            } else {
-                field.append(c)
+        /// The line of the first row whose label text is `name`.
+        func firstLine(_ name: String) -> Int {
+            for part in parts {
+                guard let local = part.names.firstIndex(of: name), let row = part.labels.firstIndex(of: Int32(local))
+                else { continue }
+                return part.lines[row]
             }
-            i += 1
+            return 0
         }
-        guard !quoted else { throw fail(recordLine, "a quoted field is never closed") }
-        if !field.isEmpty || !fields.isEmpty { endRecord() }
-        return records
+        let ids: [Int32]
+        let names: [String]?
+        if known == nil, distinct.allSatisfy({ Int32($0) != nil }) {
+            if let negative = distinct.first(where: { Int32($0)! < 0 }) {
+                throw fail(firstLine(negative), "\(column): \(negative) is negative; class ids start at 0")
+            }
+            ids = distinct.map { Int32($0)! }
+            names = nil
+        } else {
+            let all = known ?? distinct.sorted()
+            let index = Dictionary(uniqueKeysWithValues: all.enumerated().map { ($1, Int32($0)) })
+            if let unknown = distinct.first(where: { index[$0] == nil }) {
+                throw fail(
+                    firstLine(unknown),
+                    "\(column): '\(unknown)' is "
+                        + (unknown.isEmpty ? "empty" : "not one of the classes \(all.joined(separator: ", "))"))
+            }
+            ids = distinct.map { index[$0]! }
+            names = all
+        }
+        var labels: [Int32] = []
+        labels.reserveCapacity(parts.reduce(0) { $0 + $1.rows })
+        for part in parts {
+            let map = part.names.map { ids[seen[$0]!] }
+            for local in part.labels { labels.append(map[Int(local)]) }
+        }
+        return (labels, names)
     }
+
+    /// `text` without the spaces and tabs around it.
+    static func trimmed(_ text: String) -> String { text.trimmingCharacters(in: .whitespaces) }
 }

@@ -59,13 +59,15 @@ public struct DataLoader: Sendable {
                     path: paths[0],
                     problem: "data.label_column must name the label column (a header name or a 0-based index)")
             }
-            let table = try CSVTable(
+            // Parsed once per machine: the ranks map what the first one cached.
+            let table = try CSVCache.read(
                 path: paths[0], label: label, featureColumns: spec.featureColumns, classNames: train?.names)
             var read = Dataset(
-                features: table.features, labels: table.labels, sampleShape: [table.featureNames.count],
-                numClasses: table.classNames?.count ?? 0, source: paths[0])
+                buffer: table.buffer, offset: table.offset, element: .float32, sampleShape: [table.featureNames.count],
+                labels: table.labels, numClasses: table.classNames?.count ?? 0, source: paths[0])
             read.classNames = table.classNames
             data = try classes(read, train)
+            data.origin = table.origin
         }
         if let limit, limit < data.count { data = data.subset(0..<limit) }
         guard data.count > 0 else { throw DataError.noSamples(what: data.source) }

@@ -23,6 +23,9 @@ public struct Dataset: Sendable {
     /// SHA-256 of each source file's raw IDX bytes by file stem (`train-images-idx3-ubyte`, ...);
     /// filled only when asked (`DataLoader`, for MNIST's provenance line).
     public var sourceDigests: [String: String] = [:]
+    /// How the samples were obtained when that is worth saying (a CSV table: parsed, or read
+    /// from the cache of parsed tables; see `CSVCache`).
+    public var origin: String?
     /// The files the samples come from, for messages.
     public var source: String
 
@@ -74,6 +77,7 @@ public struct Dataset: Sendable {
             sampleShape: sampleShape, labels: Array(labels[range]), numClasses: numClasses,
             normalization: normalization, source: source)
         d.classNames = classNames
+        d.origin = origin
         return d
     }
 

@@ -8,6 +8,11 @@ import Foundation
 public enum NumPyWriter {
     /// `.npy` bytes of `data` (raw little-endian elements) with `descr` (e.g. `|u1`, `<f4`) and `shape`.
     public static func npy(descr: String, shape: [Int], data: UnsafeRawBufferPointer) -> [UInt8] {
+        npyHeader(descr: descr, shape: shape) + Array(data)
+    }
+
+    /// The bytes of a `.npy` file before its data.
+    public static func npyHeader(descr: String, shape: [Int]) -> [UInt8] {
         let dims = shape.map(String.init).joined(separator: ", ") + (shape.count == 1 ? "," : "")
         var header = "{'descr': '\(descr)', 'fortran_order': False, 'shape': (\(dims)), }"
         let unpadded = 10 + header.utf8.count + 1
@@ -15,9 +20,7 @@ public enum NumPyWriter {
         var out: [UInt8] = [0x93] + Array("NUMPY".utf8) + [1, 0]
         let length = header.utf8.count
         out += [UInt8(length & 0xFF), UInt8(length >> 8)]
-        out += Array(header.utf8)
-        out += Array(data)
-        return out
+        return out + Array(header.utf8)
     }
 
     /// Writes `arrays` (names without `.npy`, their `.npy` bytes) as an `.npz` at `path`, through
