@@ -24,6 +24,7 @@ let package = Package(
         .package(url: "https://github.com/jpsim/Yams", from: "5.0.1"),
         .package(url: "https://github.com/apple/swift-log", from: "1.11.0"),  // LogEvent
         .package(url: "https://github.com/apple/swift-crypto", from: "3.12.3"),
+        .package(url: "https://github.com/apple/swift-protobuf", from: "1.39.0"),
     ],
     targets: [
         // OpenMPI, with inline C shims for the handle macros Swift cannot import.
@@ -42,10 +43,15 @@ let package = Package(
         .systemLibrary(name: "CPrefetch", path: "Sources/CPrefetch"),
         // The instruction-set extensions compiled for and present (a header only).
         .systemLibrary(name: "CCPU", path: "Sources/CCPU"),
+        // ONNX's protobuf messages, generated from onnx.proto (Sources/ONNXProto/regenerate.sh).
+        .target(
+            name: "ONNXProto",
+            dependencies: [.product(name: "SwiftProtobuf", package: "swift-protobuf")],
+            exclude: ["regenerate.sh"]),
         .target(
             name: "DPTrain",
             dependencies: [
-                "CMPI", "CBLAS", "CZlib", "CPrefetch", "CCPU",
+                "CMPI", "CBLAS", "CZlib", "CPrefetch", "CCPU", "ONNXProto",
                 .product(name: "Yams", package: "Yams"),
                 .product(name: "Crypto", package: "swift-crypto"),
             ],
@@ -70,6 +76,6 @@ let package = Package(
             path: "Benchmarks/Kernels"),
         .testTarget(
             name: "DPTrainTests",
-            dependencies: ["DPTrain"]),
+            dependencies: ["DPTrain", "ONNXProto"]),
     ]
 )

@@ -16,7 +16,7 @@ struct DPTrainCommand: ParsableCommand {
         version: BuildInfo.description,
         subcommands: [
             TrainCommand.self, EvalCommand.self, PredictCommand.self, BenchCommand.self, InspectCommand.self,
-            PlotCommand.self, DataCommand.self,
+            PlotCommand.self, DataCommand.self, ExportCommand.self,
         ])
 }
 

@@ -148,6 +148,33 @@ extension EndToEndTests {
             #expect(short.status == 1 && short.stderr.contains("short.safetensors"), "\(short.stderr)")
         }
 
+        /// `dptrain export`: an unknown format, a checkpoint that does not verify and an output that
+        /// cannot be written are each one message, and leave no file behind.
+        @Test func exportRefusesWhatItCannotDo() throws {
+            let data = Support.makeTinyMNIST(train: 64, test: 16)
+            let tmp = Support.temporaryDirectory()
+            _ = try Support.run(
+                bin, ["train", "--data-dir", data, "--max-steps", "1", "--checkpoint-dir", "\(tmp)/ck"])
+            let file = try #require(Checkpointer(directory: "\(tmp)/ck").files().first)
+            let good = try Support.run(bin, ["export", "--checkpoint", file, "--output", "\(tmp)/m.onnx"])
+            #expect(good.status == 0 && good.stderr.contains("wrote \(tmp)/m.onnx: ONNX opset 17"), "\(good.stderr)")
+            let format = try Support.run(
+                bin, ["export", "--checkpoint", file, "--format", "tflite", "--output", "\(tmp)/m.tflite"])
+            #expect(format.status != 0 && format.stderr.contains("--format") && format.stderr.contains("tflite"))
+            var bytes = [UInt8](try Data(contentsOf: URL(fileURLWithPath: file)))
+            bytes[bytes.count - 3] ^= 0xFF
+            Support.write(bytes, to: "\(tmp)/bad.safetensors")
+            let bad = try Support.run(
+                bin, ["export", "--checkpoint", "\(tmp)/bad.safetensors", "--output", "\(tmp)/b.onnx"])
+            #expect(bad.status == 1 && bad.stderr.contains("checksum mismatch"), "\(bad.stderr)")
+            let nowhere = try Support.run(bin, ["export", "--checkpoint", file, "--output", "\(tmp)/no/dir/m.onnx"])
+            #expect(
+                nowhere.status == 1 && nowhere.stderr.contains("\(tmp)/no/dir/m.onnx: cannot write the model"),
+                "\(nowhere.stderr)")
+            let left = try FileManager.default.contentsOfDirectory(atPath: tmp).sorted()
+            #expect(left == ["bad.safetensors", "ck", "m.onnx"], "\(left)")
+        }
+
         @Test func dataVerifyDetectsAModifiedByteAndNamesTheFile() throws {
             let real = try Support.realMNIST()
             let tmp = Support.temporaryDirectory()

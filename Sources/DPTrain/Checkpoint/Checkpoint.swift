@@ -54,6 +54,8 @@ public struct Checkpoint: Sendable {
             "config": configText,
             "config_digest": String(Array(configText.utf8).withUnsafeBytes { Checksum.fnv1a($0) }, radix: 16),
             "checksum": String(checksum(of: tensors), radix: 16),
+            // What the samples went through before the model (`ONNXExport` applies the same).
+            "normalization": normalization.kind.rawValue,
         ]
         if let classes {
             metadata["classes"] = "\(classes.count)"
