@@ -18,20 +18,12 @@ struct DataCommand: ParsableCommand {
                 every file is there. Launch/train.sh runs these commands before it trains.
                 """)
 
-        @Option(name: .long, help: ArgumentHelp("The config whose files to look for.", valueName: "file"))
-        var config = "Configs/mlp.yaml"
-
-        @Option(
-            name: .long,
-            help: ArgumentHelp(
-                "The data directory (default: the config's data.dir, else $DPTRAIN_DATA, else data/mnist).",
-                valueName: "dir"))
-        var dataDir: String?
+        @OptionGroup var data: ConfigData
 
         func run() throws {
             do {
-                let cfg = try TrainConfig.load(path: config)
-                let directory = cfg.dataDirectory(flag: dataDir)
+                let cfg = try TrainConfig.load(path: data.config)
+                let directory = cfg.dataDirectory(flag: data.dataDir)
                 var listed = Set<String>()
                 for split in [Dataset.Split.train, .test] {
                     for name in cfg.data.files(split) ?? [] {
@@ -56,23 +48,15 @@ struct DataCommand: ParsableCommand {
                 "Reads each split as `train` would (the config's data section, its limits and label mapping) and prints what it found."
         )
 
-        @Option(name: .long, help: ArgumentHelp("The config whose data to describe.", valueName: "file"))
-        var config = "Configs/mlp.yaml"
-
-        @Option(
-            name: .long,
-            help: ArgumentHelp(
-                "The data directory (default: the config's data.dir, else $DPTRAIN_DATA, else data/mnist).",
-                valueName: "dir"))
-        var dataDir: String?
+        @OptionGroup var data: ConfigData
 
         @Flag(name: .long, help: "Print one JSON object per split instead of text.")
         var json = false
 
         func run() throws {
             do {
-                let cfg = try TrainConfig.load(path: config)
-                let dir = cfg.dataDirectory(flag: dataDir)
+                let cfg = try TrainConfig.load(path: data.config)
+                let dir = cfg.dataDirectory(flag: data.dataDir)
                 let train = try cfg.loadDataset(directory: dir, split: .train)!
                 let test = try cfg.loadDataset(directory: dir, split: .test, classes: train.classes)
                 for (split, data) in [("train", train), ("test", test)] {
@@ -313,3 +297,16 @@ struct DataCommand: ParsableCommand {
 }
 
 extension KnownDataset: ExpressibleByArgument {}
+
+/// The config whose data a `data` subcommand looks at, and where that data is.
+struct ConfigData: ParsableArguments {
+    @Option(name: .long, help: ArgumentHelp("The config whose data to look at.", valueName: "file"))
+    var config = "Configs/mlp.yaml"
+
+    @Option(
+        name: .long,
+        help: ArgumentHelp(
+            "The data directory (default: the config's data.dir, else $DPTRAIN_DATA, else data/mnist).",
+            valueName: "dir"))
+    var dataDir: String?
+}
