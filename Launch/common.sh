@@ -95,7 +95,12 @@ run_mpirun() {
     watch=$(mktemp -d)
     if [ "$limit" -gt 0 ]; then
         mkfifo "$watch/stderr"
-        tee >(grep -F --line-buffered "dptrain: first step done" > "$watch/started") < "$watch/stderr" >&2 &
+        # The copy outlives a stop signal sent to the whole process group (Ctrl-C reaches it ignored,
+        # as any background command of a script): mpirun must not lose its stderr while it stops.
+        (
+            trap '' TERM
+            exec tee >(grep -F --line-buffered "dptrain: first step done" > "$watch/started") < "$watch/stderr" >&2
+        ) &
         setsid mpirun -x DPTRAIN_ANNOUNCE_FIRST_STEP=1 "$@" 2> "$watch/stderr" &
         pid=$!
         # The timer has no descriptor of ours open: it must not hold a caller's pipe open after we return.
