@@ -259,6 +259,7 @@ struct DataFormatTests {
         fails("x,y\n\"1,0\n", ["line 2", "a quoted field is never closed"])
         fails("x,y\n1,0\n", ["label column 'z' is not in the header (x, y)"], label: .name("z"))
         fails("x,y\n", ["a header and no rows"])
+        fails("x,y\r1,0\r", ["line 1", "its lines end in a carriage return alone"])
         let train = write(Array("x,y\n1,cat\n2,dog\n".utf8), "train.csv")
         _ = train
         _ = write(Array("x,y\n1,cat\n2,bird\n".utf8), "test.csv")

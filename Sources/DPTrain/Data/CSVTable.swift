@@ -62,6 +62,10 @@ public struct CSVTable: @unchecked Sendable {
         let file = try DataBuffer(mapping: path)
         let bytes = file.base.assumingMemoryBound(to: UInt8.self)
         let end = bytes + file.count
+        if memchr(bytes, 0x0A, file.count) == nil, memchr(bytes, 0x0D, file.count) != nil {
+            throw fail(
+                1, "its lines end in a carriage return alone (old Mac style); end them in LF or CRLF (tr '\\r' '\\n')")
+        }
         // The header: the first record that is not blank.
         var cursor = bytes, line = 1
         var header: [String] = []
