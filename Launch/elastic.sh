@@ -28,9 +28,8 @@
 # steps, and training.collective_timeout so a machine that drops off the network is noticed
 # soon. It restarts after a failure (any non-zero status but 75: a failed start, 69, too); it
 # does not after exit 75 (stopped by a signal, checkpoint written: the scheduler asked the job
-# to stop; this script
-# passes SIGTERM and Ctrl-C on to the job). A job that fails again at the same checkpoint with
-# every machine answering is not a lost machine, and is not restarted.
+# to stop; this script passes SIGTERM and Ctrl-C on to the job). A job that fails again at the
+# same checkpoint with every machine answering is not a lost machine, and is not restarted.
 set -euo pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 source "$here/common.sh"
