@@ -16,9 +16,9 @@ struct ExportCommand: ParsableCommand {
             file is written through a temporary one, renamed into place. In Python:
 
               import numpy as np, onnxruntime as ort
-              session = ort.InferenceSession("model.onnx")
+              model = ort.InferenceSession("model.onnx")
               x = np.load("x_test.npy")[:8].astype(np.float32)
-              print(session.run(["probabilities"], {"input": x})[0])
+              print(model.run(["probabilities"], {"input": x})[0])
             """)
 
     enum Format: String, ExpressibleByArgument, CaseIterable { case onnx }

@@ -30,6 +30,7 @@ public final class AllreduceGradientSum: GradientSum {
     public var localBuffer: FloatBuffer? { nil }
     let comm: any Communicator
     let pool: WorkerPool
+    private let statisticSlots: Int
     /// With bf16 compression and several ranks: the gradient as it travels (`BFloat16`).
     private let compressed: UnsafeMutableBufferPointer<UInt16>?
 
@@ -44,8 +45,6 @@ public final class AllreduceGradientSum: GradientSum {
         compressed = compression == .bf16 && comm.worldSize > 1 ? .allocate(capacity: n) : nil
         statisticSlots = statistics
     }
-
-    private let statisticSlots: Int
 
     deinit { compressed?.deallocate() }
 

@@ -275,7 +275,7 @@ enum CSVPart {
                 problem = nil
                 if k == columns {
                     for (j, field) in record.fields.enumerated() {
-                        var bytes = Array(field.utf8)
+                        var bytes = Array(field.utf8)  // mutable: borrowed as a pointer below
                         bytes.withUnsafeMutableBufferPointer { b in
                             let (a, z) = (UnsafePointer(b.baseAddress!), UnsafePointer(b.baseAddress!) + b.count)
                             if layout.slots[j] >= 0 {
@@ -288,7 +288,6 @@ enum CSVPart {
                             }
                             if j == layout.label { label = labels.id(a, z) }
                         }
-                        bytes = []
                     }
                 }
             }

@@ -126,12 +126,11 @@ struct GraphBuilder {
         case .scale:
             let scale = constant("normalize.scale", [1 / 255 as Float], dims: [])
             node("Mul", [current, scale], name: "normalize")
-        case .standardize(let mean, let std):
+        case .standardize:
             try initializer("data.mean", dims: shape)
             try initializer("data.std", dims: shape)
             node("Sub", [current, "data.mean"], name: "normalize.center")
             node("Div", [current, "data.std"], name: "normalize.scale")
-            _ = (mean, std)
         }
         var counters: [String: Int] = [:]
         func nextName(_ base: String) -> String {
