@@ -13,8 +13,10 @@ struct TrainCommand: ParsableCommand {
             the global batch, the ranks sum the gradients and take the same optimizer step. Ranks of a \
             machine sum in one shared-memory segment (MPI_Win_allocate_shared, in /dev/shm), each a \
             slice, in rank order; the first rank of each machine exchanges the machine's sum with the \
-            other machines. Where the segment cannot be made, or with DPTRAIN_GRADIENT_SUM=allreduce, \
-            one MPI_Allreduce sums them instead. Rank 0 evaluates on the test set after each epoch and prints one line per epoch to \
+            other machines. The ranks of a machine share one copy of the parameters and optimizer \
+            state in that segment, each updating the slice it summed (DPTRAIN_GRADIENT_SUM=shared-sum: \
+            each updates a copy of its own). Where the segment cannot be made, or with \
+            DPTRAIN_GRADIENT_SUM=allreduce, one MPI_Allreduce sums them instead. Rank 0 evaluates on the test set after each epoch and prints one line per epoch to \
             stderr. The global batch (training.batch_size) does not depend on the number of ranks, and \
             neither does the result, up to float rounding.
 

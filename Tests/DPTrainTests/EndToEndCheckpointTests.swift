@@ -54,6 +54,35 @@ extension EndToEndTests {
             for step in 12...16 { #expect(losses[step] == resumed[step], "step \(step)") }
         }
 
+        /// Ranks of a machine share one copy of the parameters and optimizer state, each updating
+        /// a slice: 4 ranks compute what one process of 4 threads does, bit for bit, and rank 0's
+        /// checkpoint holds every rank's slice of it (Adam's moments; SGD's momentum with L2, whose
+        /// gradient each rank adds to its slice and whose penalty is reported in the loss).
+        @Test(arguments: ["Configs/mlp.yaml", "Configs/mlp-sgd.yaml"])
+        func ranksSharingAMachineCheckpointTheWholeOptimizerState(config: String) throws {
+            let data = Support.makeTinyMNIST(train: 250, test: 40)
+            let base = [
+                "train", "--config", config, "--data-dir", data, "--epochs", "2", "--batch-size", "32",
+                "--log-every", "1", "--max-steps", "11",
+            ]
+            let tmp = Support.temporaryDirectory()
+            let ranks = try dptrain(
+                ranks: 4,
+                base + ["--threads", "1", "--metrics-file", "\(tmp)/r.jsonl", "--checkpoint-dir", "\(tmp)/r"])
+            try #require(ranks.status == 0, "\(ranks.stderr)")
+            #expect(ranks.stderr.contains("4 ranks a machine sum in shared memory and update one shared copy"))
+            let threads = try dptrain(
+                ranks: nil,
+                base + ["--threads", "4", "--metrics-file", "\(tmp)/t.jsonl", "--checkpoint-dir", "\(tmp)/t"])
+            try #require(threads.status == 0, "\(threads.stderr)")
+            #expect(try stepLosses("\(tmp)/r.jsonl") == stepLosses("\(tmp)/t.jsonl"))
+            let a = try Checkpoint.read(path: Checkpointer(directory: "\(tmp)/r").files()[0])
+            let b = try Checkpoint.read(path: Checkpointer(directory: "\(tmp)/t").files()[0])
+            let state = a.tensors.map(\.name).filter { $0.hasPrefix("adam.") || $0.hasPrefix("sgd.") }
+            #expect(state.count == (config.hasSuffix("sgd.yaml") ? 4 : 8), "\(state)")
+            #expect(a.tensors == b.tensors)
+        }
+
         @Test(arguments: [1, 4])
         func resumeAtAnotherWorldSizeContinuesTheSameTrajectory(ranks: Int) throws {
             let data = Support.makeTinyMNIST(train: 250, test: 40)

@@ -110,7 +110,9 @@ extension EndToEndTests {
                 environment: ["DPTRAIN_BIN": bin], timeout: 300)
             try #require(hosts.status == 0, "\(hosts.stderr)")
             #expect(
-                hosts.stderr.contains("2 ranks a machine sum in shared memory, 2 machines exchange their sums"),
+                hosts.stderr.contains(
+                    "2 ranks a machine sum in shared memory and update one shared copy of the parameters, "
+                        + "2 machines exchange their sums"),
                 "\(hosts.stderr)")
             let ranks = try Support.run(
                 Support.mpirunScript,

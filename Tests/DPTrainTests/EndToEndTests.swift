@@ -58,7 +58,16 @@ struct EndToEndTests {
         #expect(ranks.losses == threads.losses, "4 ranks must match one process x 4 threads exactly")
         #expect(ranks.summary["parameter_checksum"] as? String == threads.summary["parameter_checksum"] as? String)
         #expect(
-            ranks.result.stderr.contains("gradients: 4 ranks a machine sum in shared memory"), "\(ranks.result.stderr)")
+            ranks.result.stderr.contains(
+                "gradients: 4 ranks a machine sum in shared memory and update one shared copy of the parameters"),
+            "\(ranks.result.stderr)")
+        // Each rank updating a copy of its own gives the same bits.
+        let own = try train(
+            ranks: 4, data: data, args + ["--threads", "1"], environment: ["DPTRAIN_GRADIENT_SUM": "shared-sum"])
+        #expect(own.losses == threads.losses, "4 ranks each updating its own copy must match 1 x 4 threads")
+        #expect(own.summary["parameter_checksum"] as? String == threads.summary["parameter_checksum"] as? String)
+        #expect(
+            own.result.stderr.contains("gradients: 4 ranks a machine sum in shared memory\n"), "\(own.result.stderr)")
     }
 
     /// Where the shared segment cannot be made (a container's small /dev/shm), the ranks say so,
@@ -79,8 +88,10 @@ struct EndToEndTests {
                 + ["--metrics-file", "\(tmp)/small.jsonl"], environment: ["OMPI_MCA_btl": "self,tcp"])
         #expect(small.status == 0, "\(small.stderr)")
         #expect(
-            small.stderr.contains("warning: rank 0: /dev/shm has 0.3 MB free; the shared gradient segment")
-                && small.stderr.contains("needs 1.2 MB: summing gradients with MPI_Allreduce instead")
+            small.stderr.contains(
+                "warning: rank 0: /dev/shm has 0.3 MB free; the shared segment of the 2 ranks of this machine "
+                    + "(gradients, parameters, optimizer state) needs 2.9 MB: summing gradients with MPI_Allreduce instead"
+            )
                 && small.stderr.contains("gradients: MPI_Allreduce"), "\(small.stderr)")
         let threads = try Support.run(bin, args + ["--threads", "2", "--metrics-file", "\(tmp)/threads.jsonl"])
         #expect(threads.status == 0, "\(threads.stderr)")

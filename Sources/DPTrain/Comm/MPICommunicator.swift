@@ -74,22 +74,32 @@ public final class MPICommunicator: Communicator {
         return Self.string(text)
     }
 
-    /// Ranks that share a machine sum in shared memory (`SharedMemoryGradientSum`), unless
-    /// DPTRAIN_GRADIENT_SUM=allreduce asks for one MPI_Allreduce of the whole gradient.
+    /// Ranks that share a machine sum in shared memory and update one shared copy of the
+    /// parameters (`SharedMemoryGradientSum`), unless DPTRAIN_GRADIENT_SUM asks for
+    /// `shared-sum` (each rank updates its own copy) or `allreduce` (one MPI_Allreduce of the
+    /// whole gradient). Where ranks ask for different ones, all take the last of those that any
+    /// rank asked for.
     public func makeGradientSum(
-        count: Int, statistics: Int, compression: AllreduceCompression, pool: WorkerPool, log: (String) -> Void
+        count: Int, statistics: Int, stateBuffers: Int, compression: AllreduceCompression, pool: WorkerPool,
+        log: (String) -> Void
     ) -> any GradientSum {
-        let asked = ProcessInfo.processInfo.environment["DPTRAIN_GRADIENT_SUM"] ?? "shared"
-        let plain = allgather(asked == "allreduce" ? 1 : 0)
-        if plain.contains(1) {
-            if isRoot && !plain.allSatisfy({ $0 == 1 }) {
-                log("warning: DPTRAIN_GRADIENT_SUM=allreduce is set on some ranks only: every rank uses MPI_Allreduce")
-            }
+        let kinds = ["shared", "shared-sum", "allreduce"]
+        let asked = ProcessInfo.processInfo.environment["DPTRAIN_GRADIENT_SUM"] ?? kinds[0]
+        if isRoot && !kinds.contains(asked) {
+            log("warning: DPTRAIN_GRADIENT_SUM=\(asked) is not one of \(kinds.joined(separator: ", ")): using shared")
+        }
+        let all = allgather(Int32(kinds.firstIndex(of: asked) ?? 0))
+        let kind = Int(all.max()!)
+        if isRoot && all.contains(where: { $0 != all[0] }) {
+            log("warning: DPTRAIN_GRADIENT_SUM differs between the ranks: every rank uses \(kinds[kind])")
+        }
+        guard kind < 2 else {
             return AllreduceGradientSum(
                 comm: self, count: count, statistics: statistics, compression: compression, pool: pool)
         }
         return SharedMemoryGradientSum.make(
-            comm: self, count: count, statistics: statistics, compression: compression, pool: pool, log: log)
+            comm: self, count: count, statistics: statistics, stateBuffers: stateBuffers, sharesUpdate: kind == 0,
+            compression: compression, pool: pool, log: log)
     }
 
     private static func string(_ chars: [CChar]) -> String {

@@ -5,19 +5,25 @@ import Foundation
 /// shared-memory segment (`MPI_Win_allocate_shared`) and each sums a slice of them in place, in
 /// local rank order, with no copy through MPI; across machines, the first rank of each (its
 /// leader) exchanges the machine's sum with the other leaders, and the ranks read the result
-/// from the segment.
+/// from the segment. The parameters and the optimizer's state live in the segment too (`share`),
+/// one copy a machine: each rank updates the slice it summed (ZeRO stage 1 within a machine), so
+/// the update's time and memory are divided by the machine's ranks, as the worker threads divide
+/// them.
 ///
 /// The order of every sum is fixed: within a machine `((g0 + g1) + g2) + ...` by local rank, as
 /// the worker threads add theirs; across machines the leaders exchange chunks (`MPI_Alltoall`),
 /// each adds the machines' chunks in machine order, and `MPI_Allgather` returns the chunks. So N
 /// ranks on one machine, N machines of one rank and one process of N threads give the same bits,
 /// whatever MPI's own reduction order would be. Per step: two barriers of the machine's ranks
-/// (three with several machines), which the watchdog bounds like any collective. With bfloat16
+/// (four with several machines), which the watchdog bounds like any collective. With bfloat16
 /// compression only what crosses the network is compressed (the chunks sum in float32 and are
 /// rounded once); the statistic slots stay float32.
 public final class SharedMemoryGradientSum: GradientSum {
     public let count: Int
     public let localBuffer: FloatBuffer?
+    public let updateRange: Range<Int>
+    /// The part of the sum this rank adds up (and finishes).
+    private let summedPart: Range<Int>
     let comm: MPICommunicator
     let pool: WorkerPool
     let statisticSlots: Int
@@ -35,6 +41,16 @@ public final class SharedMemoryGradientSum: GradientSum {
     /// The sum: `machines * chunk` floats (the first `count` are the sum), in the segment when
     /// ranks share the machine.
     private let total: UnsafeMutablePointer<Float>
+    /// The sum's statistic slots, as this rank read them.
+    private let statistics: UnsafeMutableBufferPointer<Float>
+    /// Ranks sharing a machine: two buffers of parameters (each update is written to the other,
+    /// as the worker threads do) and the optimizer's state buffers in the segment, then two sets
+    /// of a flag per local rank (`agree` alternates between them, so a rank that
+    /// is already voting again never overwrites a vote another rank has yet to read).
+    private let sharedValues: [FloatBuffer]
+    private let sharedState: [FloatBuffer]
+    private let votes: UnsafeMutablePointer<Int32>?
+    private var votesCast = 0
     private let chunk: Int
     /// Leaders with several machines: the chunks received from each machine.
     private let received: UnsafeMutableBufferPointer<Float>?
@@ -52,13 +68,36 @@ public final class SharedMemoryGradientSum: GradientSum {
         ProcessInfo.processInfo.environment["OMPI_MCA_osc_sm_backing_directory"] ?? "/dev/shm"
     }
 
+    /// The segment's floats, each part 64-byte aligned: every local rank's gradient; on the first
+    /// rank then the sum, two buffers of parameters, `stateBuffers` optimizer buffers, the votes.
+    struct Layout {
+        let gradientStride: Int, sumFloats: Int, parameterStride: Int, parameterBuffers: Int, localSize: Int
+        /// `stateBuffers`: nil where the ranks do not share their parameters.
+        init(count: Int, statistics: Int, machines: Int, chunk: Int, stateBuffers: Int?, localSize: Int) {
+            gradientStride = (count + 15) & ~15
+            sumFloats = (machines * chunk + 15) & ~15
+            parameterStride = (count - statistics + 15) & ~15
+            parameterBuffers = stateBuffers.map { 2 + $0 } ?? 0
+            self.localSize = localSize
+        }
+        var sum: Int { gradientStride }
+        var values: Int { sum + sumFloats }
+        func state(_ k: Int) -> Int { values + (2 + k) * parameterStride }
+        var votes: Int { values + parameterBuffers * parameterStride }
+        /// The floats the first local rank allocates; every other rank allocates `gradientStride`.
+        var firstRankFloats: Int { votes + 2 * localSize }
+        var bytes: Int { 4 * (firstRankFloats + (localSize - 1) * gradientStride) }
+    }
+
     /// A `GradientSum` over `comm`'s ranks: this one when ranks share a machine or several machines
     /// take part, `AllreduceGradientSum` with one rank, or, with a warning through `log` naming
-    /// the size needed and the fallback, where the segment cannot be made. Collective: every rank
-    /// calls it at the same point.
+    /// the size needed and the fallback, where the segment cannot be made. `stateBuffers`: how
+    /// many parameter-sized buffers the optimizer keeps; `sharesUpdate`: whether the ranks of a
+    /// machine share them and the parameters, each updating its slice (or each updates all of its
+    /// own). Collective: every rank calls it at the same point, with the same arguments.
     public static func make(
-        comm: MPICommunicator, count: Int, statistics: Int, compression: AllreduceCompression, pool: WorkerPool,
-        log: (String) -> Void
+        comm: MPICommunicator, count: Int, statistics: Int, stateBuffers: Int, sharesUpdate: Bool,
+        compression: AllreduceCompression, pool: WorkerPool, log: (String) -> Void
     ) -> any GradientSum {
         let fallback = {
             AllreduceGradientSum(
@@ -86,20 +125,22 @@ public final class SharedMemoryGradientSum: GradientSum {
             MPI_Comm_rank(leaders, &machine)
         }
         let chunk = (count + machines - 1) / machines
-        // The segment: every local rank's gradient, then the sum, each part 64-byte aligned.
-        let stride = (count + 15) & ~15
-        let floats = localRank == 0 ? stride + machines * chunk : stride
+        let layout = Layout(
+            count: count, statistics: statistics, machines: machines, chunk: chunk,
+            stateBuffers: sharesUpdate ? stateBuffers : nil, localSize: localSize)
         var window: MPI_Win? = nil
         var base: UnsafeMutableRawPointer? = nil
         var problem: String? = nil
         if localSize > 1 {
-            let needed = 4 * (localSize * stride + machines * chunk) + localSize * 4096
+            let needed = layout.bytes + localSize * 4096
             let free = freeBytes(backingDirectory)
             if let free, free < needed + needed / 4 {
                 problem =
-                    "\(backingDirectory) has \(megabytes(free)) free; the shared gradient segment of the \(localSize) ranks "
-                    + "of this machine needs \(megabytes(needed))"
+                    "\(backingDirectory) has \(megabytes(free)) free; the shared segment of the \(localSize) ranks "
+                    + "of this machine (\(sharesUpdate ? "gradients, parameters, optimizer state" : "gradients")) "
+                    + "needs \(megabytes(needed))"
             } else {
+                let floats = localRank == 0 ? layout.firstRankFloats : layout.gradientStride
                 var info: MPI_Info? = nil
                 MPI_Info_create(&info)
                 MPI_Info_set(info, "alloc_shared_noncontig", "true")
@@ -129,19 +170,20 @@ public final class SharedMemoryGradientSum: GradientSum {
         return SharedMemoryGradientSum(
             comm: comm, count: count, statistics: statistics, compression: compression, pool: pool,
             local: local, localRank: localRank, localSize: localSize, leaders: localRank == 0 ? leaders : nil,
-            machines: machines, machine: Int(machine), window: window, chunk: chunk)
+            machines: machines, machine: Int(machine), window: window, chunk: chunk, layout: layout)
     }
 
     private init(
         comm: MPICommunicator, count: Int, statistics: Int, compression: AllreduceCompression, pool: WorkerPool,
         local: MPI_Comm?, localRank: Int, localSize: Int, leaders: MPI_Comm?, machines: Int, machine: Int,
-        window: MPI_Win?, chunk: Int
+        window: MPI_Win?, chunk: Int, layout: Layout
     ) {
         (self.comm, self.count, statisticSlots, self.compression, self.pool) = (
             comm, count, statistics, compression, pool
         )
         (self.local, self.localRank, self.localSize, self.leaders) = (local, localRank, localSize, leaders)
         (self.machines, self.machine, self.window, self.chunk) = (machines, machine, window, chunk)
+        let n = count - statistics
         let owner = Segment()
         if let window {
             MPI_Win_set_errhandler(window, dpt_errors_return())
@@ -152,8 +194,22 @@ public final class SharedMemoryGradientSum: GradientSum {
                 MPI_Win_shared_query(window, Int32(r), &size, &unit, &pointer)
                 return pointer!.bindMemory(to: Float.self, capacity: count)
             }
-            total = segments[0] + ((count + 15) & ~15)
+            let first = segments[0]
+            total = first + layout.sum
             localBuffer = FloatBuffer(borrowing: segments[localRank], count: count, owner: owner)
+            let sharing = layout.parameterBuffers > 0
+            sharedValues = (0..<(sharing ? 2 : 0)).map {
+                FloatBuffer(borrowing: first + layout.values + $0 * layout.parameterStride, count: n, owner: owner)
+            }
+            sharedState = (0..<max(layout.parameterBuffers - 2, 0)).map {
+                FloatBuffer(borrowing: first + layout.state($0), count: n, owner: owner)
+            }
+            votes =
+                sharing
+                ? UnsafeMutableRawPointer(first + layout.votes).bindMemory(to: Int32.self, capacity: 2 * localSize)
+                : nil
+            summedPart = Self.part(localRank, of: localSize, n)
+            updateRange = sharing ? summedPart : 0..<n
             MPI_Win_lock_all(dpt_mode_nocheck(), window)
         } else {
             // One rank on this machine: its workers' sum is the machine's, in a buffer padded to
@@ -162,10 +218,14 @@ public final class SharedMemoryGradientSum: GradientSum {
             segments = [own.pointer]
             total = own.pointer
             localBuffer = own
+            (sharedValues, sharedState, votes) = ([], [], nil)
+            (summedPart, updateRange) = (0..<n, 0..<n)
         }
+        self.statistics = .allocate(capacity: statistics)
+        self.statistics.initialize(repeating: 0)
         let several = leaders != nil && machines > 1
         received = several ? .allocate(capacity: machines * chunk) : nil
-        halfChunk = (count - statistics + machines - 1) / machines
+        halfChunk = (n + machines - 1) / machines
         let halved = several && compression == .bf16
         halves = halved ? .allocate(capacity: machines * halfChunk) : nil
         receivedHalves = halved ? .allocate(capacity: machines * halfChunk) : nil
@@ -173,7 +233,11 @@ public final class SharedMemoryGradientSum: GradientSum {
     }
 
     public var description: String {
-        let within = localSize > 1 ? "\(localSize) ranks a machine sum in shared memory" : "one rank a machine"
+        let within =
+            localSize > 1
+            ? "\(localSize) ranks a machine sum in shared memory"
+                + (votes != nil ? " and update one shared copy of the parameters" : "")
+            : "one rank a machine"
         let across =
             machines > 1
             ? ", \(machines) machines exchange their sums" + (compression == .bf16 ? " as bfloat16" : "") : ""
@@ -182,18 +246,21 @@ public final class SharedMemoryGradientSum: GradientSum {
 
     public func sum(
         _ local: UnsafeMutablePointer<Float>, finish: (UnsafeMutablePointer<Float>, Range<Int>) -> Void
-    ) -> UnsafeMutablePointer<Float> {
+    )
+        -> SummedGradient
+    {
         precondition(local == segments[localSize > 1 ? localRank : 0], "the workers' sum must be in localBuffer")
+        let n = count - statisticSlots
         guard localSize > 1 else {
             if machines > 1 { exchange() }
-            finish(total, 0..<count)
-            return total
+            finish(total, updateRange)
+            return SummedGradient(gradient: total, statistics: total + n)
         }
         machineBarrier()  // every rank's gradient is in the segment
-        let mine = Self.part(localRank, of: localSize, count)
+        let mine = summedPart
         let (segments, total, ranks) = (self.segments, self.total, localSize)
         pool.run { w in
-            let piece = Self.part(w, of: pool.count, mine.count)
+            let piece = pool.slice(w, of: mine.count)
             let range = mine.lowerBound + piece.lowerBound..<mine.lowerBound + piece.upperBound
             // By local rank, as the worker threads add theirs.
             let (a, b) = (segments[0], segments[1])
@@ -203,18 +270,49 @@ public final class SharedMemoryGradientSum: GradientSum {
                 for i in range { total[i] += g[i] }
             }
         }
-        if machines == 1 {
+        // Every rank adds the few statistic slots itself, in the same order.
+        for k in 0..<statisticSlots {
+            var s = segments[0][n + k] + segments[1][n + k]
+            for r in 2..<max(ranks, 2) { s += segments[r][n + k] }
+            statistics[k] = s
+        }
+        let sharing = votes != nil
+        if machines > 1 {
+            if localRank == 0 { for k in 0..<statisticSlots { total[n + k] = statistics[k] } }
+            machineBarrier()  // the machine's sum is complete
+            if leaders != nil {
+                exchange()
+                if !sharing { finish(total, 0..<n) }
+            }
+            machineBarrier()  // the leader has the sum over machines
+            for k in 0..<statisticSlots { statistics[k] = total[n + k] }
+            if sharing { finish(total, mine) }
+        } else {
             finish(total, mine)
-            machineBarrier()  // the sum is complete
-            return total
+            if !sharing { machineBarrier() }  // every rank needs the whole sum
         }
-        machineBarrier()  // the machine's sum is complete
-        if leaders != nil {
-            exchange()
-            finish(total, 0..<count)
+        return SummedGradient(gradient: total, statistics: UnsafePointer(statistics.baseAddress!))
+    }
+
+    public func share(values: FloatBuffer, state: [FloatBuffer]) -> SharedParameters? {
+        guard sharedValues.count == 2 else { return nil }
+        precondition(state.count == sharedState.count && values.count == sharedValues[0].count)
+        if localRank == 0 {
+            for (from, to) in zip([values] + state, [sharedValues[0]] + sharedState) where from !== to {
+                to.pointer.update(from: from.pointer, count: to.count)
+            }
         }
-        machineBarrier()  // the leader has the sum over machines
-        return total
+        machineBarrier()
+        return SharedParameters(values: sharedValues[0], spare: sharedValues[1], state: sharedState)
+    }
+
+    public func agree(_ ok: Bool) -> Bool {
+        guard let votes else { return ok }
+        let set = votes + (votesCast & 1) * localSize
+        votesCast += 1
+        set[localRank] = ok ? 1 : 0
+        machineBarrier()
+        return (0..<localSize).allSatisfy { set[$0] == 1 }
     }
 
     /// Leaders: replaces `total` by its sum over the machines, added in machine order.

@@ -11,7 +11,7 @@ public final class Adam: Optimizer {
     public let amsgrad: Bool
     public let weightDecay: Float
     public var iterations = 0
-    let m: FloatBuffer, v: FloatBuffer, vMax: FloatBuffer
+    private(set) var m: FloatBuffer, v: FloatBuffer, vMax: FloatBuffer
 
     public init(
         parameterCount: Int, beta1: Float = 0.9, beta2: Float = 0.999, epsilon: Float = 1e-7,
@@ -29,6 +29,12 @@ public final class Adam: Optimizer {
 
     public var state: [(name: String, buffer: FloatBuffer)] {
         [("adam.m", m), ("adam.v", v)] + (amsgrad ? [("adam.vhat", vMax)] : [])
+    }
+
+    public func useState(_ buffers: [FloatBuffer]) {
+        precondition(buffers.count == state.count && buffers.allSatisfy { $0.count == m.count })
+        (m, v) = (buffers[0], buffers[1])
+        if amsgrad { vMax = buffers[2] }
     }
 
     public func update(

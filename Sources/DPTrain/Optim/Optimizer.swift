@@ -5,6 +5,9 @@ public protocol Optimizer: AnyObject {
     var iterations: Int { get set }
     /// Named state buffers (e.g. Adam's `m` and `v`), each `parameterCount` long, for checkpoints.
     var state: [(name: String, buffer: FloatBuffer)] { get }
+    /// Makes `buffers` (one for each of `state`, in its order and of its sizes, holding the same
+    /// values) the state from now on: a trainer places it where the ranks of a machine share it.
+    func useState(_ buffers: [FloatBuffer])
     /// Applies update number `iterations` to the parameters in `range` (the caller advances
     /// `iterations` first, once per update), reading them from `parameters` and writing the
     /// updated values to `updated`, which is either `parameters` itself or a buffer that overlaps

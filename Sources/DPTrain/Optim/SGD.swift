@@ -9,7 +9,7 @@ public final class SGD: Optimizer {
     public let momentum: Float
     public let nesterov: Bool
     public var iterations = 0
-    let velocity: FloatBuffer
+    private(set) var velocity: FloatBuffer
 
     public init(parameterCount: Int, momentum: Float = 0, nesterov: Bool = false) {
         self.momentum = momentum
@@ -18,6 +18,11 @@ public final class SGD: Optimizer {
     }
 
     public var state: [(name: String, buffer: FloatBuffer)] { momentum > 0 ? [("sgd.velocity", velocity)] : [] }
+
+    public func useState(_ buffers: [FloatBuffer]) {
+        precondition(buffers.count == state.count && buffers.allSatisfy { $0.count == velocity.count })
+        if momentum > 0 { velocity = buffers[0] }
+    }
 
     public func update(
         parameters: UnsafePointer<Float>, into updated: UnsafeMutablePointer<Float>, gradients: UnsafePointer<Float>,

@@ -231,7 +231,8 @@ extension Benchmark {
         defer { pool.stop() }
         let statistics = min(Trainer.statisticSlots, floats - 1)
         let sum = comm.makeGradientSum(
-            count: floats, statistics: statistics, compression: compression, pool: pool, log: { _ in })
+            count: floats, statistics: statistics, stateBuffers: 0, compression: compression, pool: pool,
+            log: { _ in })
         let values = sum.localBuffer ?? FloatBuffer(count: floats)
         var times: [Double] = []
         comm.barrier()
@@ -239,6 +240,7 @@ extension Benchmark {
             for j in 0..<floats { values.pointer[j] = Float((j * 7919 + comm.rank) % 1000) * 1e-4 }
             let started = now()
             _ = sum.sum(values.pointer) { _, _ in }
+            _ = sum.agree(true)
             if i >= warmup { times.append(now() - started) }
         }
         let all = comm.allgather([median(times)]).map { $0[0] }.sorted()

@@ -52,8 +52,8 @@ public final class Trainer {
     let pool: WorkerPool
     /// Workers whose slice of the optimizer update met a NaN or infinite gradient.
     private let nonFiniteSlices = Atomic<Int>(0)
-    /// With several workers, each update is written here and the replicas then switch to it
-    /// (the old values become the spare). In place, a worker's writes would first have to
+    /// With several workers (threads, or ranks sharing a machine's parameters), each update is
+    /// written here and the replicas then switch to it (the old values become the spare). In place, a worker's writes would first have to
     /// invalidate the copies of those values that the other workers' caches took in this step's
     /// forward pass; a buffer last read two steps ago mostly has none left. Measured, 1 x 2, MLP
     /// at batch 32: the update takes 40 us instead of 48. One worker updates in place (a second
@@ -61,6 +61,8 @@ public final class Trainer {
     private var spareValues: FloatBuffer?
     /// Sums each step's gradient over the ranks; made by `synchronizeStart` (it is collective).
     private var gradientSum: (any GradientSum)?
+    /// Whether the parameters and optimizer state are the machine's shared copy (see `synchronizeStart`).
+    private var parametersShared = false
 
     /// The gradient buffer holds three extra floats that ride in the same allreduce: the step's
     /// loss sum, its correct-prediction count, and the number of ranks asked to stop.
@@ -149,7 +151,7 @@ public final class Trainer {
         optimizer = config.makeOptimizer(parameterCount: model.store.count)
         if comm.isRoot { model.initialize(seed: config.seed) }
         pool = WorkerPool(count: threads)
-        spareValues = threads > 1 ? FloatBuffer(count: model.store.count) : nil
+        spareValues = threads > 1 ? FloatBuffer(count: model.store.count) : nil  // see synchronizeStart
         BLASThreads.set(1)
     }
 
@@ -191,18 +193,36 @@ public final class Trainer {
     }
 
     /// Makes every rank start from rank 0's parameters, optimizer state and position, and sets up
-    /// the gradient's summation (the first time).
+    /// the gradient's summation (the first time): where the ranks of a machine share one copy of
+    /// the parameters and optimizer state (`GradientSum.share`), every replica and the optimizer
+    /// move to it.
     func synchronizeStart() {
         if gradientSum == nil {
             let sum = comm.makeGradientSum(
                 count: model.store.count + Self.statisticSlots, statistics: Self.statisticSlots,
-                compression: config.allreduceCompression, pool: pool, log: log)
+                stateBuffers: optimizer.state.count, compression: config.allreduceCompression, pool: pool, log: log)
             if let buffer = sum.localBuffer { model.useGradients(buffer) }
             if comm.isRoot && comm.worldSize > 1 { log("dptrain: gradients: \(sum.description)") }
             gradientSum = sum
         }
-        comm.broadcast(model.store.values, root: 0)
-        for (_, buffer) in optimizer.state { comm.broadcast(buffer, root: 0) }
+        // Shared buffers receive through private copies: a rank must not write them while another
+        // rank of the machine sends from them.
+        func staged(_ buffer: FloatBuffer) -> FloatBuffer {
+            guard parametersShared else { return buffer }
+            let copy = FloatBuffer(count: buffer.count)
+            copy.pointer.update(from: buffer.pointer, count: buffer.count)
+            return copy
+        }
+        let values = staged(model.store.values)
+        let state = optimizer.state.map { staged($0.buffer) }
+        comm.broadcast(values, root: 0)
+        for buffer in state { comm.broadcast(buffer, root: 0) }
+        if let shared = gradientSum!.share(values: values, state: state) {
+            for replica in replicas { replica.model.useValues(shared.values) }
+            optimizer.useState(shared.state)
+            spareValues = shared.spare
+            parametersShared = true
+        }
         var packed = position.packed
         packed.withUnsafeMutableBytes { comm.broadcast($0.baseAddress!, count: $0.count, root: 0) }
         position = TrainingPosition(packed: packed)
@@ -316,23 +336,32 @@ public final class Trainer {
             }
         }
         grads[n + 2] = stopSignals?.received == nil ? 0 : 1
-        // The sum over ranks, with the L2 penalty's gradient added to it (each rank a part).
-        let model = self.model
-        let summed = gradientSum!.sum(grads) { sum, range in
-            if !model.regularizers.isEmpty { model.applyRegularization(to: sum, range: range.clamped(to: 0..<n)) }
+        // Before the sum: where ranks share the parameters, another rank may update its slice
+        // of them as soon as its part of the sum is done.
+        let penalty = model.regularizers.isEmpty ? 0 : model.regularizationPenalty()
+        // The sum over ranks, with the L2 penalty's gradient added to it (each rank its part).
+        let model = self.model, sum = gradientSum!
+        let summed = sum.sum(grads) { sum, range in
+            if !model.regularizers.isEmpty { model.applyRegularization(to: sum, range: range) }
         }
-        ranksAskingToStop = Int(summed[n + 2])
+        let (gradient, statistics, range) = (summed.gradient, summed.statistics, sum.updateRange)
+        ranksAskingToStop = Int(statistics[2])
         lastStepPhases.allreduce = clock.lap()
         epochAllreduceSeconds += lastStepPhases.allreduce
         defer { lastStepPhases.optimizer = clock.lap() }
-        let penalty = model.regularizers.isEmpty ? 0 : model.regularizationPenalty()
-        let stepLoss = Double(summed[n]) / Double(batch.count) + penalty
+        let stepLoss = Double(statistics[0]) / Double(batch.count) + penalty
         // Non-finite numbers: with on_nonfinite: skip, check before updating and skip the step;
-        // otherwise the optimizer checks the gradients in its own pass and training stops.
-        if !stepLoss.isFinite || (config.skipNonFinite && !FiniteCheck.allFinite(summed, count: n)) {
+        // otherwise the optimizer checks the gradients in its own pass and training stops. Every
+        // rank reaches the same verdict (`agree`: each checks the part it updates).
+        let skip =
+            !stepLoss.isFinite
+            || (config.skipNonFinite
+                && !sum.agree(FiniteCheck.allFinite(gradient + range.lowerBound, count: range.count)))
+        if skip {
             guard config.skipNonFinite else {
                 throw TrainingError.nonFinite(step: position.step + 1, epoch: position.epoch + 1)
             }
+            if !stepLoss.isFinite { _ = sum.agree(true) }  // the step's one call after the sum
             position.skippedSteps += 1
             log(
                 "warning: skipped global step \(position.step + 1): non-finite loss or gradient (\(position.skippedSteps) skipped so far)"
@@ -343,8 +372,10 @@ public final class Trainer {
             let (updated, rate) = (spareValues ?? current, config.optimizer.schedule.rate(step: position.step))
             nonFiniteSlices.store(0, ordering: .relaxed)
             pool.run { w in
+                let slice = pool.slice(w, of: range.count)
                 if !optimizer.update(
-                    parameters: current.pointer, into: updated.pointer, gradients: summed, range: pool.slice(w, of: n),
+                    parameters: current.pointer, into: updated.pointer, gradients: gradient,
+                    range: range.lowerBound + slice.lowerBound..<range.lowerBound + slice.upperBound,
                     learningRate: rate)
                 {
                     nonFiniteSlices.add(1, ordering: .relaxed)
@@ -354,11 +385,11 @@ public final class Trainer {
                 for replica in replicas { replica.model.useValues(updated) }
                 spareValues = current
             }
-            guard nonFiniteSlices.load(ordering: .relaxed) == 0 else {
+            guard sum.agree(nonFiniteSlices.load(ordering: .relaxed) == 0) else {
                 throw TrainingError.nonFinite(step: position.step + 1, epoch: position.epoch + 1)
             }
             position.epochLossSum += stepLoss * Double(batch.count)
-            position.epochCorrect += Double(summed[n + 1])
+            position.epochCorrect += Double(statistics[1])
         }
         position.epochSamples += batch.count
         position.optimizerIterations = optimizer.iterations
