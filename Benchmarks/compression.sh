@@ -5,23 +5,26 @@
 # per model and wire format, the mean step time (epoch seconds / steps), the training time to a
 # target test accuracy (MLP 97.5%, CNN 98.5%), and the test accuracy after the config's epochs and
 # at the end (Benchmarks/compression_report.py). The MLP trains its config's 5 epochs; the CNN 4
-# (--cnn-epochs), since its config's 2 do not reach 98.5% with every seed.
+# (--cnn-epochs), since its config's 2 do not reach 98.5% with every seed. Each host is a machine of
+# --cores-per-host K cores of its own (default 1; one rank of K threads), and one such host alone
+# trains the same config with float32 in each round: the baseline a second machine must beat.
 #
 #   Benchmarks/compression.sh                       # 1gbit, mlp and cnn, 1 round
-#   Benchmarks/compression.sh --rate 10gbit --models mlp --rounds 3 --out bench-results/compression
+#   Benchmarks/compression.sh --rate 10gbit --models mlp --rounds 3 --cores-per-host 1 --out bench-results/compression
 #
 # Needs root (namespaces). Prints figures; never fails on them.
 set -euo pipefail
 source "$(dirname "$0")/common.sh"
 cd "$DPTRAIN_ROOT"
 
-rate=1gbit; models="mlp cnn"; rounds=1; out=bench-results/compression; cnn_epochs=4
+rate=1gbit; models="mlp cnn"; rounds=1; out=bench-results/compression; cnn_epochs=4; cores=1
 while [ $# -gt 0 ]; do
     case $1 in
         --rate) rate=$2; shift ;;
         --models) models=$2; shift ;;
         --rounds) rounds=$2; shift ;;
         --cnn-epochs) cnn_epochs=$2; shift ;;
+        --cores-per-host) cores=$2; shift ;;
         --out) out=$2; shift ;;
         *) die "unknown option $1 (see the comment at the top of Benchmarks/compression.sh)" ;;
     esac
@@ -29,19 +32,22 @@ while [ $# -gt 0 ]; do
 done
 [ "$(id -u)" = 0 ] || die "simulated hosts need root"
 bench_setup "$out"
-say "$("$DPTRAIN_BIN" --version); 2 simulated hosts x 1 rank x 1 thread, $rate link"
+[ $((2 * cores)) -le "$(nproc)" ] || die "2 hosts x $cores core(s) need $((2 * cores)) cores; this machine has $(nproc)"
+say "$("$DPTRAIN_BIN" --version); 2 simulated hosts x 1 rank x $cores thread(s) on $cores core(s) of their own, $rate link; 1 such host alone"
 
 for round in $(seq "$rounds"); do
     for model in $models; do
         epochs=$(awk '$1 == "epochs:" { print $2 }' "Configs/$model.yaml")
         [ "$model" = cnn ] && epochs=$cnn_epochs
-        for format in none bf16; do
+        for format in onehost none bf16; do
             metrics="$out/$model-$format-$round.jsonl"
             rm -f "$metrics"
-            say "round $round: $model, $epochs epochs, gradients as ${format/none/float32}"
-            "$DPTRAIN_ROOT/Launch/simulate-hosts.sh" run 2 --rate "$rate" -- env DPTRAIN_BIN="$DPTRAIN_BIN" \
+            hosts=2; [ "$format" = onehost ] && hosts=1
+            say "round $round: $model, $epochs epochs, $hosts host(s), gradients as ${format/none/float32}"
+            "$DPTRAIN_ROOT/Launch/simulate-hosts.sh" run "$hosts" --rate "$rate" --cores-per-host "$cores" -- \
+                env DPTRAIN_BIN="$DPTRAIN_BIN" DPTRAIN_THREADS="$cores" \
                 "$DPTRAIN_ROOT/Launch/cluster.sh" --config "Configs/$model.yaml" --data-dir "$DATA" --epochs "$epochs" \
-                --allreduce-compression "$format" --metrics-file "$metrics" --quiet || true
+                --allreduce-compression "${format/onehost/none}" --metrics-file "$metrics" --quiet || true
         done
     done
 done

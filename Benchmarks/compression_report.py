@@ -1,4 +1,4 @@
-"""Reads Benchmarks/compression.sh's runs: per wire format and round, the mean step, the training
+"""Reads Benchmarks/compression.sh's runs: one host alone, then 2 hosts per wire format, each round: the mean step, the training
 time to the target test accuracy (time_to_accuracy.py) and the test accuracy after the config's
 epochs and at the end.
 Usage: python3 compression_report.py MODEL TARGET CONFIG_EPOCHS OUT ROUNDS"""
@@ -9,7 +9,7 @@ from time_to_accuracy import read_events, time_to_accuracy
 model, target, config_epochs, out, rounds = sys.argv[1], float(sys.argv[2]), int(sys.argv[3]), sys.argv[4], int(sys.argv[5])
 print(f"{model}: mean step, training seconds to {target:.1%} test accuracy (evaluation excluded), "
       f"test accuracy after the config's {config_epochs} epochs and at the end")
-for fmt, label in (("none", "float32"), ("bf16", "bf16")):
+for fmt, label in (("onehost", "1 host"), ("none", "float32"), ("bf16", "bf16")):
     for r in range(1, rounds + 1):
         try:
             events = read_events(f"{out}/{model}-{fmt}-{r}.jsonl")

@@ -4,8 +4,13 @@
 #
 #   Benchmarks/hosts.sh                                   # 1 and 10 Gb/s links, MLP and CNN, float32 and bf16
 #   Benchmarks/hosts.sh --links "1gbit" --models mlp --repeats 2 --out bench-results/hosts
+#   Benchmarks/hosts.sh --cores-per-host 1             # each host a machine of 1 core of its own
 #
-# The simulated hosts share this machine's cores, so the two costs are measured apart:
+# With --cores-per-host K each simulated host has K cores of its own (its daemon and ranks confined
+# to them), every rank runs K threads, and only as many hosts as the machine has cores for K each
+# are measured (2 on a 2-core machine): N hosts x K cores against 1 host x K cores, as on a cluster.
+# Without it the hosts share this machine's cores:
+# the two costs are then measured apart:
 #   - the network: `dptrain bench --allreduce-only` (the gradient's allreduce alone) on 2, 4 and
 #     8 hosts, with mpi_yield_when_idle so ranks waiting on the link give up their core;
 #   - a whole step: `dptrain bench` on 1 and 2 hosts (one rank each, one thread): strong scaling
@@ -21,13 +26,14 @@ set -euo pipefail
 source "$(dirname "$0")/common.sh"
 cd "$DPTRAIN_ROOT"
 
-links="1gbit 10gbit"; models="mlp cnn"; repeats=3; out=bench-results/hosts; formats="none bf16"
+links="1gbit 10gbit"; models="mlp cnn"; repeats=3; out=bench-results/hosts; formats="none bf16"; cores=""
 while [ $# -gt 0 ]; do
     case $1 in
         --links) links=$2; shift ;;
         --models) models=$2; shift ;;
         --repeats) repeats=$2; shift ;;
         --formats) formats=$2; shift ;;
+        --cores-per-host) cores=$2; shift ;;
         --out) out=$2; shift ;;
         *) die "unknown option $1 (see the comment at the top of Benchmarks/hosts.sh)" ;;
     esac
@@ -35,6 +41,12 @@ while [ $# -gt 0 ]; do
 done
 [ "$(id -u)" = 0 ] || die "simulated hosts need root"
 bench_setup "$out"
+hosts_up=8 threads=1 confine=()
+if [ -n "$cores" ]; then
+    hosts_up=$(( $(nproc) / cores )); [ "$hosts_up" -gt 8 ] && hosts_up=8
+    [ "$hosts_up" -ge 2 ] || die "2 hosts x $cores core(s) need $((2 * cores)) cores; this machine has $(nproc)"
+    threads=$cores confine=(--cores-per-host "$cores")
+fi
 raw="$out/hosts.jsonl"; : > "$raw"
 say "$("$DPTRAIN_BIN" --version)"
 
@@ -53,6 +65,7 @@ for model in $models; do
     steps=200; [ \$model = cnn ] && steps=40
     for format in $formats; do
         for n in 2 4 8; do
+            [ \$n -le $hosts_up ] || continue
             for r in \$(seq $repeats); do
                 record allreduce x "\$(run \$n bench --config Configs/\$model.yaml --data-dir "$DATA" --allreduce-only --steps \$steps --warmup 5 \\
                     --allreduce-compression \$format --json | sed 's/^{/{"model":"'\$model'","hosts":'\$n',/')"
@@ -63,7 +76,7 @@ for model in $models; do
             for kind in strong weak; do
                 batch=32; [ \$kind = weak ] && batch=\$((32 * n)); [ \$n = 1 ] && [ \$kind = strong ] && batch=16
                 for r in \$(seq $repeats); do
-                    record step x "\$(run \$n bench --config Configs/\$model.yaml --data-dir "$DATA" --batch-size \$batch --threads 1 --steps \$steps \\
+                    record step x "\$(run \$n bench --config Configs/\$model.yaml --data-dir "$DATA" --batch-size \$batch --threads $threads --steps \$steps \\
                         --warmup 10 --allreduce-compression \$format --json | sed 's/^{/{"model":"'\$model'","hosts":'\$n',"scaling":"'\$kind'","compression":"'\$format'",/')"
                 done
             done
@@ -73,6 +86,6 @@ done
 EOF
 for link in $links; do
     say "simulated hosts with $link links"
-    LINK=$link "$DPTRAIN_ROOT/Launch/simulate-hosts.sh" run 8 --rate "$link" -- bash "$out/measure.sh"
+    LINK=$link "$DPTRAIN_ROOT/Launch/simulate-hosts.sh" run "$hosts_up" --rate "$link" "${confine[@]}" -- bash "$out/measure.sh"
 done
 python3 "$BENCH_DIR/hosts_report.py" "$raw"

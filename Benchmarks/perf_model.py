@@ -9,7 +9,7 @@ import argparse
 import json
 import statistics
 
-from ring_model import NETWORKS, fit_line, ring_allreduce
+from ring_model import NETWORKS, fit_line, residuals, ring_allreduce
 PARAMS = {"mlp": 101770, "cnn": 693962}
 
 p = argparse.ArgumentParser()
@@ -28,8 +28,13 @@ if not runs:
 med = lambda xs: statistics.median(xs)
 phase = lambda r, k: r["bench"]["phases_seconds"][k]["median"]
 
-# compute(b): least squares over (local batch, gather+forward+backward) of every run.
-c0, c1 = fit_line([(r["global_batch"] / r["ranks"], phase(r, "gather") + phase(r, "forward") + phase(r, "backward")) for r in runs])
+# compute(b): least squares over (local batch, gather+forward+backward) of every run, each term
+# kept >= 0; one point per local batch size (the median of its runs), so no size outweighs another.
+by_batch = {}
+for r in runs:
+    by_batch.setdefault(r["global_batch"] / r["ranks"], []).append(phase(r, "gather") + phase(r, "forward") + phase(r, "backward"))
+compute_points = sorted((b, med(ts)) for b, ts in by_batch.items())
+c0, c1 = fit_line(compute_points)
 opt = med([phase(r, "optimizer") for r in runs])
 bytes_ = 4 * (PARAMS[a.model] + 2)
 
@@ -59,6 +64,11 @@ def step(n, lat, bw, batch):
 B = a.batch
 print(f"\nperformance model, {a.model}, global batch {B}, network {label}")
 print(f"  fitted here: compute(b) = {c0 * 1e6:.1f} us + {c1 * 1e6:.2f} us/sample; optimizer {opt * 1e6:.1f} us; gradient {bytes_} B")
+print(f"  compute fitted over {len(compute_points)} local batch size(s)"
+      + ("" if len(compute_points) >= 3 else " (fewer than 3: the split between the fixed and the per-sample cost is loosely determined)")
+      + "; residuals:")
+for b, measured, fitted, error in residuals(compute_points, c0, c1):
+    print(f"    b={b:g}: measured {measured * 1e6:9.1f} us, fitted {fitted * 1e6:9.1f} us ({100 * error:+.1f}%)")
 if ar:
     print("  validation on this node (shared memory, fitted latency/bandwidth):")
     for n in sorted({r["ranks"] for r in runs if r["global_batch"] == B}):

@@ -20,12 +20,27 @@ def ring_allreduce(n, nbytes, latency, bandwidth):
 
 
 def fit_line(points):
-    """Least squares (c0, c1) for y = c0 + c1 * x over (x, y) points; c0 kept >= 0."""
+    """Least squares (c0, c1) for y = c0 + c1 * x over (x, y) points, with both terms >= 0 (a
+    fixed cost and a cost per sample cannot be negative): where the free fit gives a negative
+    term, the best fit with that term at 0. With one distinct x the split between the terms is
+    not determined; the whole cost is then taken as per sample (c0 = 0)."""
     xs, ys = [x for x, _ in points], [y for _, y in points]
     xbar, ybar = sum(xs) / len(xs), sum(ys) / len(ys)
     sxx = sum((x - xbar) ** 2 for x in xs)
-    c1 = sum((x - xbar) * (y - ybar) for x, y in points) / sxx if sxx > 0 else ybar / xbar
-    return max(ybar - c1 * xbar, 0.0), c1
+    if sxx == 0:
+        return 0.0, ybar / xbar
+    c1 = sum((x - xbar) * (y - ybar) for x, y in points) / sxx
+    c0 = ybar - c1 * xbar
+    if c1 < 0:
+        return ybar, 0.0
+    if c0 < 0:
+        return 0.0, sum(x * y for x, y in points) / sum(x * x for x in xs)
+    return c0, c1
+
+
+def residuals(points, c0, c1):
+    """(x, measured, fitted, relative error) for each point of a fit_line fit."""
+    return [(x, y, c0 + c1 * x, (c0 + c1 * x) / y - 1) for x, y in points]
 
 
 def fit_ring(points):

@@ -3,6 +3,7 @@ scaling.csv, scaling.json and scaling.svg (samples/s and scaling efficiency agai
 Usage: python3 scaling_report.py RUNS.jsonl OUT_DIR"""
 import csv
 import json
+import math
 import statistics
 import sys
 from collections import defaultdict
@@ -58,7 +59,17 @@ for r in rows:
     if r["threads"] == 1 and r["kind"] in ("layout", "strong"):
         series[f'{r["model"]} B={r["global_batch"]}'].append((r["ranks"], r["samples_per_s"], r["efficiency"] or 0, r["oversubscribed"]))
 maxr = max([p[0] for s in series.values() for p in s] + [1])
-maxs = max([p[1] for s in series.values() for p in s] + [1])
+def nice_ceiling(v):
+    """The smallest round number >= v whose quarters are round too (an axis top with 4 ticks)."""
+    power = 10 ** math.floor(math.log10(v))
+    return next(m * power for m in (1, 1.2, 1.6, 2, 2.4, 3, 4, 5, 6, 8, 10) if m * power >= v)
+
+
+def tick_label(v):
+    return f"{v / 1e6:g}M" if v >= 1e6 else f"{v / 1000:g}k" if v >= 1000 else f"{v:g}"
+
+
+maxs = nice_ceiling(max([p[1] for s in series.values() for p in s] + [1]))
 colors = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b"]
 svg = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{W}" height="{H}" font-family="sans-serif" font-size="11">',
        f'<rect width="{W}" height="{H}" fill="white"/>']
@@ -70,7 +81,7 @@ for panel, (title, key, top) in enumerate([("samples/s (strong scaling, 1 thread
     for t in range(5):
         v = top * t / 4
         y = M + ph - ph * t / 4
-        svg.append(f'<text x="{x0 - 5}" y="{y + 4}" text-anchor="end">{v:.0f}</text>' if key == 1 else f'<text x="{x0 - 5}" y="{y + 4}" text-anchor="end">{v:.1f}</text>')
+        svg.append(f'<text x="{x0 - 5}" y="{y + 4}" text-anchor="end">{tick_label(v) if key == 1 else f"{v:.1f}"}</text>')
     for k in range(1, maxr + 1):
         if k & (k - 1) == 0:
             svg.append(f'<text x="{x0 + pw * (k - 1) / max(maxr - 1, 1)}" y="{M + ph + 15}" text-anchor="middle">{k}</text>')
@@ -78,8 +89,10 @@ for panel, (title, key, top) in enumerate([("samples/s (strong scaling, 1 thread
     for i, (name, pts) in enumerate(sorted(series.items())):
         pts.sort()
         coords = [(x0 + pw * (p[0] - 1) / max(maxr - 1, 1), M + ph - ph * min(p[key] / top, 1)) for p in pts]
-        d = " ".join(f"{x:.1f},{y:.1f}" for x, y in coords)
-        svg.append(f'<polyline points="{d}" fill="none" stroke="{colors[i % len(colors)]}" stroke-width="2"/>')
+        # A segment that reaches an oversubscribed run is dashed, as the axis label says.
+        for (xa, ya), (xb, yb), pa, pb in zip(coords, coords[1:], pts, pts[1:]):
+            dash = ' stroke-dasharray="6,4"' if pa[3] or pb[3] else ""
+            svg.append(f'<line x1="{xa:.1f}" y1="{ya:.1f}" x2="{xb:.1f}" y2="{yb:.1f}" stroke="{colors[i % len(colors)]}" stroke-width="2"{dash}/>')
         for (x, y), p in zip(coords, pts):
             svg.append(f'<circle cx="{x:.1f}" cy="{y:.1f}" r="3" fill="{"white" if p[3] else colors[i % len(colors)]}" stroke="{colors[i % len(colors)]}"/>')
         if panel == 0:

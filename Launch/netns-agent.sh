@@ -8,7 +8,9 @@
 # host") when the host's link is down. With DPTRAIN_SIM_AGENT_IGNORES_LINKS=1 (simulate-hosts.sh
 # --agent-ignores-links) it reaches every host regardless, as ssh does on a cluster whose management
 # network is not the data network: then a host whose data link is down still starts its daemon,
-# which can never call mpirun back.
+# which can never call mpirun back. With DPTRAIN_SIM_CORES_PER_HOST=C (simulate-hosts.sh
+# --cores-per-host C) the daemon, and so every rank it starts, runs on host i's cores only:
+# (i-1)C ... iC-1.
 host=$1
 shift
 [ -n "$host" ] && [ $# -gt 0 ] || { echo "usage: $0 HOST COMMAND..." >&2; exit 2; }
@@ -22,4 +24,10 @@ if [ "${DPTRAIN_SIM_AGENT_IGNORES_LINKS:-0}" != 1 ]; then
         exit 255
     fi
 fi
-exec ip netns exec "$host" unshare --uts sh -c 'hostname "$0" && eval "$*"' "$host" "$@"
+confine=()
+if [ -n "${DPTRAIN_SIM_CORES_PER_HOST:-}" ]; then
+    index=${host#dpt-h}
+    first=$(( (index - 1) * DPTRAIN_SIM_CORES_PER_HOST ))
+    confine=(taskset -c "$first-$((first + DPTRAIN_SIM_CORES_PER_HOST - 1))")
+fi
+exec "${confine[@]}" ip netns exec "$host" unshare --uts sh -c 'hostname "$0" && eval "$*"' "$host" "$@"

@@ -4,8 +4,10 @@
 # it takes on a cluster: it starts its daemons through a launch agent (in place of ssh), the ranks
 # talk TCP between hosts, and the interface-selection options matter. Needs root, ip and tc.
 #
-#   Launch/simulate-hosts.sh run N [--rate RATE] [--slots K] [--agent-ignores-links] -- COMMAND...   # up, COMMAND with the variables below, down
-#   eval "$(Launch/simulate-hosts.sh up N [--rate RATE] [--slots K] [--agent-ignores-links])"       # up, and set the variables in this shell
+#   Launch/simulate-hosts.sh run N [--rate RATE] [--slots K] [--cores-per-host C] [--agent-ignores-links] -- COMMAND...
+#                                                                # up, COMMAND with the variables below, down
+#   eval "$(Launch/simulate-hosts.sh up N [--rate RATE] [--slots K] [--cores-per-host C] [--agent-ignores-links])"
+#                                                                # up, and set the variables in this shell
 #   Launch/simulate-hosts.sh down                                # remove every host it made
 #   Launch/simulate-hosts.sh status                              # what is up
 #   Launch/simulate-hosts.sh alive                               # the hosts whose network answers (for elastic.sh --discover)
@@ -17,7 +19,11 @@
 # this kernel has no netem, so no added latency). The launch agent behaves like ssh: it fails for a
 # host whose link is down; with --agent-ignores-links it reaches every host, as ssh over a separate
 # management network would, so a host whose data link is down starts a daemon that never calls
-# mpirun back (the case DPTRAIN_STARTUP_TIMEOUT ends). The variables it sets, which Launch/cluster.sh,
+# mpirun back (the case DPTRAIN_STARTUP_TIMEOUT ends). With --cores-per-host C each host is a
+# machine of C cores of its own: host i's daemon and ranks are confined to cores (i-1)C ... iC-1
+# (taskset), so a figure about what a second host buys means what it would on a cluster; refused
+# when N x C exceeds this machine's cores. (The kernel's network work for the links is not
+# confined: it runs on whichever core the packets arrive.) The variables it sets, which Launch/cluster.sh,
 # Launch/elastic.sh, Benchmarks/hosts.sh and plain mpirun read:
 #   DPTRAIN_HOSTS=dpt-h1:K,...,dpt-hN:K   K slots (ranks) per host, 1 unless --slots K
 #   DPTRAIN_IFACE=10.77.0.0/24           the simulated network (btl and oob tcp_if_include)
@@ -27,6 +33,7 @@
 #   OMPI_MCA_btl=tcp,self                TCP between ranks, never shared memory
 #   OMPI_MCA_plm_rsh_no_tree_spawn=1     mpirun starts every daemon itself
 #   DPTRAIN_SIM_AGENT_IGNORES_LINKS=1    with --agent-ignores-links (read by netns-agent.sh)
+#   DPTRAIN_SIM_CORES_PER_HOST=C         with --cores-per-host C (read by netns-agent.sh)
 #
 # It touches only what it made: namespaces, links and /etc/hosts lines are recorded in
 # /run/dptrain-simulate-hosts and removed by `down`; `up` interrupted (Ctrl-C) removes what it
@@ -90,10 +97,13 @@ status() {
     ip netns list | grep '^dpt-h' || true
 }
 
-# up N RATE IGNORE_LINKS SLOTS: makes the hosts; prints the variables (export lines) on stdout.
+# up N RATE IGNORE_LINKS SLOTS CORES: makes the hosts; prints the variables (export lines) on stdout.
 up() {
-    local n=$1 rate=$2 ignore_links=$3 slots=$4 i
+    local n=$1 rate=$2 ignore_links=$3 slots=$4 cores=$5 i
     [[ $n =~ ^[1-9][0-9]*$ ]] && [ "$n" -le 200 ] || die "N must be a whole number from 1 to 200, got '$n'"
+    if [ -n "$cores" ] && [ $((n * cores)) -gt "$(nproc)" ]; then
+        die "$n hosts x $cores core(s) each is $((n * cores)) cores, and this machine has $(nproc): give fewer hosts or fewer cores per host"
+    fi
     [ -f "$state/made" ] && die "simulated hosts are already up ($(grep -c '^netns' "$state/made") of them): run '$0 down' first"
     if [ -n "$rate" ]; then
         [[ $rate =~ ^[0-9]+(\.[0-9]+)?[kmg]?bit$ ]] || die "--rate must look like 1gbit, 10gbit or 500mbit, got '$rate'"
@@ -129,8 +139,9 @@ export OMPI_MCA_btl=tcp,self
 export OMPI_MCA_plm_rsh_no_tree_spawn=1
 EOF
     if [ "$ignore_links" = 1 ]; then echo "export DPTRAIN_SIM_AGENT_IGNORES_LINKS=1" >> "$state/env"; fi
+    if [ -n "$cores" ]; then echo "export DPTRAIN_SIM_CORES_PER_HOST=$cores" >> "$state/env"; fi
     trap - INT TERM EXIT
-    say "$n simulated host(s) up: dpt-h1 ... dpt-h$n at $subnet.1 ... $subnet.$n${rate:+, links shaped to $rate}"
+    say "$n simulated host(s) up: dpt-h1 ... dpt-h$n at $subnet.1 ... $subnet.$n${rate:+, links shaped to $rate}${cores:+, $cores core(s) each}"
     cat "$state/env"
 }
 
@@ -139,20 +150,21 @@ case $cmd in
     up|run)
         require "$cmd"
         [ $# -ge 1 ] || usage
-        n=$1; shift; rate=""; ignore_links=0; slots=1
+        n=$1; shift; rate=""; ignore_links=0; slots=1; cores=""
         while [ $# -gt 0 ] && [ "$1" != "--" ]; do
             case $1 in
                 --rate) [ $# -ge 2 ] || die "--rate needs a value (e.g. 1gbit)"; rate=$2; shift ;;
                 --agent-ignores-links) ignore_links=1 ;;
                 --slots) [[ ${2:-} =~ ^[1-9][0-9]*$ ]] || die "--slots needs a whole number of ranks per host (e.g. 2)"; slots=$2; shift ;;
+                --cores-per-host) [[ ${2:-} =~ ^[1-9][0-9]*$ ]] || die "--cores-per-host needs a whole number of cores (e.g. 1)"; cores=$2; shift ;;
                 *) die "unknown option '$1' (see $0 --help)" ;;
             esac
             shift
         done
-        if [ "$cmd" = up ]; then up "$n" "$rate" "$ignore_links" "$slots"; exit 0; fi
+        if [ "$cmd" = up ]; then up "$n" "$rate" "$ignore_links" "$slots" "$cores"; exit 0; fi
         [ "${1:-}" = "--" ] && shift
         [ $# -ge 1 ] || die "run needs a command after --"
-        up "$n" "$rate" "$ignore_links" "$slots" > /dev/null
+        up "$n" "$rate" "$ignore_links" "$slots" "$cores" > /dev/null
         trap 'down' EXIT
         # shellcheck disable=SC1091
         source "$state/env"

@@ -93,6 +93,31 @@ extension EndToEndTests {
             #expect(distributed.stderr.contains("one rank a machine, \(hosts) machines exchange their sums"))
         }
 
+        /// `--cores-per-host 1`: each simulated host is a machine of one core of its own, where its
+        /// daemon and ranks run (host i on core i-1), and more hosts than cores is refused by name.
+        @Test(.enabled(if: ProcessInfo.processInfo.activeProcessorCount >= 2, "needs 2 cores"))
+        func hostsWithCoresOfTheirOwnRunTheirRanksThere() throws {
+            let script = Support.packageRoot.appendingPathComponent("Launch/simulate-hosts.sh").path
+            let show = #"echo "$(hostname) $(grep Cpus_allowed_list /proc/self/status | cut -f2)""#
+            let launch = """
+                mpirun --allow-run-as-root -H "$DPTRAIN_HOSTS" -np 2 --bind-to none \
+                    --mca btl_tcp_if_include "$DPTRAIN_IFACE" --mca oob_tcp_if_include "$DPTRAIN_IFACE" sh -c '\(show)'
+                """
+            let r = try Support.run(
+                script, ["run", "2", "--cores-per-host", "1", "--", "bash", "-c", launch], timeout: 120)
+            try #require(r.status == 0, "\(r.stderr)")
+            let lines = Set(r.stdout.split(separator: "\n").map(String.init))
+            #expect(lines == ["dpt-h1 0", "dpt-h2 1"], "\(r.stdout)")
+            let cores = ProcessInfo.processInfo.activeProcessorCount
+            let refused = try Support.run(
+                script, ["run", "\(cores + 1)", "--cores-per-host", "1", "--", "true"], timeout: 60)
+            #expect(
+                refused.status != 0
+                    && refused.stderr.contains(
+                        "\(cores + 1) hosts x 1 core(s) each is \(cores + 1) cores, and this machine has \(cores)"),
+                "\(refused.stderr)")
+        }
+
         /// 2 hosts of 2 ranks each: the ranks of a host sum in shared memory, the hosts exchange
         /// the two sums, which is what 2 ranks of 2 threads each compute on one machine, bit for
         /// bit; and what one process of 4 threads does, to rounding.
