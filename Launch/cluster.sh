@@ -51,6 +51,11 @@ args+=(--mca btl_tcp_links "${DPTRAIN_TCP_LINKS:-2}")
 # = "time interval probes") end it about 16 s after a machine falls silent.
 read -r keep_time keep_intvl keep_probes <<< "${DPTRAIN_KEEPALIVE:-10 2 3}"
 args+=(--mca oob_tcp_keepalive_time "$keep_time" --mca oob_tcp_keepalive_intvl "$keep_intvl" --mca oob_tcp_keepalive_probes "$keep_probes")
+# A rank with one machine to itself sends its gradient from a communication thread while its
+# workers compute on every core; OpenMPI's waits spin, so the waiting thread yields its core to
+# them (DPTRAIN_YIELD_WHEN_IDLE=0 to spin). Measured, CNN on 2 hosts of one core at 10 Gb/s: the
+# step 7.9-8.1 ms with it, 8.4-10.1 without (docs/PERFORMANCE.md).
+args+=(--mca mpi_yield_when_idle "${DPTRAIN_YIELD_WHEN_IDLE:-1}")
 [ "$(id -u)" = 0 ] && args+=(--allow-run-as-root)
 say "mpirun ${args[*]} $DPTRAIN_BIN train $*"
 run_mpirun "${args[@]}" "$DPTRAIN_BIN" train "$@"

@@ -16,7 +16,10 @@ struct TrainCommand: ParsableCommand {
             other machines. The ranks of a machine share one copy of the parameters and optimizer \
             state in that segment, each updating the slice it summed (DPTRAIN_GRADIENT_SUM=shared-sum: \
             each updates a copy of its own). Where the segment cannot be made, or with \
-            DPTRAIN_GRADIENT_SUM=allreduce, one MPI_Allreduce sums them instead. Rank 0 evaluates on the test set after each epoch and prints one line per epoch to \
+            DPTRAIN_GRADIENT_SUM=allreduce, one MPI_Allreduce sums them instead. With one rank a \
+            machine, a communication thread sends the gradient to the other machines in buckets \
+            (training.bucket_mb, default 1) while backward runs (training.overlap_communication: \
+            false sends it after), with the same sums. Rank 0 evaluates on the test set after each epoch and prints one line per epoch to \
             stderr. The global batch (training.batch_size) does not depend on the number of ranks, and \
             neither does the result, up to float rounding.
 

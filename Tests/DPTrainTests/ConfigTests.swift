@@ -83,6 +83,19 @@ struct ConfigTests {
                 .allreduceCompression == .bf16)
     }
 
+    @Test func overlapAndBucketSizeAreReadAndChecked() throws {
+        let plain = try TrainConfig.parse(yaml: Self.minimal)
+        #expect(plain.overlapCommunication && plain.bucketBytes == 1 << 20)
+        let set = try TrainConfig.parse(
+            yaml: Self.minimal + "\ntraining:\n  overlap_communication: false\n  bucket_mb: 0.5\n")
+        #expect(!set.overlapCommunication && set.bucketBytes == 1 << 19)
+        expectConfigError(Self.minimal + "\ntraining:\n  bucket_mb: 0\n", mentioning: "training.bucket_mb")
+        expectConfigError(Self.minimal + "\ntraining:\n  bucket_mb: 5000\n", mentioning: "training.bucket_mb")
+        expectConfigError(
+            Self.minimal + "\ntraining:\n  overlap_communication: maybe\n", mentioning: "training.overlap_communication"
+        )
+    }
+
     @Test func scientificNotationIsANumber() throws {
         let c = try TrainConfig.parse(yaml: Self.minimal + "\noptimizer:\n  learning_rate: 1e-3\n")
         #expect(c.optimizer.learningRate == 1e-3)

@@ -35,10 +35,11 @@ public protocol Communicator: AnyObject {
     func finalize()
     /// What sums each step's gradient (`count` floats, the last `statistics` of them statistic
     /// slots that are never compressed; `stateBuffers`: how many parameter-sized buffers the optimizer
-    /// keeps, which ranks sharing a machine may share too). Collective: every rank calls it at the same point.
+    /// keeps, which ranks sharing a machine may share too; `bucketFloats`: the bucket size when
+    /// the gradient may travel between machines while backward runs, nil: after it). Collective: every rank calls it at the same point.
     func makeGradientSum(
-        count: Int, statistics: Int, stateBuffers: Int, compression: AllreduceCompression, pool: WorkerPool,
-        log: (String) -> Void
+        count: Int, statistics: Int, stateBuffers: Int, bucketFloats: Int?, compression: AllreduceCompression,
+        pool: WorkerPool, log: (String) -> Void
     ) -> any GradientSum
 }
 
@@ -46,8 +47,8 @@ extension Communicator {
     public var isRoot: Bool { rank == 0 }
 
     public func makeGradientSum(
-        count: Int, statistics: Int, stateBuffers: Int, compression: AllreduceCompression, pool: WorkerPool,
-        log: (String) -> Void
+        count: Int, statistics: Int, stateBuffers: Int, bucketFloats: Int?, compression: AllreduceCompression,
+        pool: WorkerPool, log: (String) -> Void
     ) -> any GradientSum {
         AllreduceGradientSum(comm: self, count: count, statistics: statistics, compression: compression, pool: pool)
     }

@@ -21,6 +21,9 @@ public protocol GradientSum: AnyObject {
     var updateRange: Range<Int> { get }
     /// What the summation crosses, for the start-up line.
     var description: String { get }
+    /// Where the gradient travels while backward runs: the trainer tells it each worker's
+    /// progress, and the workers do not add their gradients themselves (only the statistics).
+    var overlap: OverlappedExchange? { get }
     /// Sums `local` (`count` floats) over the ranks; see the contract above.
     func sum(
         _ local: UnsafeMutablePointer<Float>, finish: (UnsafeMutablePointer<Float>, Range<Int>) -> Void
@@ -59,6 +62,7 @@ public final class AllreduceGradientSum: GradientSum {
     public let count: Int
     public var localBuffer: FloatBuffer? { nil }
     public var updateRange: Range<Int> { 0..<count - statisticSlots }
+    public var overlap: OverlappedExchange? { nil }
     let comm: any Communicator
     let pool: WorkerPool
     private let statisticSlots: Int

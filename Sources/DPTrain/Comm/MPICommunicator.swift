@@ -12,6 +12,9 @@ public final class MPICommunicator: Communicator {
     let world = dpt_comm_world()
     /// Bounds how long any collective may take (see `Watchdog`); nil: unbounded.
     public var watchdog: Watchdog?
+    /// Whether MPI granted `MPI_THREAD_SERIALIZED`: a thread other than the one that started MPI
+    /// may make the calls, one thread at a time (what `OverlappedExchange` needs).
+    public let threadsMayCallMPI: Bool
 
     /// True when this process was started by mpirun/srun (so `MPI_Init` finds a job to join).
     public static var launchedByMPI: Bool {
@@ -29,7 +32,13 @@ public final class MPICommunicator: Communicator {
     public init() {
         var initialized: Int32 = 0
         MPI_Initialized(&initialized)
-        if initialized == 0 { MPI_Init(nil, nil) }
+        var granted: Int32 = 0
+        if initialized == 0 {
+            MPI_Init_thread(nil, nil, dpt_thread_serialized(), &granted)
+        } else {
+            MPI_Query_thread(&granted)
+        }
+        threadsMayCallMPI = granted >= dpt_thread_serialized()
         MPI_Comm_set_errhandler(world, dpt_errors_return())
         var r: Int32 = 0, n: Int32 = 0
         MPI_Comm_rank(world, &r)
@@ -80,8 +89,8 @@ public final class MPICommunicator: Communicator {
     /// whole gradient). Where ranks ask for different ones, all take the last of those that any
     /// rank asked for.
     public func makeGradientSum(
-        count: Int, statistics: Int, stateBuffers: Int, compression: AllreduceCompression, pool: WorkerPool,
-        log: (String) -> Void
+        count: Int, statistics: Int, stateBuffers: Int, bucketFloats: Int?, compression: AllreduceCompression,
+        pool: WorkerPool, log: (String) -> Void
     ) -> any GradientSum {
         let kinds = ["shared", "shared-sum", "allreduce"]
         let asked = ProcessInfo.processInfo.environment["DPTRAIN_GRADIENT_SUM"] ?? kinds[0]
@@ -99,7 +108,7 @@ public final class MPICommunicator: Communicator {
         }
         return SharedMemoryGradientSum.make(
             comm: self, count: count, statistics: statistics, stateBuffers: stateBuffers, sharesUpdate: kind == 0,
-            compression: compression, pool: pool, log: log)
+            bucketFloats: bucketFloats, compression: compression, pool: pool, log: log)
     }
 
     private static func string(_ chars: [CChar]) -> String {

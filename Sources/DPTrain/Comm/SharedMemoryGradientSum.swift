@@ -52,12 +52,10 @@ public final class SharedMemoryGradientSum: GradientSum {
     private let votes: UnsafeMutablePointer<Int32>?
     private var votesCast = 0
     private let chunk: Int
-    /// Leaders with several machines: the chunks received from each machine.
-    private let received: UnsafeMutableBufferPointer<Float>?
-    /// Leaders with bf16 compression: the gradient's chunks as they travel, and as received.
-    private let halves: UnsafeMutableBufferPointer<UInt16>?
-    private let receivedHalves: UnsafeMutableBufferPointer<UInt16>?
-    private let halfChunk: Int
+    /// Leaders with several machines: the sum between machines.
+    private let exchange: MachineExchange?
+    /// One rank a machine with several machines: the gradient's buckets sent while backward runs.
+    public let overlap: OverlappedExchange?
 
     /// Keeps the segment's memory valid for the buffers that borrow it (the window lives until the
     /// process ends: freeing it is a collective, which no destructor may start).
@@ -94,10 +92,12 @@ public final class SharedMemoryGradientSum: GradientSum {
     /// the size needed and the fallback, where the segment cannot be made. `stateBuffers`: how
     /// many parameter-sized buffers the optimizer keeps; `sharesUpdate`: whether the ranks of a
     /// machine share them and the parameters, each updating its slice (or each updates all of its
-    /// own). Collective: every rank calls it at the same point, with the same arguments.
+    /// own); `bucketFloats`: with one rank a machine and several machines, send the gradient in
+    /// buckets of this many floats while backward runs (`OverlappedExchange`; nil: after it).
+    /// Collective: every rank calls it at the same point, with the same arguments.
     public static func make(
         comm: MPICommunicator, count: Int, statistics: Int, stateBuffers: Int, sharesUpdate: Bool,
-        compression: AllreduceCompression, pool: WorkerPool, log: (String) -> Void
+        bucketFloats: Int?, compression: AllreduceCompression, pool: WorkerPool, log: (String) -> Void
     ) -> any GradientSum {
         let fallback = {
             AllreduceGradientSum(
@@ -170,13 +170,14 @@ public final class SharedMemoryGradientSum: GradientSum {
         return SharedMemoryGradientSum(
             comm: comm, count: count, statistics: statistics, compression: compression, pool: pool,
             local: local, localRank: localRank, localSize: localSize, leaders: localRank == 0 ? leaders : nil,
-            machines: machines, machine: Int(machine), window: window, chunk: chunk, layout: layout)
+            machines: machines, machine: Int(machine), window: window, chunk: chunk, layout: layout,
+            bucketFloats: localSize == 1 && machines > 1 && comm.threadsMayCallMPI ? bucketFloats : nil)
     }
 
     private init(
         comm: MPICommunicator, count: Int, statistics: Int, compression: AllreduceCompression, pool: WorkerPool,
         local: MPI_Comm?, localRank: Int, localSize: Int, leaders: MPI_Comm?, machines: Int, machine: Int,
-        window: MPI_Win?, chunk: Int, layout: Layout
+        window: MPI_Win?, chunk: Int, layout: Layout, bucketFloats: Int?
     ) {
         (self.comm, self.count, statisticSlots, self.compression, self.pool) = (
             comm, count, statistics, compression, pool
@@ -223,13 +224,16 @@ public final class SharedMemoryGradientSum: GradientSum {
         }
         self.statistics = .allocate(capacity: statistics)
         self.statistics.initialize(repeating: 0)
-        let several = leaders != nil && machines > 1
-        received = several ? .allocate(capacity: machines * chunk) : nil
-        halfChunk = (n + machines - 1) / machines
-        let halved = several && compression == .bf16
-        halves = halved ? .allocate(capacity: machines * halfChunk) : nil
-        receivedHalves = halved ? .allocate(capacity: machines * halfChunk) : nil
-        halves?.initialize(repeating: 0)
+        let exchange =
+            leaders != nil && machines > 1
+            ? MachineExchange(comm: comm, leaders: leaders, machines: machines, machine: machine, capacity: count)
+            : nil
+        self.exchange = exchange
+        overlap = bucketFloats.flatMap { floats in
+            exchange.map {
+                OverlappedExchange(exchange: $0, parameters: n, bucketFloats: floats, bf16: compression == .bf16)
+            }
+        }
     }
 
     public var description: String {
@@ -240,7 +244,8 @@ public final class SharedMemoryGradientSum: GradientSum {
             : "one rank a machine"
         let across =
             machines > 1
-            ? ", \(machines) machines exchange their sums" + (compression == .bf16 ? " as bfloat16" : "") : ""
+            ? ", \(machines) machines exchange their sums" + (compression == .bf16 ? " as bfloat16" : "")
+                + (overlap.map { " in \($0.buckets.count) buckets while backward runs" } ?? "") : ""
         return within + across
     }
 
@@ -252,7 +257,14 @@ public final class SharedMemoryGradientSum: GradientSum {
         precondition(local == segments[localSize > 1 ? localRank : 0], "the workers' sum must be in localBuffer")
         let n = count - statisticSlots
         guard localSize > 1 else {
-            if machines > 1 { exchange() }
+            if let overlap, let exchange {
+                overlap.finish()
+                exchange.sum(
+                    total, range: n..<count, bf16: false, padded: false, pool: nil,
+                    operation: "MPI_Alltoall(statistics, machines)")
+            } else if machines > 1 {
+                exchangeSums()
+            }
             finish(total, updateRange)
             return SummedGradient(gradient: total, statistics: total + n)
         }
@@ -281,7 +293,7 @@ public final class SharedMemoryGradientSum: GradientSum {
             if localRank == 0 { for k in 0..<statisticSlots { total[n + k] = statistics[k] } }
             machineBarrier()  // the machine's sum is complete
             if leaders != nil {
-                exchange()
+                exchangeSums()
                 if !sharing { finish(total, 0..<n) }
             }
             machineBarrier()  // the leader has the sum over machines
@@ -315,47 +327,20 @@ public final class SharedMemoryGradientSum: GradientSum {
         return (0..<localSize).allSatisfy { set[$0] == 1 }
     }
 
-    /// Leaders: replaces `total` by its sum over the machines, added in machine order.
-    private func exchange() {
-        guard let leaders, let received else { return }
-        let (machines, me) = (machines, machine)
-        if let halves, let receivedHalves {
-            let n = count - statisticSlots, c = halfChunk
-            pool.run { w in BFloat16.compress(total, into: halves.baseAddress!, range: pool.slice(w, of: n)) }
-            comm.call("MPI_Alltoall(bf16, machines)") {
-                MPI_Alltoall(
-                    halves.baseAddress, Int32(c), dpt_uint16(), receivedHalves.baseAddress, Int32(c), dpt_uint16(),
-                    leaders)
-            }
-            let end = min(c, max(n - me * c, 0))
-            for i in 0..<end {
-                var s = BFloat16.float(receivedHalves[i])
-                for k in 1..<machines { s += BFloat16.float(receivedHalves[k * c + i]) }
-                halves[me * c + i] = BFloat16.from(s)
-            }
-            comm.call("MPI_Allgather(bf16, machines)") {
-                MPI_Allgather(dpt_in_place(), 0, dpt_uint16(), halves.baseAddress, Int32(c), dpt_uint16(), leaders)
-            }
-            pool.run { w in BFloat16.decompress(halves.baseAddress!, into: total, range: pool.slice(w, of: n)) }
-            comm.call("MPI_Allreduce(statistics, machines)") {
-                MPI_Allreduce(dpt_in_place(), total + n, Int32(statisticSlots), dpt_float(), dpt_op_sum(), leaders)
-            }
-            return
-        }
-        let c = chunk
-        comm.call("MPI_Alltoall(machines)") {
-            MPI_Alltoall(total, Int32(c), dpt_float(), received.baseAddress, Int32(c), dpt_float(), leaders)
-        }
-        let out = total + me * c
-        pool.run { w in
-            let range = pool.slice(w, of: c)
-            for i in range { out[i] = received[i] + received[c + i] }
-            for k in 2..<max(machines, 2) {
-                for i in range { out[i] += received[k * c + i] }
-            }
-        }
-        comm.call("MPI_Allgather(machines)") {
-            MPI_Allgather(dpt_in_place(), 0, dpt_float(), total, Int32(c), dpt_float(), leaders)
+    /// Leaders: replaces `total` by its sum over the machines, added in machine order (the
+    /// gradient as bfloat16 with compression, the statistics always in float32).
+    private func exchangeSums() {
+        guard let exchange else { return }
+        let n = count - statisticSlots
+        if compression == .bf16 {
+            exchange.sum(
+                total, range: 0..<n, bf16: true, padded: true, pool: pool, operation: "MPI_Alltoall(bf16, machines)")
+            exchange.sum(
+                total, range: n..<count, bf16: false, padded: false, pool: nil,
+                operation: "MPI_Alltoall(statistics, machines)")
+        } else {
+            exchange.sum(
+                total, range: 0..<count, bf16: false, padded: true, pool: pool, operation: "MPI_Alltoall(machines)")
         }
     }
 

@@ -69,6 +69,10 @@ public struct TrainConfig: Sendable, Equatable {
     public var collectiveTimeout = 600.0
     /// The gradients' wire format in the allreduce (several ranks only).
     public var allreduceCompression = AllreduceCompression.none
+    /// With one rank a machine and several machines: send the gradient in buckets of
+    /// `bucketBytes` while backward runs (a communication thread), rather than after it.
+    public var overlapCommunication = true
+    public var bucketBytes = 1 << 20
     /// Checkpointing: directory (nil: no checkpoints), cadence and how many files to keep.
     public var checkpointDirectory: String?
     public var checkpointEverySteps = 0
@@ -200,6 +204,14 @@ public struct TrainConfig: Sendable, Equatable {
                         key: "training.allreduce_compression", reason: "use none or bf16, found '\(compression)'")
                 }
                 c.allreduceCompression = kind
+            }
+            c.overlapCommunication = try training.bool("overlap_communication") ?? c.overlapCommunication
+            if let megabytes = try training.double("bucket_mb") {
+                guard megabytes >= 0.01 && megabytes <= 1024 else {
+                    throw ConfigError.invalid(
+                        key: "training.bucket_mb", reason: "must be from 0.01 to 1024 (megabytes), found \(megabytes)")
+                }
+                c.bucketBytes = Int(megabytes * 1_048_576) & ~63
             }
             if var stopping = try training.node("early_stopping") {
                 guard let patience = try stopping.int("patience") else {

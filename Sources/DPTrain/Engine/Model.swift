@@ -8,6 +8,8 @@
 public final class Model {
     public let inputShape: [Int]
     public let layers: [any Layer]
+    /// Where each layer's parameters start in the flat store (one more: the end).
+    let parameterStarts: [Int]
     public let head: LossHead
     public let store: ParameterStore
     public let capacity: Int
@@ -143,6 +145,9 @@ public final class Model {
                 offset += shape.reduce(1, *)
             }
         }
+        parameterStarts = built.reduce(into: [0]) { starts, layer in
+            starts.append(starts.last! + layer.parameterShapes.reduce(0) { $0 + $1.shape.reduce(1, *) })
+        }
         let store = ParameterStore(entries: entries, extraSlots: extraGradientSlots, sharingValuesOf: primary?.store)
         self.store = store
         regularizers = regularized.map { (store.entry(named: $0.name)!, $0.lambda) }
@@ -271,8 +276,10 @@ public final class Model {
         }
     }
 
-    /// Back-propagates `outputGradient` (which the head wrote) through every layer.
-    public func backward(batch: Int, context: StepContext) {
+    /// Back-propagates `outputGradient` (which the head wrote) through every layer, from the
+    /// last; after each layer, `done(offset)` says that every parameter from `offset` on (in the
+    /// flat store) has its gradient.
+    public func backward(batch: Int, context: StepContext, done: ((Int) -> Void)? = nil) {
         var i = layers.count - 1
         while i >= 0 {
             if fusesConvolutionPooling, i > 0, let pair = convolutionPooling[i - 1], let dy = deltas[i + 1],
@@ -280,6 +287,7 @@ public final class Model {
             {
                 pair.backward(
                     outputGradient: dy, inputGradient: deltas[i - 1], keptGradients: convolutionGradient, batch: batch)
+                done?(parameterStarts[i - 1])
                 i -= 2
             } else {
                 if let dy = deltas[i + 1] {
@@ -287,6 +295,7 @@ public final class Model {
                         input: activations[i], output: activations[i + 1], outputGradient: dy,
                         inputGradient: layers[i].aliasesInput ? nil : deltas[i], batch: batch, context: context)
                 }
+                done?(parameterStarts[i])
                 i -= 1
             }
         }

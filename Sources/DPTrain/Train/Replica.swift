@@ -23,10 +23,11 @@ final class Replica {
     /// prefetches `order[next]`, its samples of the next step), runs forward, the loss (the mean
     /// over a global batch of `globalBatch`, so that shares add up) and backward. Leaves the
     /// parameter gradients in `model.store.gradients`, followed by the share's loss sum and
-    /// correct-prediction count, and returns the seconds of each part.
+    /// correct-prediction count, and returns the seconds of each part. `done` is told, as
+    /// backward goes, from which parameter on the gradients are final (`Model.backward`).
     func computeGradients(
         _ data: Dataset, order: UnsafePointer<Int32>, positions: Range<Int>, prefetching next: Range<Int>,
-        globalBatch: Int, step: Int, seed: UInt64
+        globalBatch: Int, step: Int, seed: UInt64, done: ((Int) -> Void)? = nil
     ) -> (gather: Double, forward: Double, backward: Double) {
         var clock = PhaseClock()
         BatchGatherer.gather(
@@ -39,7 +40,7 @@ final class Replica {
             model.output, labels: labels, batch: positions.count,
             gradient: model.outputGradient, scale: 1 / Float(globalBatch))
         let forward = clock.lap()
-        model.backward(batch: positions.count, context: context)
+        model.backward(batch: positions.count, context: context, done: done)
         let statistics = model.store.gradients.pointer + model.store.count
         statistics[0] = Float(loss)
         statistics[1] = Float(correct)

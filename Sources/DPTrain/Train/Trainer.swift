@@ -200,7 +200,9 @@ public final class Trainer {
         if gradientSum == nil {
             let sum = comm.makeGradientSum(
                 count: model.store.count + Self.statisticSlots, statistics: Self.statisticSlots,
-                stateBuffers: optimizer.state.count, compression: config.allreduceCompression, pool: pool, log: log)
+                stateBuffers: optimizer.state.count,
+                bucketFloats: config.overlapCommunication ? config.bucketBytes / 4 : nil,
+                compression: config.allreduceCompression, pool: pool, log: log)
             if let buffer = sum.localBuffer { model.useGradients(buffer) }
             if comm.isRoot && comm.worldSize > 1 { log("dptrain: gradients: \(sum.description)") }
             gradientSum = sum
@@ -312,6 +314,8 @@ public final class Trainer {
         let (step, stepInEpoch, seed) = (position.step, position.stepInEpoch, config.seed)
         let (threads, parts, firstPart) = (pool.count, comm.worldSize * pool.count, comm.rank * pool.count)
         var clock = PhaseClock()
+        let overlap = gradientSum!.overlap
+        overlap?.begin(gradients: replicas.map { $0.model.store.gradients.pointer })
         order.withUnsafeBufferPointer { order in
             pool.run { w in
                 let positions = schedule.localRange(step: stepInEpoch, rank: firstPart + w, worldSize: parts)
@@ -320,15 +324,19 @@ public final class Trainer {
                     ? schedule.localRange(step: stepInEpoch + 1, rank: firstPart + w, worldSize: parts) : 0..<0
                 let phases = replicas[w].computeGradients(
                     train, order: order.baseAddress!, positions: positions, prefetching: next,
-                    globalBatch: batch.count, step: step, seed: seed)
+                    globalBatch: batch.count, step: step, seed: seed,
+                    done: overlap.map { overlap in { overlap.ready(worker: w, from: $0) } })
                 if w == 0 { (lastStepPhases.gather, lastStepPhases.forward, lastStepPhases.backward) = phases }
             }
         }
         _ = clock.lap()
         if threads > 1 {
-            // In a fixed order, so the sum does not depend on which worker finished first.
+            // In a fixed order, so the sum does not depend on which worker finished first (the
+            // gradients' while backward runs, where the communication thread adds them).
+            let summed = overlap == nil ? 0..<n + Self.statisticSlots : n..<n + Self.statisticSlots
             pool.run { w in
-                let range = pool.slice(w, of: n + Self.statisticSlots)
+                let part = pool.slice(w, of: summed.count)
+                let range = summed.lowerBound + part.lowerBound..<summed.lowerBound + part.upperBound
                 for r in 1..<threads {
                     let g = replicas[r].model.store.gradients.pointer
                     for i in range { grads[i] += g[i] }
