@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Gradient compression where the link is the bottleneck: the MLP and CNN configs trained to the
 # end on 2 simulated hosts (Launch/simulate-hosts.sh) joined by a shaped link, with the gradients
-# sent as float32 and as bfloat16 (training.allreduce_compression), in alternating rounds. Prints,
+# sent as float32, as bfloat16 and as PowerSGD factors (training.allreduce_compression), in
+# alternating rounds. Prints,
 # per model and wire format, the mean step time (epoch seconds / steps), the training time to a
 # target test accuracy (MLP 97.5%, CNN 98.5%), and the test accuracy after the config's epochs and
 # at the end (Benchmarks/compression_report.py). The MLP trains its config's 5 epochs; the CNN 4
@@ -11,6 +12,8 @@
 #
 #   Benchmarks/compression.sh                       # 1gbit, mlp and cnn, 1 round
 #   Benchmarks/compression.sh --rate 10gbit --models mlp --rounds 3 --cores-per-host 1 --out bench-results/compression
+#   Benchmarks/compression.sh --formats "onehost powersgd"   # some of: onehost none bf16 powersgd
+#   Benchmarks/compression.sh --batch 128                    # the global batch (default: the config's)
 #
 # Needs root (namespaces). Prints figures; never fails on them.
 set -euo pipefail
@@ -18,6 +21,7 @@ source "$(dirname "$0")/common.sh"
 cd "$DPTRAIN_ROOT"
 
 rate=1gbit; models="mlp cnn"; rounds=1; out=bench-results/compression; cnn_epochs=4; cores=1
+formats="onehost none bf16 powersgd" batch=()
 while [ $# -gt 0 ]; do
     case $1 in
         --rate) rate=$2; shift ;;
@@ -25,6 +29,8 @@ while [ $# -gt 0 ]; do
         --rounds) rounds=$2; shift ;;
         --cnn-epochs) cnn_epochs=$2; shift ;;
         --cores-per-host) cores=$2; shift ;;
+        --formats) formats=$2; shift ;;
+        --batch) batch=(--batch-size "$2"); shift ;;
         --out) out=$2; shift ;;
         *) die "unknown option $1 (see the comment at the top of Benchmarks/compression.sh)" ;;
     esac
@@ -39,7 +45,7 @@ for round in $(seq "$rounds"); do
     for model in $models; do
         epochs=$(awk '$1 == "epochs:" { print $2 }' "Configs/$model.yaml")
         [ "$model" = cnn ] && epochs=$cnn_epochs
-        for format in onehost none bf16; do
+        for format in $formats; do
             metrics="$out/$model-$format-$round.jsonl"
             rm -f "$metrics"
             hosts=2; [ "$format" = onehost ] && hosts=1
@@ -47,7 +53,7 @@ for round in $(seq "$rounds"); do
             "$DPTRAIN_ROOT/Launch/simulate-hosts.sh" run "$hosts" --rate "$rate" --cores-per-host "$cores" -- \
                 env DPTRAIN_BIN="$DPTRAIN_BIN" DPTRAIN_THREADS="$cores" \
                 "$DPTRAIN_ROOT/Launch/cluster.sh" --config "Configs/$model.yaml" --data-dir "$DATA" --epochs "$epochs" \
-                --allreduce-compression "${format/onehost/none}" --metrics-file "$metrics" --quiet || true
+                --allreduce-compression "${format/onehost/none}" "${batch[@]}" --metrics-file "$metrics" --quiet || true
         done
     done
 done

@@ -9,7 +9,7 @@ from time_to_accuracy import read_events, time_to_accuracy
 model, target, config_epochs, out, rounds = sys.argv[1], float(sys.argv[2]), int(sys.argv[3]), sys.argv[4], int(sys.argv[5])
 print(f"{model}: mean step, training seconds to {target:.1%} test accuracy (evaluation excluded), "
       f"test accuracy after the config's {config_epochs} epochs and at the end")
-for fmt, label in (("onehost", "1 host"), ("none", "float32"), ("bf16", "bf16")):
+for fmt, label in (("onehost", "1 host"), ("none", "float32"), ("bf16", "bf16"), ("powersgd", "PowerSGD")):
     for r in range(1, rounds + 1):
         try:
             events = read_events(f"{out}/{model}-{fmt}-{r}.jsonl")

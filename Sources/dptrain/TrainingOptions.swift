@@ -35,7 +35,7 @@ struct TrainingOptions: ParsableArguments {
     @Option(
         name: .long,
         help: ArgumentHelp(
-            "The gradients' wire format between ranks: none (exact float32 sums, the default) or bf16 (half the bytes, 8 significant bits; for slow links). Overrides training.allreduce_compression.",
+            "The gradients' wire format between machines: none (exact float32 sums, the default), bf16 (half the bytes, 8 significant bits; for slow links) or powersgd (low-rank factors of the large matrices with error feedback, training.powersgd: rank, warmup_steps, min_size; for the slowest links). Overrides training.allreduce_compression.",
             valueName: "format"))
     var allreduceCompression: String?
 
@@ -69,7 +69,8 @@ struct TrainingOptions: ParsableArguments {
         cfg.testLimit = try positive(testLimit, "--test-limit") ?? cfg.testLimit
         if let allreduceCompression {
             guard let kind = AllreduceCompression(rawValue: allreduceCompression) else {
-                throw ValidationError("--allreduce-compression must be none or bf16, found '\(allreduceCompression)'")
+                throw ValidationError(
+                    "--allreduce-compression must be none, bf16 or powersgd, found '\(allreduceCompression)'")
             }
             cfg.allreduceCompression = kind
         }

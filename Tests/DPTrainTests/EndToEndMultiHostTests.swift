@@ -139,11 +139,81 @@ extension EndToEndTests {
             #expect(a.summary["parameter_checksum"] as? String == c.summary["parameter_checksum"] as? String)
         }
 
+        /// PowerSGD between 2 hosts: after 4 float32 steps the 784 x 128 kernel travels as rank-2
+        /// factors; every replica ends identical (the run checks it), the curve follows float32's
+        /// loosely (on these 250 images, within 35% a step; on MNIST, 2 epochs of the MLP at rank 4
+        /// reach 0.9670 test accuracy against float32's 0.9685) but not exactly, and a resume in the same layout continues exactly (the Q factors
+        /// and both machines' error feedback are in the checkpoint). Resumed in one process, it
+        /// says what it does with the error feedback.
+        @Test func powerSGDKeepsReplicasIdenticalAndResumesExactly() throws {
+            let data = Support.makeTinyMNIST(train: 250, test: 40)
+            let tmp = Support.temporaryDirectory()
+            let text = try String(
+                contentsOfFile: Support.packageRoot.appendingPathComponent("Configs/mlp.yaml").path, encoding: .utf8)
+            try text.replacingOccurrences(
+                of: "training:\n",
+                with: "training:\n  allreduce_compression: powersgd\n  powersgd: {rank: 2, warmup_steps: 4}\n"
+            ).write(toFile: "\(tmp)/power.yaml", atomically: true, encoding: .utf8)
+            let args = ["--data-dir", data, "--epochs", "2", "--batch-size", "32", "--log-every", "1", "--seed", "3"]
+            func onTwoHosts(_ config: String, _ extra: [String]) throws -> Support.ProcessResult {
+                let script = Support.packageRoot.appendingPathComponent("Launch/simulate-hosts.sh").path
+                let cluster = Support.packageRoot.appendingPathComponent("Launch/cluster.sh").path
+                return try Support.run(
+                    script, ["run", "2", "--", cluster, "--config", config] + args + extra,
+                    environment: ["DPTRAIN_BIN": bin], timeout: 300)
+            }
+            let straight = try onTwoHosts(
+                "\(tmp)/power.yaml", ["--metrics-file", "\(tmp)/a.jsonl", "--checkpoint-dir", "\(tmp)/a"])
+            try #require(straight.status == 0, "\(straight.stderr)")
+            #expect(
+                straight.stderr.contains("2 machines exchange their sums as PowerSGD factors")
+                    && straight.stderr.contains("PowerSGD rank 2: \((784 + 128) * 2 + 128 + 1290) of 101770 floats"),
+                "\(straight.stderr)")
+            let exact = try onTwoHosts("Configs/mlp.yaml", ["--metrics-file", "\(tmp)/f.jsonl"])
+            try #require(exact.status == 0, "\(exact.stderr)")
+            let (a, f) = (try events("\(tmp)/a.jsonl"), try events("\(tmp)/f.jsonl"))
+            #expect(a.summary["replicas_identical"] as? Bool == true && a.losses.count == 16)
+            #expect(Array(a.losses.prefix(5)) == Array(f.losses.prefix(5)), "the warm-up steps are float32's")
+            #expect(a.losses != f.losses, "the factors must show in the losses")
+            for (step, (x, y)) in zip(a.losses, f.losses).enumerated() {
+                #expect(abs(x - y) <= 0.35 * abs(y), "step \(step + 1): powersgd \(x), float32 \(y)")
+            }
+            #expect(a.losses.last! < a.losses.first!, "\(a.losses)")
+            // Stopped after 11 steps (in PowerSGD's part), resumed to the end: the same bits.
+            let first = try onTwoHosts("\(tmp)/power.yaml", ["--max-steps", "11", "--checkpoint-dir", "\(tmp)/b"])
+            try #require(first.status == 0, "\(first.stderr)")
+            let checkpoint = try Checkpoint.read(path: Checkpointer(directory: "\(tmp)/b").files()[0])
+            #expect(checkpoint.tensors.contains { $0.name == "powersgd.error.1.dense_1.kernel" })
+            let second = try onTwoHosts(
+                "\(tmp)/power.yaml", ["--resume", "--checkpoint-dir", "\(tmp)/b", "--metrics-file", "\(tmp)/b.jsonl"])
+            try #require(second.status == 0, "\(second.stderr)")
+            let b = try events("\(tmp)/b.jsonl")
+            #expect(b.losses == Array(a.losses.suffix(5)))
+            #expect(b.summary["parameter_checksum"] as? String == a.summary["parameter_checksum"] as? String)
+            let alone = try inOneProcess(
+                threads: 1,
+                ["--config", "\(tmp)/power.yaml", "--resume", "--checkpoint-dir", "\(tmp)/b"] + args)
+            #expect(
+                alone.status == 0
+                    && alone.stderr.contains(
+                        "PowerSGD error feedback is of 2 machine(s) and this run has 1: it starts at zero"),
+                "\(alone.stderr)")
+        }
+
         /// `--cores-per-host 1`: each simulated host is a machine of one core of its own, where its
         /// daemon and ranks run (host i on core i-1), and more hosts than cores is refused by name.
-        @Test(.enabled(if: ProcessInfo.processInfo.activeProcessorCount >= 2, "needs 2 cores"))
-        func hostsWithCoresOfTheirOwnRunTheirRanksThere() throws {
+        /// (Where this process may use one core only, as under `taskset -c 0`, just the refusal.)
+        @Test func hostsWithCoresOfTheirOwnRunTheirRanksThere() throws {
             let script = Support.packageRoot.appendingPathComponent("Launch/simulate-hosts.sh").path
+            let cores = try #require(Int(try Support.run("/usr/bin/nproc", []).stdout.filter(\.isNumber)))
+            let refused = try Support.run(
+                script, ["run", "\(cores + 1)", "--cores-per-host", "1", "--", "true"], timeout: 60)
+            #expect(
+                refused.status != 0
+                    && refused.stderr.contains(
+                        "\(cores + 1) hosts x 1 core(s) each is \(cores + 1) cores, and this machine has \(cores)"),
+                "\(refused.stderr)")
+            guard cores >= 2 else { return }
             let show = #"echo "$(hostname) $(grep Cpus_allowed_list /proc/self/status | cut -f2)""#
             let launch = """
                 mpirun --allow-run-as-root -H "$DPTRAIN_HOSTS" -np 2 --bind-to none \
@@ -154,14 +224,6 @@ extension EndToEndTests {
             try #require(r.status == 0, "\(r.stderr)")
             let lines = Set(r.stdout.split(separator: "\n").map(String.init))
             #expect(lines == ["dpt-h1 0", "dpt-h2 1"], "\(r.stdout)")
-            let cores = ProcessInfo.processInfo.activeProcessorCount
-            let refused = try Support.run(
-                script, ["run", "\(cores + 1)", "--cores-per-host", "1", "--", "true"], timeout: 60)
-            #expect(
-                refused.status != 0
-                    && refused.stderr.contains(
-                        "\(cores + 1) hosts x 1 core(s) each is \(cores + 1) cores, and this machine has \(cores)"),
-                "\(refused.stderr)")
         }
 
         /// 2 hosts of 2 ranks each: the ranks of a host sum in shared memory, the hosts exchange

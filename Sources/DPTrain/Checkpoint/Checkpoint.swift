@@ -14,11 +14,12 @@ public struct Checkpoint: Sendable {
         self.metadata = metadata
     }
 
-    /// Snapshot of `model` and `optimizer` at `position`.
+    /// Snapshot of `model` and `optimizer` at `position`, with `extraTensors` and `extraMetadata`
+    /// (PowerSGD's state) beside them.
     public static func capture(
         model: Model, optimizer: any Optimizer, position: TrainingPosition,
         config: TrainConfig, configText: String, worldSize: Int, normalization: Normalization = .scale,
-        classes: Classes? = nil
+        classes: Classes? = nil, extraTensors: [SafeTensors.Tensor] = [], extraMetadata: [String: String] = [:]
     ) -> Checkpoint {
         var tensors: [SafeTensors.Tensor] = []
         if case .standardize(let mean, let std) = normalization {
@@ -40,6 +41,7 @@ public struct Checkpoint: Sendable {
                         values: Array(UnsafeBufferPointer(start: buffer.pointer + e.offset, count: e.count))))
             }
         }
+        tensors += extraTensors
         let p = position
         var metadata: [String: String] = [
             "format": "dptrain", "format_version": "\(formatVersion)", "library_version": BuildInfo.version,
@@ -57,6 +59,7 @@ public struct Checkpoint: Sendable {
             // What the samples went through before the model (`ONNXExport` applies the same).
             "normalization": normalization.kind.rawValue,
         ]
+        metadata.merge(extraMetadata) { a, _ in a }
         if let classes {
             metadata["classes"] = "\(classes.count)"
             if let names = classes.names {
@@ -170,7 +173,10 @@ public struct Checkpoint: Sendable {
         return (config, model)
     }
 
-    func isOptimizerTensor(_ name: String) -> Bool { name.hasPrefix("adam.") || name.hasPrefix("sgd.") }
+    /// The optimizer's state, and PowerSGD's (`PowerSGD.tensors`), which only training reads.
+    func isOptimizerTensor(_ name: String) -> Bool {
+        name.hasPrefix("adam.") || name.hasPrefix("sgd.") || name.hasPrefix("powersgd.")
+    }
 
     /// The classes the training labels numbered (nil in checkpoints written before they were kept).
     public var classes: Classes? {

@@ -41,5 +41,6 @@ public enum BFloat16 {
 /// 8 significant bits, and results depend on how MPI pairs the ranks; the step's loss and
 /// counts still travel as float32.
 public enum AllreduceCompression: String, Sendable, CaseIterable {
-    case none, bf16
+    /// float32; bfloat16; PowerSGD's low-rank factors of the large matrices (`PowerSGD`).
+    case none, bf16, powersgd
 }

@@ -90,7 +90,7 @@ public final class MPICommunicator: Communicator {
     /// rank asked for.
     public func makeGradientSum(
         count: Int, statistics: Int, stateBuffers: Int, bucketFloats: Int?, compression: AllreduceCompression,
-        pool: WorkerPool, log: (String) -> Void
+        powerSGD: PowerSGD?, pool: WorkerPool, log: (String) -> Void
     ) -> any GradientSum {
         let kinds = ["shared", "shared-sum", "allreduce"]
         let asked = ProcessInfo.processInfo.environment["DPTRAIN_GRADIENT_SUM"] ?? kinds[0]
@@ -108,7 +108,7 @@ public final class MPICommunicator: Communicator {
         }
         return SharedMemoryGradientSum.make(
             comm: self, count: count, statistics: statistics, stateBuffers: stateBuffers, sharesUpdate: kind == 0,
-            bucketFloats: bucketFloats, compression: compression, pool: pool, log: log)
+            bucketFloats: bucketFloats, compression: compression, powerSGD: powerSGD, pool: pool, log: log)
     }
 
     private static func string(_ chars: [CChar]) -> String {

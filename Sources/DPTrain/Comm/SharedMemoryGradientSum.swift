@@ -56,6 +56,8 @@ public final class SharedMemoryGradientSum: GradientSum {
     private let exchange: MachineExchange?
     /// One rank a machine with several machines: the gradient's buckets sent while backward runs.
     public let overlap: OverlappedExchange?
+    /// Leaders with PowerSGD compression: what compresses the exchange.
+    private let powerSGD: PowerSGD?
 
     /// Keeps the segment's memory valid for the buffers that borrow it (the window lives until the
     /// process ends: freeing it is a collective, which no destructor may start).
@@ -97,7 +99,8 @@ public final class SharedMemoryGradientSum: GradientSum {
     /// Collective: every rank calls it at the same point, with the same arguments.
     public static func make(
         comm: MPICommunicator, count: Int, statistics: Int, stateBuffers: Int, sharesUpdate: Bool,
-        bucketFloats: Int?, compression: AllreduceCompression, pool: WorkerPool, log: (String) -> Void
+        bucketFloats: Int?, compression: AllreduceCompression, powerSGD: PowerSGD?, pool: WorkerPool,
+        log: (String) -> Void
     ) -> any GradientSum {
         let fallback = {
             AllreduceGradientSum(
@@ -171,13 +174,15 @@ public final class SharedMemoryGradientSum: GradientSum {
             comm: comm, count: count, statistics: statistics, compression: compression, pool: pool,
             local: local, localRank: localRank, localSize: localSize, leaders: localRank == 0 ? leaders : nil,
             machines: machines, machine: Int(machine), window: window, chunk: chunk, layout: layout,
-            bucketFloats: localSize == 1 && machines > 1 && comm.threadsMayCallMPI ? bucketFloats : nil)
+            bucketFloats: localSize == 1 && machines > 1 && comm.threadsMayCallMPI && powerSGD == nil
+                ? bucketFloats : nil,
+            powerSGD: powerSGD)
     }
 
     private init(
         comm: MPICommunicator, count: Int, statistics: Int, compression: AllreduceCompression, pool: WorkerPool,
         local: MPI_Comm?, localRank: Int, localSize: Int, leaders: MPI_Comm?, machines: Int, machine: Int,
-        window: MPI_Win?, chunk: Int, layout: Layout, bucketFloats: Int?
+        window: MPI_Win?, chunk: Int, layout: Layout, bucketFloats: Int?, powerSGD: PowerSGD?
     ) {
         (self.comm, self.count, statisticSlots, self.compression, self.pool) = (
             comm, count, statistics, compression, pool
@@ -229,6 +234,8 @@ public final class SharedMemoryGradientSum: GradientSum {
             ? MachineExchange(comm: comm, leaders: leaders, machines: machines, machine: machine, capacity: count)
             : nil
         self.exchange = exchange
+        self.powerSGD = exchange == nil ? nil : powerSGD
+        if let exchange { powerSGD?.attach(exchange) }
         overlap = bucketFloats.flatMap { floats in
             exchange.map {
                 OverlappedExchange(exchange: $0, parameters: n, bucketFloats: floats, bf16: compression == .bf16)
@@ -244,8 +251,12 @@ public final class SharedMemoryGradientSum: GradientSum {
             : "one rank a machine"
         let across =
             machines > 1
-            ? ", \(machines) machines exchange their sums" + (compression == .bf16 ? " as bfloat16" : "")
-                + (overlap.map { " in \($0.buckets.count) buckets while backward runs" } ?? "") : ""
+            ? ", \(machines) machines exchange their sums"
+                + (compression == .bf16 ? " as bfloat16" : compression == .powersgd ? " as PowerSGD factors" : "")
+                + (overlap.map {
+                    " in \($0.buckets.count) bucket\($0.buckets.count == 1 ? "" : "s") while backward runs"
+                }
+                    ?? "") : ""
         return within + across
     }
 
@@ -332,7 +343,12 @@ public final class SharedMemoryGradientSum: GradientSum {
     private func exchangeSums() {
         guard let exchange else { return }
         let n = count - statisticSlots
-        if compression == .bf16 {
+        if let powerSGD, powerSGD.compresses {
+            powerSGD.sum(total, parameters: n)
+            exchange.sum(
+                total, range: n..<count, bf16: false, padded: false, pool: nil,
+                operation: "MPI_Alltoall(statistics, machines)")
+        } else if compression == .bf16 {
             exchange.sum(
                 total, range: 0..<n, bf16: true, padded: true, pool: pool, operation: "MPI_Alltoall(bf16, machines)")
             exchange.sum(

@@ -72,6 +72,11 @@ public struct TrainConfig: Sendable, Equatable {
     /// With one rank a machine and several machines: send the gradient in buckets of
     /// `bucketBytes` while backward runs (a communication thread), rather than after it.
     public var overlapCommunication = true
+    /// `allreduce_compression: powersgd`: the factors' rank, the float32 steps before it starts,
+    /// and the smallest matrix (floats) it compresses (`training.powersgd`).
+    public var powerSGDRank = 4
+    public var powerSGDWarmupSteps = 100
+    public var powerSGDMinimumSize = 4096
     public var bucketBytes = 1 << 20
     /// Checkpointing: directory (nil: no checkpoints), cadence and how many files to keep.
     public var checkpointDirectory: String?
@@ -201,11 +206,36 @@ public struct TrainConfig: Sendable, Equatable {
             if let compression = try training.string("allreduce_compression") {
                 guard let kind = AllreduceCompression(rawValue: compression) else {
                     throw ConfigError.invalid(
-                        key: "training.allreduce_compression", reason: "use none or bf16, found '\(compression)'")
+                        key: "training.allreduce_compression",
+                        reason: "use none, bf16 or powersgd, found '\(compression)'")
                 }
                 c.allreduceCompression = kind
             }
             c.overlapCommunication = try training.bool("overlap_communication") ?? c.overlapCommunication
+            if var power = try training.node("powersgd") {
+                if let rank = try power.int("rank") {
+                    guard rank >= 1 else {
+                        throw ConfigError.invalid(
+                            key: "training.powersgd.rank", reason: "must be at least 1, found \(rank)")
+                    }
+                    c.powerSGDRank = rank
+                }
+                if let warmup = try power.int("warmup_steps") {
+                    guard warmup >= 0 else {
+                        throw ConfigError.invalid(
+                            key: "training.powersgd.warmup_steps", reason: "must be 0 or more, found \(warmup)")
+                    }
+                    c.powerSGDWarmupSteps = warmup
+                }
+                if let size = try power.int("min_size") {
+                    guard size >= 1 else {
+                        throw ConfigError.invalid(
+                            key: "training.powersgd.min_size", reason: "must be at least 1, found \(size)")
+                    }
+                    c.powerSGDMinimumSize = size
+                }
+                try power.finish()
+            }
             if let megabytes = try training.double("bucket_mb") {
                 guard megabytes >= 0.01 && megabytes <= 1024 else {
                     throw ConfigError.invalid(

@@ -231,8 +231,8 @@ extension Benchmark {
         defer { pool.stop() }
         let statistics = min(Trainer.statisticSlots, floats - 1)
         let sum = comm.makeGradientSum(
-            count: floats, statistics: statistics, stateBuffers: 0, bucketFloats: nil, compression: compression,
-            pool: pool, log: { _ in })
+            count: floats, statistics: statistics, stateBuffers: 0, bucketFloats: nil,
+            compression: compression == .powersgd ? .none : compression, powerSGD: nil, pool: pool, log: { _ in })
         let values = sum.localBuffer ?? FloatBuffer(count: floats)
         var times: [Double] = []
         comm.barrier()

@@ -61,6 +61,8 @@ public final class Trainer {
     private var spareValues: FloatBuffer?
     /// Sums each step's gradient over the ranks; made by `synchronizeStart` (it is collective).
     private var gradientSum: (any GradientSum)?
+    /// With `allreduce_compression: powersgd`: what compresses the machines' exchange.
+    let powerSGD: PowerSGD?
     /// Whether the parameters and optimizer state are the machine's shared copy (see `synchronizeStart`).
     private var parametersShared = false
 
@@ -149,6 +151,11 @@ public final class Trainer {
                         extraGradientSlots: Self.statisticSlots, sharingParametersOf: primary))
             }
         optimizer = config.makeOptimizer(parameterCount: model.store.count)
+        powerSGD =
+            config.allreduceCompression == .powersgd
+            ? try PowerSGD(
+                store: model.store, rank: config.powerSGDRank, warmupSteps: config.powerSGDWarmupSteps,
+                minimumSize: config.powerSGDMinimumSize, seed: config.seed) : nil
         if comm.isRoot { model.initialize(seed: config.seed) }
         pool = WorkerPool(count: threads)
         spareValues = threads > 1 ? FloatBuffer(count: model.store.count) : nil  // see synchronizeStart
@@ -181,6 +188,7 @@ public final class Trainer {
     /// Rank 0: continue from `checkpoint` instead of the initial values (verified against the model).
     public func restore(from checkpoint: Checkpoint, path: String) throws {
         try checkpoint.restore(into: model, optimizer: optimizer, path: path)
+        powerSGD?.read(checkpoint)
         let p = checkpoint.position
         if p.stepInEpoch > 0, let batch = checkpoint.integer("global_batch"), batch != config.batchSize {
             throw ConfigError.invalid(
@@ -202,11 +210,18 @@ public final class Trainer {
                 count: model.store.count + Self.statisticSlots, statistics: Self.statisticSlots,
                 stateBuffers: optimizer.state.count,
                 bucketFloats: config.overlapCommunication ? config.bucketBytes / 4 : nil,
-                compression: config.allreduceCompression, pool: pool, log: log)
+                compression: config.allreduceCompression, powerSGD: powerSGD, pool: pool, log: log)
             if let buffer = sum.localBuffer { model.useGradients(buffer) }
             if comm.isRoot && comm.worldSize > 1 { log("dptrain: gradients: \(sum.description)") }
             gradientSum = sum
+            if let powerSGD, comm.isRoot && comm.worldSize > 1 {
+                let (sent, whole) = powerSGD.wireFloats
+                log(
+                    "dptrain: PowerSGD rank \(powerSGD.rank): \(sent) of \(whole) floats cross between machines a step, "
+                        + "after \(powerSGD.warmupSteps) steps in float32")
+            }
         }
+        if let message = powerSGD?.restore(comm: comm), comm.isRoot { log("dptrain: \(message)") }
         // Shared buffers receive through private copies: a rank must not write them while another
         // rank of the machine sends from them.
         func staged(_ buffer: FloatBuffer) -> FloatBuffer {
@@ -349,6 +364,7 @@ public final class Trainer {
         let penalty = model.regularizers.isEmpty ? 0 : model.regularizationPenalty()
         // The sum over ranks, with the L2 penalty's gradient added to it (each rank its part).
         let model = self.model, sum = gradientSum!
+        powerSGD?.step = position.step
         let summed = sum.sum(grads) { sum, range in
             if !model.regularizers.isEmpty { model.applyRegularization(to: sum, range: range) }
         }
@@ -488,6 +504,7 @@ public final class Trainer {
     }
 
     func saveCheckpoint(_ checkpointer: Checkpointer) throws {
+        let errors = powerSGD?.gatherErrors() ?? []  // collective: every machine's error feedback
         guard comm.isRoot else { return }
         let started = Self.now()
         let path = checkpointer.path(step: position.step)
@@ -499,7 +516,8 @@ public final class Trainer {
         let c = Checkpoint.capture(
             model: model, optimizer: optimizer, position: position, config: config,
             configText: configText, worldSize: comm.worldSize, normalization: train.normalization,
-            classes: train.classes)
+            classes: train.classes, extraTensors: powerSGD?.tensors(errors: errors) ?? [],
+            extraMetadata: errors.isEmpty ? [:] : ["powersgd_machines": "\(errors.count)"])
         let (_, bytes) = try checkpointer.save(c, step: position.step)
         metrics?.write(
             "checkpoint",
