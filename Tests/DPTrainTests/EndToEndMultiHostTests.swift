@@ -137,6 +137,21 @@ extension EndToEndTests {
             #expect(a.losses.count == 16 && a.losses == b.losses && a.losses == c.losses)
             #expect(a.summary["parameter_checksum"] as? String == b.summary["parameter_checksum"] as? String)
             #expect(a.summary["parameter_checksum"] as? String == c.summary["parameter_checksum"] as? String)
+            // `dptrain bench` reports the communication thread's time and the share backward hid.
+            let bench = """
+                mpirun --allow-run-as-root -H "$DPTRAIN_HOSTS" -np 2 --bind-to none \
+                    --mca btl_tcp_if_include "$DPTRAIN_IFACE" --mca oob_tcp_if_include "$DPTRAIN_IFACE" \
+                    "$0" bench --config "$1" --data-dir "$2" --threads 2 --steps 20 --warmup 2 --json
+                """
+            let r = try Support.run(
+                script, ["run", "2", "--", "bash", "-c", bench, bin, "\(tmp)/buckets.yaml", data], timeout: 300)
+            try #require(r.status == 0, "\(r.stderr)")
+            let line = try #require(r.stdout.split(separator: "\n").last { $0.hasPrefix("{") }, "\(r.stdout)")
+            let report = try #require(try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any])
+            let hidden = try #require(report["hidden_share"] as? Double, "\(line)")
+            #expect(hidden >= 0 && hidden <= 1)
+            let busy = try #require((report["communication_seconds"] as? [String: Double])?["max"])
+            #expect(busy > 0, "\(line)")
         }
 
         /// PowerSGD between 2 hosts: after 4 float32 steps the 784 x 128 kernel travels as rank-2

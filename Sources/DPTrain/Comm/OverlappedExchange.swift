@@ -23,6 +23,9 @@ public final class OverlappedExchange: @unchecked Sendable {
     private var readyFrom: [Int] = []
     private var begun = 0
     private var finished = 0
+    /// Seconds the communication thread spent adding and sending the last finished step's buckets
+    /// (not waiting for backward): compared with the wait after backward, the share hidden.
+    public private(set) var lastStepSeconds = 0.0
 
     /// `parameters` floats cut into buckets of `bucketFloats` (the first bucket sent is the end).
     init(exchange: MachineExchange, parameters: Int, bucketFloats: Int, bf16: Bool) {
@@ -73,10 +76,13 @@ public final class OverlappedExchange: @unchecked Sendable {
             step = begun
             let gradients = workers
             state.unlock()
+            var busy = 0.0
             for bucket in buckets {
                 state.lock()
                 while readyFrom.contains(where: { $0 > bucket.lowerBound }) { state.wait() }
                 state.unlock()
+                let started = DispatchTime.now().uptimeNanoseconds
+                defer { busy += Double(DispatchTime.now().uptimeNanoseconds - started) * 1e-9 }
                 let sum = gradients[0]
                 for g in gradients.dropFirst() {
                     for i in bucket { sum[i] += g[i] }
@@ -87,6 +93,7 @@ public final class OverlappedExchange: @unchecked Sendable {
             }
             state.lock()
             finished = step
+            lastStepSeconds = busy
             state.broadcast()
             state.unlock()
         }

@@ -29,6 +29,18 @@ public struct BenchmarkReport: Sendable {
     public var anonymousMegabytes: Spread
     public var fileMegabytes: Spread
     public var startupSeconds: Double
+    /// With the gradient sent during backward (`Trainer.lastStepCommunication`): the communication
+    /// thread's seconds a step; all zero without.
+    public var communication: Spread
+
+    /// The share of the communication thread's time that backward hid: 1 - the allreduce phase
+    /// (what the step waited for) / the thread's time, by the slowest rank's medians; nil without.
+    public var hiddenShare: Double? {
+        guard communication.max > 0, let wait = phases.first(where: { $0.name == "allreduce" })?.seconds.max else {
+            return nil
+        }
+        return max(0, 1 - wait / communication.max)
+    }
 
     public var json: JSONValue {
         func spread(_ s: Spread) -> JSONValue {
@@ -46,6 +58,8 @@ public struct BenchmarkReport: Sendable {
             ("eval_seconds", .number(evalSeconds)), ("peak_rss_mb", spread(peakRSSMegabytes)),
             ("rss_anon_mb", spread(anonymousMegabytes)),
             ("rss_file_mb", spread(fileMegabytes)), ("startup_seconds", .number(startupSeconds)),
+            ("communication_seconds", spread(communication)),
+            ("hidden_share", .number(hiddenShare ?? .nan)),  // null without
         ])
     }
 
@@ -64,6 +78,13 @@ public struct BenchmarkReport: Sendable {
                 pad(name, 10) + String(format: " %10.4f %10.4f %10.4f", s.min * 1e3, s.median * 1e3, s.max * 1e3))
         }
         lines.append(String(format: "throughput %.0f samples/s, %.3f s/epoch", samplesPerSecond, epochSeconds))
+        if let hiddenShare {
+            lines.append(
+                String(
+                    format:
+                        "communication during backward: %.4f ms a step on its thread (slowest rank), %.0f%% of it hidden",
+                    communication.max * 1e3, 100 * hiddenShare))
+        }
         lines.append(
             String(
                 format: "GEMM %.1f GFLOP/s = %.1f%% of the measured sgemm peak (%.1f GFLOP/s for this layout)%@",
@@ -91,7 +112,7 @@ public enum Benchmark {
         }
         var order = trainer.schedule.permutation(epoch: 0)
         var perPhase = [[Double]](repeating: [], count: StepPhases.names.count)
-        var stepTimes: [Double] = []
+        var stepTimes: [Double] = [], communication: [Double] = []
         comm.barrier()
         var started = 0.0
         for i in 0..<(warmup + steps) {
@@ -105,6 +126,7 @@ public enum Benchmark {
             let phases = trainer.lastStepPhases.values
             for (k, v) in phases.enumerated() { perPhase[k].append(v) }
             stepTimes.append(phases.reduce(0, +))
+            communication.append(trainer.lastStepCommunication)
         }
         let wall = comm.allgather([now() - started]).map { $0[0] }.max()!
         var evalSeconds = 0.0
@@ -117,6 +139,7 @@ public enum Benchmark {
         let mine =
             perPhase.map(median) + [
                 median(stepTimes), peakRSSMegabytes(), startup, evalSeconds, resident.anonymous, resident.file,
+                median(communication),
             ]
         let all = comm.allgather(mine)
         func spread(_ k: Int) -> BenchmarkReport.Spread {
@@ -134,7 +157,7 @@ public enum Benchmark {
             skipsZeroInputs: trainer.skipsZeroInputs,
             evalSeconds: all[0][p + 3], peakRSSMegabytes: spread(p + 1), anonymousMegabytes: spread(p + 4),
             fileMegabytes: spread(p + 5),
-            startupSeconds: all.map { $0[p + 2] }.max()!)
+            startupSeconds: all.map { $0[p + 2] }.max()!, communication: spread(p + 6))
     }
 
     static func now() -> Double { Double(DispatchTime.now().uptimeNanoseconds) * 1e-9 }

@@ -39,6 +39,9 @@ public final class Trainer {
     public private(set) var position = TrainingPosition()
     /// Seconds spent in each phase of the last step (read by `Benchmark`; costs six clock reads).
     public private(set) var lastStepPhases = StepPhases()
+    /// With the gradient sent during backward: the seconds the communication thread worked on the
+    /// last step (`OverlappedExchange`), of which only the allreduce phase was waited for; 0 without.
+    public private(set) var lastStepCommunication = 0.0
     /// Allreduce seconds summed over the epoch in progress (reported per epoch).
     private var epochAllreduceSeconds = 0.0
 
@@ -371,6 +374,7 @@ public final class Trainer {
         let (gradient, statistics, range) = (summed.gradient, summed.statistics, sum.updateRange)
         ranksAskingToStop = Int(statistics[2])
         lastStepPhases.allreduce = clock.lap()
+        lastStepCommunication = overlap?.lastStepSeconds ?? 0
         epochAllreduceSeconds += lastStepPhases.allreduce
         defer { lastStepPhases.optimizer = clock.lap() }
         let stepLoss = Double(statistics[0]) / Double(batch.count) + penalty
