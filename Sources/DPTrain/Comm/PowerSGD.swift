@@ -74,7 +74,7 @@ public final class PowerSGD {
         error = matrices.map { FloatBuffer(count: $0.count) }
         let pFloats = matrices.reduce(0) { $0 + $1.rows * rank }
         let qFloats = matrices.reduce(0) { $0 + $1.cols * rank }
-        let packed = FloatBuffer(count: max(pFloats + whole.reduce(0) { $0 + $1.count }, qFloats))
+        let packed = FloatBuffer(count: max(pFloats + whole.reduce(0) { $0 + $1.count } + Self.maximumRiders, qFloats))
         var starts: [UnsafeMutablePointer<Float>] = []
         var offset = 0
         for m in matrices {
@@ -97,10 +97,16 @@ public final class PowerSGD {
     /// Whether this step's sum is compressed (past the warm-up, with machines to send to).
     var compresses: Bool { exchange != nil && step >= warmupSteps && !matrices.isEmpty }
 
-    /// Replaces `gradient` (this machine's sum, `parameters` floats) by the sum over the machines:
-    /// the matrices' PowerSGD approximation, the rest exact.
-    func sum(_ gradient: UnsafeMutablePointer<Float>, parameters: Int) {
+    /// The most floats that may ride with the first exchange (`sum`'s `riders`).
+    static let maximumRiders = 16
+
+    /// Replaces `gradient` (this machine's sum) by the sum over the machines: the matrices'
+    /// PowerSGD approximation, the rest exact, and `riders` (a few floats after the parameters:
+    /// the statistics) summed exactly in the same exchange.
+    func sum(_ gradient: UnsafeMutablePointer<Float>, riders: Range<Int>) {
         guard let exchange else { return }
+        precondition(riders.count <= Self.maximumRiders)
+        let whole = self.whole + [riders]
         let r = rank
         // M = this machine's gradient + its error feedback; P = M Q.
         for (k, m) in matrices.enumerated() {

@@ -344,10 +344,7 @@ public final class SharedMemoryGradientSum: GradientSum {
         guard let exchange else { return }
         let n = count - statisticSlots
         if let powerSGD, powerSGD.compresses {
-            powerSGD.sum(total, parameters: n)
-            exchange.sum(
-                total, range: n..<count, bf16: false, padded: false, pool: nil,
-                operation: "MPI_Alltoall(statistics, machines)")
+            powerSGD.sum(total, riders: n..<count)
         } else if compression == .bf16 {
             exchange.sum(
                 total, range: 0..<n, bf16: true, padded: true, pool: pool, operation: "MPI_Alltoall(bf16, machines)")
