@@ -38,7 +38,9 @@ public final class OverlappedExchange: @unchecked Sendable {
             end = cuts.last!.lowerBound
         }
         buckets = cuts
-        let thread = Thread { [unowned self] in self.run() }
+        // The thread holds this object: both live until the process ends, as the exchange's
+        // communicators do.
+        let thread = Thread { self.run() }
         thread.name = "dptrain-communication"
         thread.start()
     }

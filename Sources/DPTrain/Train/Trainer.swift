@@ -56,11 +56,11 @@ public final class Trainer {
     /// Workers whose slice of the optimizer update met a NaN or infinite gradient.
     private let nonFiniteSlices = Atomic<Int>(0)
     /// With several workers (threads, or ranks sharing a machine's parameters), each update is
-    /// written here and the replicas then switch to it (the old values become the spare). In place, a worker's writes would first have to
-    /// invalidate the copies of those values that the other workers' caches took in this step's
-    /// forward pass; a buffer last read two steps ago mostly has none left. Measured, 1 x 2, MLP
-    /// at batch 32: the update takes 40 us instead of 48. One worker updates in place (a second
-    /// buffer there only adds traffic: the CNN's update 0.39 -> 0.48 ms).
+    /// written here and the replicas then switch to it (the old values become the spare). In
+    /// place, a worker's writes would first have to invalidate the copies of those values that the
+    /// other workers' caches took in this step's forward pass; a buffer last read two steps ago
+    /// mostly has none left (the performance document has the measurements). One worker alone
+    /// updates in place (a second buffer there only adds traffic).
     private var spareValues: FloatBuffer?
     /// Sums each step's gradient over the ranks; made by `synchronizeStart` (it is collective).
     private var gradientSum: (any GradientSum)?
@@ -349,8 +349,9 @@ public final class Trainer {
         }
         _ = clock.lap()
         if threads > 1 {
-            // In a fixed order, so the sum does not depend on which worker finished first (the
-            // gradients' while backward runs, where the communication thread adds them).
+            // In a fixed order, so the sum does not depend on which worker finished first. With the
+            // gradient sent during backward, the communication thread adds the gradients; here
+            // only the statistics.
             let summed = overlap == nil ? 0..<n + Self.statisticSlots : n..<n + Self.statisticSlots
             pool.run { w in
                 let part = pool.slice(w, of: summed.count)
