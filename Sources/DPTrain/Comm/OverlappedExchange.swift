@@ -48,8 +48,12 @@ public final class OverlappedExchange: @unchecked Sendable {
     /// A step begins: `gradients[w]` is worker `w`'s gradient; the sum goes into `gradients[0]`.
     public func begin(gradients: [UnsafeMutablePointer<Float>]) {
         state.lock()
-        workers = gradients
-        readyFrom = Array(repeating: Int.max, count: gradients.count)
+        workers = gradients  // shares the caller's storage: no copy, no allocation a step
+        if readyFrom.count == gradients.count {
+            for w in readyFrom.indices { readyFrom[w] = .max }
+        } else {
+            readyFrom = Array(repeating: .max, count: gradients.count)
+        }
         begun += 1
         state.broadcast()
         state.unlock()

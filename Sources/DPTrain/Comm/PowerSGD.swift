@@ -35,6 +35,7 @@ public final class PowerSGD {
     /// What travels: the P factors then the whole tensors; then the Q factors.
     private let packed: FloatBuffer
     private let p: [UnsafeMutablePointer<Float>]
+    private let packedQ: FloatBuffer
     private var exchange: MachineExchange?
 
     /// The compressed matrices of `store`: the kernels (2-D and up, the last axis the columns) of
@@ -82,6 +83,7 @@ public final class PowerSGD {
             offset += m.rows * rank
         }
         (self.packed, p) = (packed, starts)
+        packedQ = FloatBuffer(count: qFloats)
     }
 
     /// The floats that cross the network a step, against the whole gradient's.
@@ -106,7 +108,11 @@ public final class PowerSGD {
     func sum(_ gradient: UnsafeMutablePointer<Float>, riders: Range<Int>) {
         guard let exchange else { return }
         precondition(riders.count <= Self.maximumRiders)
-        let whole = self.whole + [riders]
+        // The ranges that travel whole, then the riders (no array is made: a step allocates nothing).
+        func forEachWhole(_ body: (Range<Int>) -> Void) {
+            for range in whole { body(range) }
+            body(riders)
+        }
         let r = rank
         // M = this machine's gradient + its error feedback; P = M Q.
         for (k, m) in matrices.enumerated() {
@@ -115,7 +121,7 @@ public final class PowerSGD {
             sgemm(m: m.rows, n: r, k: m.cols, a: g, lda: m.cols, b: q[k].pointer, ldb: r, beta: 0, c: p[k], ldc: r)
         }
         var offset = matrices.reduce(0) { $0 + $1.rows * r }
-        for range in whole {
+        forEachWhole { range in
             (packed.pointer + offset).update(from: gradient + range.lowerBound, count: range.count)
             offset += range.count
         }
@@ -123,14 +129,13 @@ public final class PowerSGD {
             packed.pointer, range: 0..<offset, bf16: false, padded: false, pool: nil,
             operation: "MPI_Alltoall(powersgd P, machines)")
         offset = matrices.reduce(0) { $0 + $1.rows * r }
-        for range in whole {
+        forEachWhole { range in
             (gradient + range.lowerBound).update(from: packed.pointer + offset, count: range.count)
             offset += range.count
         }
         // Orthonormal columns of P (Gram-Schmidt); then Q = M^T P, summed over the machines.
         var qOffset = 0
-        let qPacked = UnsafeMutablePointer<Float>.allocate(capacity: matrices.reduce(0) { $0 + $1.cols * r })
-        defer { qPacked.deallocate() }
+        let qPacked = packedQ.pointer
         for (k, m) in matrices.enumerated() {
             Self.orthonormalizeColumns(p[k], rows: m.rows, cols: r)
             sgemm(

@@ -68,6 +68,8 @@ public final class Trainer {
     let powerSGD: PowerSGD?
     /// Whether the parameters and optimizer state are the machine's shared copy (see `synchronizeStart`).
     private var parametersShared = false
+    /// Each worker's gradient buffer, for the communication thread (`OverlappedExchange`).
+    private var workerGradients: [UnsafeMutablePointer<Float>] = []
 
     /// The gradient buffer holds three extra floats that ride in the same allreduce: the step's
     /// loss sum, its correct-prediction count, and the number of ranks asked to stop.
@@ -215,6 +217,7 @@ public final class Trainer {
                 bucketFloats: config.overlapCommunication ? config.bucketBytes / 4 : nil,
                 compression: config.allreduceCompression, powerSGD: powerSGD, pool: pool, log: log)
             if let buffer = sum.localBuffer { model.useGradients(buffer) }
+            workerGradients = replicas.map { $0.model.store.gradients.pointer }
             if comm.isRoot && comm.worldSize > 1 { log("dptrain: gradients: \(sum.description)") }
             gradientSum = sum
             if let powerSGD, comm.isRoot && comm.worldSize > 1 {
@@ -333,7 +336,7 @@ public final class Trainer {
         let (threads, parts, firstPart) = (pool.count, comm.worldSize * pool.count, comm.rank * pool.count)
         var clock = PhaseClock()
         let overlap = gradientSum!.overlap
-        overlap?.begin(gradients: replicas.map { $0.model.store.gradients.pointer })
+        overlap?.begin(gradients: workerGradients)
         order.withUnsafeBufferPointer { order in
             pool.run { w in
                 let positions = schedule.localRange(step: stepInEpoch, rank: firstPart + w, worldSize: parts)
