@@ -14,6 +14,8 @@
 #   Benchmarks/compression.sh --rate 10gbit --models mlp --rounds 3 --cores-per-host 1 --out bench-results/compression
 #   Benchmarks/compression.sh --formats "onehost powersgd"   # some of: onehost none bf16 powersgd
 #   Benchmarks/compression.sh --batch 128                    # the global batch (default: the config's)
+#   Benchmarks/compression.sh --overlap "on off"             # float32 and bf16 also with the gradient
+#                                                            # sent after backward (default: on only)
 #
 # Needs root (namespaces). Prints figures; never fails on them.
 set -euo pipefail
@@ -21,7 +23,7 @@ source "$(dirname "$0")/common.sh"
 cd "$DPTRAIN_ROOT"
 
 rate=1gbit; models="mlp cnn"; rounds=1; out=bench-results/compression; cnn_epochs=4; cores=1
-formats="onehost none bf16 powersgd" batch=()
+formats="onehost none bf16 powersgd" batch=() overlaps=on
 while [ $# -gt 0 ]; do
     case $1 in
         --rate) rate=$2; shift ;;
@@ -31,6 +33,7 @@ while [ $# -gt 0 ]; do
         --cores-per-host) cores=$2; shift ;;
         --formats) formats=$2; shift ;;
         --batch) batch=(--batch-size "$2"); shift ;;
+        --overlap) overlaps=$2; shift ;;
         --out) out=$2; shift ;;
         *) die "unknown option $1 (see the comment at the top of Benchmarks/compression.sh)" ;;
     esac
@@ -46,14 +49,23 @@ for round in $(seq "$rounds"); do
         epochs=$(awk '$1 == "epochs:" { print $2 }' "Configs/$model.yaml")
         [ "$model" = cnn ] && epochs=$cnn_epochs
         for format in $formats; do
-            metrics="$out/$model-$format-$round.jsonl"
-            rm -f "$metrics"
-            hosts=2; [ "$format" = onehost ] && hosts=1
-            say "round $round: $model, $epochs epochs, $hosts host(s), gradients as ${format/none/float32}"
-            "$DPTRAIN_ROOT/Launch/simulate-hosts.sh" run "$hosts" --rate "$rate" --cores-per-host "$cores" -- \
-                env DPTRAIN_BIN="$DPTRAIN_BIN" DPTRAIN_THREADS="$cores" \
-                "$DPTRAIN_ROOT/Launch/cluster.sh" --config "Configs/$model.yaml" --data-dir "$DATA" --epochs "$epochs" \
-                --allreduce-compression "${format/onehost/none}" "${batch[@]}" --metrics-file "$metrics" --quiet || true
+            for overlap in $overlaps; do
+                # Overlap applies where the gradient crosses machines whole: float32 and bf16.
+                [ "$overlap" = off ] && { [ "$format" = onehost ] || [ "$format" = powersgd ]; } && continue
+                config="Configs/$model.yaml" name=$format
+                if [ "$overlap" = off ]; then
+                    config="$out/$model-serial.yaml" name=$format-serial
+                    { cat "Configs/$model.yaml"; echo "  overlap_communication: false"; } > "$config"
+                fi
+                metrics="$out/$model-$name-$round.jsonl"
+                rm -f "$metrics"
+                hosts=2; [ "$format" = onehost ] && hosts=1
+                say "round $round: $model, $epochs epochs, $hosts host(s), gradients as ${format/none/float32}, overlap $overlap"
+                "$DPTRAIN_ROOT/Launch/simulate-hosts.sh" run "$hosts" --rate "$rate" --cores-per-host "$cores" -- \
+                    env DPTRAIN_BIN="$DPTRAIN_BIN" DPTRAIN_THREADS="$cores" \
+                    "$DPTRAIN_ROOT/Launch/cluster.sh" --config "$config" --data-dir "$DATA" --epochs "$epochs" \
+                    --allreduce-compression "${format/onehost/none}" "${batch[@]}" --metrics-file "$metrics" --quiet || true
+            done
         done
     done
 done

@@ -218,4 +218,42 @@ struct GradientCheckTests {
         for i in 0..<45 { model.input[i] = rng.uniform(0, 1) }
         #expect(Self.checkModel(model, labels: [0, 1, 2, 1, 0]) == 0)
     }
+
+    /// `backward(done:)` may say a Dense layer's parameters are done before it computes its
+    /// input's gradient (so they travel meanwhile): every offset it reports must already hold the
+    /// final gradient from there to the end, and some report must come before the layer below runs.
+    @Test func backwardReportsEachGradientOnlyOnceFinal() throws {
+        let specs: [LayerSpec] = [
+            .flatten, .dense(units: 6, activation: .relu, l2: 0), .dense(units: 4, activation: .tanh, l2: 0),
+            .dense(units: 3, activation: .softmax, l2: 0),
+        ]
+        let model = try Model(specs: specs, inputShape: [3, 3, 1], loss: .sparseCategoricalCrossentropy, capacity: 5)
+        model.initialize(seed: 3)
+        var rng = SplitMix64(seed: 5)
+        for i in 0..<45 { model.input[i] = rng.uniform(0, 1) }
+        let context = StepContext(training: true)
+        model.forward(batch: 5, context: context)
+        let labels: [Int32] = [0, 1, 2, 1, 0]
+        _ = labels.withUnsafeBufferPointer {
+            model.head.evaluate(
+                model.output, labels: $0.baseAddress!, batch: 5, gradient: model.outputGradient, scale: 1)
+        }
+        let count = model.store.count
+        model.store.gradients.pointer.update(repeating: .nan, count: count)
+        var reports: [(offset: Int, gradient: [Float])] = []
+        model.backward(batch: 5, context: context) { offset in
+            reports.append(
+                (
+                    offset,
+                    Array(UnsafeBufferPointer(start: model.store.gradients.pointer + offset, count: count - offset))
+                ))
+        }
+        let final = model.store.gradients.array
+        #expect(final.allSatisfy { $0.isFinite })
+        for (offset, gradient) in reports {
+            #expect(gradient == Array(final[offset...]), "reported at offset \(offset) before its gradient was final")
+        }
+        // Every layer reports after it runs; the Dense layers also before their input's gradient.
+        #expect(reports.count == model.layers.count + 3)
+    }
 }

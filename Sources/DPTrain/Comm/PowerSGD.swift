@@ -36,6 +36,8 @@ public final class PowerSGD {
     private let packed: FloatBuffer
     private let p: [UnsafeMutablePointer<Float>]
     private let packedQ: FloatBuffer
+    /// Where the whole tensors start in `packed`: after every matrix's P.
+    private let pFloats: Int
     private var exchange: MachineExchange?
 
     /// The compressed matrices of `store`: the kernels (2-D and up, the last axis the columns) of
@@ -82,7 +84,7 @@ public final class PowerSGD {
             starts.append(packed.pointer + offset)
             offset += m.rows * rank
         }
-        (self.packed, p) = (packed, starts)
+        (self.packed, p, self.pFloats) = (packed, starts, pFloats)
         packedQ = FloatBuffer(count: qFloats)
     }
 
@@ -120,7 +122,7 @@ public final class PowerSGD {
             for i in 0..<m.count { g[i] += e[i] }
             sgemm(m: m.rows, n: r, k: m.cols, a: g, lda: m.cols, b: q[k].pointer, ldb: r, beta: 0, c: p[k], ldc: r)
         }
-        var offset = matrices.reduce(0) { $0 + $1.rows * r }
+        var offset = pFloats
         forEachWhole { range in
             (packed.pointer + offset).update(from: gradient + range.lowerBound, count: range.count)
             offset += range.count
@@ -128,7 +130,7 @@ public final class PowerSGD {
         exchange.sum(
             packed.pointer, range: 0..<offset, bf16: false, padded: false, pool: nil,
             operation: "MPI_Alltoall(powersgd P, machines)")
-        offset = matrices.reduce(0) { $0 + $1.rows * r }
+        offset = pFloats
         forEachWhole { range in
             (gradient + range.lowerBound).update(from: packed.pointer + offset, count: range.count)
             offset += range.count

@@ -95,7 +95,8 @@ public final class SharedMemoryGradientSum: GradientSum {
     /// many parameter-sized buffers the optimizer keeps; `sharesUpdate`: whether the ranks of a
     /// machine share them and the parameters, each updating its slice (or each updates all of its
     /// own); `bucketFloats`: with one rank a machine and several machines, send the gradient in
-    /// buckets of this many floats while backward runs (`OverlappedExchange`; nil: after it).
+    /// buckets of this many floats while backward runs (`OverlappedExchange`; nil, or a gradient
+    /// of one bucket: after it).
     /// Collective: every rank calls it at the same point, with the same arguments.
     public static func make(
         comm: MPICommunicator, count: Int, statistics: Int, stateBuffers: Int, sharesUpdate: Bool,
@@ -236,10 +237,14 @@ public final class SharedMemoryGradientSum: GradientSum {
         self.exchange = exchange
         self.powerSGD = exchange == nil ? nil : powerSGD
         if let exchange { powerSGD?.attach(exchange) }
+        // A gradient of one bucket could only start when backward ends: the training thread sends
+        // it then itself, sparing the hand-over to the communication thread.
         overlap = bucketFloats.flatMap { floats in
-            exchange.map {
-                OverlappedExchange(exchange: $0, parameters: n, bucketFloats: floats, bf16: compression == .bf16)
-            }
+            floats >= n
+                ? nil
+                : exchange.map {
+                    OverlappedExchange(exchange: $0, parameters: n, bucketFloats: floats, bf16: compression == .bf16)
+                }
         }
     }
 
@@ -249,14 +254,17 @@ public final class SharedMemoryGradientSum: GradientSum {
             ? "\(localSize) ranks a machine sum in shared memory"
                 + (votes != nil ? " and update one shared copy of the parameters" : "")
             : "one rank a machine"
-        let across =
-            machines > 1
-            ? ", \(machines) machines exchange their sums"
-                + (compression == .bf16 ? " as bfloat16" : compression == .powersgd ? " as PowerSGD factors" : "")
-                + (overlap.map {
-                    " in \($0.buckets.count) bucket\($0.buckets.count == 1 ? "" : "s") while backward runs"
-                }
-                    ?? "") : ""
+        guard machines > 1 else { return within }
+        var across = ", \(machines) machines exchange their sums"
+        switch compression {
+        case .bf16: across += " as bfloat16"
+        case .powersgd: across += " as PowerSGD factors"
+        case .none: break
+        }
+        if let overlap {
+            let buckets = overlap.buckets.count
+            across += " in \(buckets) bucket\(buckets == 1 ? "" : "s") while backward runs"
+        }
         return within + across
     }
 

@@ -70,7 +70,8 @@ public struct TrainConfig: Sendable, Equatable {
     /// The gradients' wire format in the allreduce (several ranks only).
     public var allreduceCompression = AllreduceCompression.none
     /// With one rank a machine and several machines: send the gradient in buckets of
-    /// `bucketBytes` while backward runs (a communication thread), rather than after it.
+    /// `bucketBytes` while backward runs (a communication thread), rather than after it (as
+    /// always for a gradient that fits in one bucket).
     public var overlapCommunication = true
     /// `allreduce_compression: powersgd`: the factors' rank, the float32 steps before it starts,
     /// and the smallest matrix (floats) it compresses (`training.powersgd`).

@@ -127,6 +127,7 @@ public final class Dense: Layer {
                 transA: true, m: inputs, n: units, k: batch, a: x, lda: inputs, b: dy, ldb: units, beta: 0, c: dw,
                 ldc: units)
         }
+        context.parameterGradientsFinal()
         if let dx, let inputGradientProduct, tuning.ownInputGradient {
             inputGradientProduct.compute(
                 outputGradient: dy, kernel: w, rows: batch, into: dx,

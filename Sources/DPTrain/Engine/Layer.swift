@@ -9,6 +9,15 @@ public struct StepContext {
     /// For each row of the batch, the index of its sample in the data set (keys dropout masks,
     /// so a sample gets the same mask whichever rank computes it).
     public var sampleIndices: UnsafePointer<Int32>?
+    /// With the gradient sent during backward (`Model.backward(done:)`): told that every
+    /// parameter from an offset on (in the flat parameter store) has its final gradient.
+    public var gradientsFinal: ((Int) -> Void)?
+    /// The first parameter of the layer being back-propagated (set by the model).
+    public var layerParameterStart = 0
+
+    /// A layer calls this once its own parameters' gradients are computed, before its input's
+    /// gradient, so that they can travel while that is computed.
+    public func parameterGradientsFinal() { gradientsFinal?(layerParameterStart) }
 
     public init(training: Bool, step: Int = 0, seed: UInt64 = 0, sampleIndices: UnsafePointer<Int32>? = nil) {
         self.training = training

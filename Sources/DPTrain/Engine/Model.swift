@@ -277,9 +277,11 @@ public final class Model {
     }
 
     /// Back-propagates `outputGradient` (which the head wrote) through every layer, from the
-    /// last; after each layer, `done(offset)` says that every parameter from `offset` on (in the
-    /// flat store) has its gradient.
+    /// last; after each layer (and where a layer says so, before its input's gradient),
+    /// `done(offset)` says that every parameter from `offset` on (in the flat store) has its gradient.
     public func backward(batch: Int, context: StepContext, done: ((Int) -> Void)? = nil) {
+        var context = context
+        context.gradientsFinal = done  // layers may say so before computing their input's gradient
         var i = layers.count - 1
         while i >= 0 {
             if fusesConvolutionPooling, i > 0, let pair = convolutionPooling[i - 1], let dy = deltas[i + 1],
@@ -291,6 +293,7 @@ public final class Model {
                 i -= 2
             } else {
                 if let dy = deltas[i + 1] {
+                    context.layerParameterStart = parameterStarts[i]
                     layers[i].backward(
                         input: activations[i], output: activations[i + 1], outputGradient: dy,
                         inputGradient: layers[i].aliasesInput ? nil : deltas[i], batch: batch, context: context)
