@@ -221,7 +221,8 @@ struct GradientCheckTests {
 
     /// `backward(done:)` may say a Dense layer's parameters are done before it computes its
     /// input's gradient (so they travel meanwhile): every offset it reports must already hold the
-    /// final gradient from there to the end, and some report must come before the layer below runs.
+    /// final gradient from there to the end, and each Dense layer reports once more than the
+    /// others (before its input's gradient as well as after the layer).
     @Test func backwardReportsEachGradientOnlyOnceFinal() throws {
         let specs: [LayerSpec] = [
             .flatten, .dense(units: 6, activation: .relu, l2: 0), .dense(units: 4, activation: .tanh, l2: 0),
