@@ -207,7 +207,8 @@ struct GradientCheckTests {
         return failures
     }
 
-    @Test func wholeMLPWithoutDropout() throws {
+    /// A small MLP (3x3 inputs, Dense 6 / 4 / 3, no dropout) with a batch of 5 in its input.
+    static func smallMLP() throws -> Model {
         let specs: [LayerSpec] = [
             .flatten, .dense(units: 6, activation: .relu, l2: 0), .dense(units: 4, activation: .tanh, l2: 0),
             .dense(units: 3, activation: .softmax, l2: 0),
@@ -216,7 +217,11 @@ struct GradientCheckTests {
         model.initialize(seed: 3)
         var rng = SplitMix64(seed: 5)
         for i in 0..<45 { model.input[i] = rng.uniform(0, 1) }
-        #expect(Self.checkModel(model, labels: [0, 1, 2, 1, 0]) == 0)
+        return model
+    }
+
+    @Test func wholeMLPWithoutDropout() throws {
+        #expect(Self.checkModel(try Self.smallMLP(), labels: [0, 1, 2, 1, 0]) == 0)
     }
 
     /// `backward(done:)` may say a Dense layer's parameters are done before it computes its
@@ -224,14 +229,7 @@ struct GradientCheckTests {
     /// final gradient from there to the end, and each Dense layer reports once more than the
     /// others (before its input's gradient as well as after the layer).
     @Test func backwardReportsEachGradientOnlyOnceFinal() throws {
-        let specs: [LayerSpec] = [
-            .flatten, .dense(units: 6, activation: .relu, l2: 0), .dense(units: 4, activation: .tanh, l2: 0),
-            .dense(units: 3, activation: .softmax, l2: 0),
-        ]
-        let model = try Model(specs: specs, inputShape: [3, 3, 1], loss: .sparseCategoricalCrossentropy, capacity: 5)
-        model.initialize(seed: 3)
-        var rng = SplitMix64(seed: 5)
-        for i in 0..<45 { model.input[i] = rng.uniform(0, 1) }
+        let model = try Self.smallMLP()
         let context = StepContext(training: true)
         model.forward(batch: 5, context: context)
         let labels: [Int32] = [0, 1, 2, 1, 0]
