@@ -13,11 +13,13 @@ The model of a step on N machines (ring_model.py's terms), one rank a machine:
             error feedback)
 
 compute (gather + forward + backward) and the optimizer come from one host's runs at the same
-local batch, times phi, the slowdown of both measured in the 2-host runs' own phases; each link's latency and bandwidth from the exchange-alone runs of both models (float32
-and bf16 apart: bf16's includes its conversions); eta (the share of backward during which the
-exchange progresses: fitted to the measured serial step minus the overlapped one) and kappa are one
-constant each, fitted by least squares over every link's overlap and PowerSGD steps. The unshaped link's exchange is what the exchange costs the cores
-when no rate limits it."""
+local batch; phi is how much slower a host computes in the 2-host runs, from their own phases;
+each link's latency and bandwidth are fitted to the exchange-alone runs at every size (float32 and
+bf16 apart: bf16's includes its conversions). eta (the share of backward during which an exchange
+progresses; fitted to the measured serial step minus the overlapped one) and kappa are one
+constant each, fitted by least squares over every link's overlapped and PowerSGD steps. At scale,
+phi is 1 (the slowdown is the simulated hosts sharing one VM's memory system). The unshaped link's
+exchange is what the exchange costs the cores when no rate limits it."""
 import collections
 import json
 import statistics
