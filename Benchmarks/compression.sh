@@ -50,10 +50,12 @@ for round in $(seq "$rounds"); do
         [ "$model" = cnn ] && epochs=$cnn_epochs
         for format in $formats; do
             for overlap in $overlaps; do
-                # Overlap applies where the gradient crosses machines whole: float32 and bf16.
-                [ "$overlap" = off ] && { [ "$format" = onehost ] || [ "$format" = powersgd ]; } && continue
+                # Overlap applies where the gradient crosses machines whole (float32 and bf16): one
+                # host and PowerSGD run once, with the first value.
+                whole=true; { [ "$format" = onehost ] || [ "$format" = powersgd ]; } && whole=false
+                ! $whole && [ "$overlap" != "${overlaps%% *}" ] && continue
                 config="Configs/$model.yaml" name=$format
-                if [ "$overlap" = off ]; then
+                if [ "$overlap" = off ] && $whole; then
                     config="$out/$model-serial.yaml" name=$format-serial
                     { cat "Configs/$model.yaml"; echo "  overlap_communication: false"; } > "$config"
                 fi
