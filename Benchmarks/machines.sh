@@ -10,7 +10,8 @@
 #     and over an unshaped one (what the exchange costs the cores when no rate limits it);
 #   - whole steps on 2 hosts at global batch 2B: float32 and bf16, each with the gradient sent
 #     after backward (overlap_communication: false) and in buckets during backward (the default),
-#     and PowerSGD (rank 4, every step compressed: warmup_steps 0).
+#     and PowerSGD (rank 4, every step compressed: warmup_steps 0), its P factors as float32 and
+#     as bfloat16 (training.powersgd.bf16).
 #
 # Benchmarks/machines_report.py then fits the model's terms (compute and optimizer to the one-host
 # runs; latency and bandwidth to the exchange-alone runs of every size; the share of backward that hides an
@@ -51,8 +52,11 @@ say "$("$DPTRAIN_BIN" --version); 2 simulated hosts x 1 core of their own agains
 # The configs as the runs need them: the gradient sent after backward, and PowerSGD from step 1.
 for model in $models; do
     { cat "Configs/$model.yaml"; echo "  overlap_communication: false"; } > "$out/$model-serial.yaml"
-    { cat "Configs/$model.yaml"; printf '  allreduce_compression: powersgd\n  powersgd:\n    warmup_steps: 0\n'; } \
-        > "$out/$model-powersgd.yaml"
+    for format in powersgd powersgd-bf16; do
+        bf16=false; [ $format = powersgd-bf16 ] && bf16=true
+        { cat "Configs/$model.yaml"; printf '  allreduce_compression: powersgd\n  powersgd: {warmup_steps: 0, bf16: %s}\n' $bf16; } \
+            > "$out/$model-$format.yaml"
+    done
 done
 
 # One measurement script, run inside the simulated hosts of each link (it sees their variables).
@@ -89,8 +93,10 @@ for model in $models; do
         record '"model":"'\$model'","kind":"step","hosts":2,"format":"'\$format'","overlap":true' \\
             "\$(run 2 bench --config Configs/\$model.yaml --batch-size $((2 * batch)) --allreduce-compression \$format "\${common[@]}")"
     done
-    record '"model":"'\$model'","kind":"step","hosts":2,"format":"powersgd","overlap":false' \\
-        "\$(run 2 bench --config $out/\$model-powersgd.yaml --batch-size $((2 * batch)) "\${common[@]}")"
+    for format in powersgd powersgd-bf16; do
+        record '"model":"'\$model'","kind":"step","hosts":2,"format":"'\$format'","overlap":false' \\
+            "\$(run 2 bench --config $out/\$model-\$format.yaml --batch-size $((2 * batch)) "\${common[@]}")"
+    done
 done
 EOF
 for round in $(seq "$rounds"); do

@@ -8,9 +8,9 @@ The model of a step on N machines (ring_model.py's terms), one rank a machine:
   serial:   phi x (compute + optimizer) + exchange(wire bytes)
   overlap:  the serial step - hidden, hidden = min(the exchange of the buckets ready before
             backward ends, eta x backward)
-  PowerSGD: phi x (compute + optimizer) + exchange(P and the whole tensors) + exchange(Q)
+  PowerSGD: phi x (compute + optimizer) + exchange(P) + exchange(Q and the whole tensors)
             + kappa x the compressed matrices' elements (the products, orthogonalisation and
-            error feedback)
+            error feedback); powersgd-bf16 sends P at bf16's fitted terms
 
 compute (gather + forward + backward) and the optimizer come from one host's runs at the same
 local batch; phi is how much slower a host computes in the 2-host runs, from their own phases;
@@ -38,13 +38,13 @@ med = statistics.median
 
 
 def powersgd_floats(model):
-    """(P and the whole tensors, Q, the compressed matrices' elements) of one step's exchange."""
-    p, q, elements = STATISTICS, 0, 0
+    """(P, Q and the whole tensors, the compressed matrices' elements) of one step's exchanges."""
+    p, q, elements = 0, STATISTICS, 0
     for rows, cols in TENSORS[model]:
         if rows * cols >= MIN_SIZE and RANK * (rows + cols) < rows * cols:
             p, q, elements = p + RANK * rows, q + RANK * cols, elements + rows * cols
         else:
-            p += rows * cols
+            q += rows * cols
     return p, q, elements
 
 
@@ -108,10 +108,12 @@ for model in models:
 def exchange(model, link, fmt, n=2, net=None):
     """Seconds of one step's exchange between n machines, before any of it is hidden."""
     floats = sum(r * c for r, c in TENSORS[model]) + STATISTICS
-    if fmt == "powersgd":
+    if fmt.startswith("powersgd"):
         p, q, _ = powersgd_floats(model)
         latency, bandwidth = net or network[(link, "none")]
-        return ring(n, 4 * p, latency, bandwidth) + ring(n, 4 * q, latency, bandwidth)
+        p_latency, p_bandwidth = net or network[(link, "bf16" if fmt == "powersgd-bf16" else "none")]
+        p_bytes = (2 if fmt == "powersgd-bf16" else 4) * p
+        return ring(n, p_bytes, p_latency, p_bandwidth) + ring(n, 4 * q, latency, bandwidth)
     latency, bandwidth = net or network[(link, fmt)]
     return ring(n, floats * (2 if fmt == "bf16" else 4), latency, bandwidth)
 
@@ -142,13 +144,13 @@ pairs = [(alone[m]["backward"], measured[(m, l, f, False)] - t) for (m, l, f, o)
          if o and early_share(m) > 0 and (m, l, f, False) in measured]
 eta = max(0.0, min(1.0, sum(b * d for b, d in pairs) / sum(b * b for b, _ in pairs))) if pairs else 0.0
 # kappa: PowerSGD's seconds per compressed element, over its steps.
-pairs = [(powersgd_floats(m)[2], t - serial(m, l, "powersgd")) for (m, l, f, o), t in measured.items() if f == "powersgd"]
+pairs = [(powersgd_floats(m)[2], t - serial(m, l, f)) for (m, l, f, o), t in measured.items() if f.startswith("powersgd")]
 kappa = max(0.0, sum(e * d for e, d in pairs) / sum(e * e for e, _ in pairs)) if pairs else 0.0
 
 
 def predict(model, link, fmt, overlap, n=2, net=None, slower=None):
     step = serial(model, link, fmt, n, net, slower)
-    if fmt == "powersgd":
+    if fmt.startswith("powersgd"):
         return step + kappa * powersgd_floats(model)[2]
     if overlap:
         step -= min(early_share(model) * exchange(model, link, fmt, n, net), eta * alone[model]["backward"])
@@ -166,11 +168,12 @@ for model in models:
           f"{100 * early_share(model):.0f}% of the gradient; PowerSGD sends {p + q} floats")
 
 print("\nsteps on 2 hosts x 1 core (median over rounds, slowest rank): measured against the model; efficiency = one host's step / this")
-print(f"  {'model':5} {'link':7} {'wire':8} {'overlap':7} {'measured':>9} {'model':>8} {'error':>6} {'efficiency':>10} {'hidden':>7}  (ms)")
+print(f"  {'model':5} {'link':7} {'wire':13} {'overlap':7} {'measured':>9} {'model':>8} {'error':>6} {'efficiency':>10} {'hidden':>7}  (ms)")
 errors = []
 for model in models:
     for link in links:
-        for fmt, overlap in (("none", False), ("none", True), ("bf16", False), ("bf16", True), ("powersgd", False)):
+        for fmt, overlap in (("none", False), ("none", True), ("bf16", False), ("bf16", True), ("powersgd", False),
+                             ("powersgd-bf16", False)):
             key = (model, link, fmt, overlap)
             if key not in measured:
                 continue
@@ -178,7 +181,7 @@ for model in models:
             errors.append((abs(p / t - 1), key))
             shares = [r["hidden_share"] for r in steps[key] if isinstance(r.get("hidden_share"), (int, float))]
             hidden = f"{100 * med(shares):6.0f}%" if overlap and shares else "      -"
-            print(f"  {model:5} {link:7} {fmt:8} {'on' if overlap else 'off':7} {t * 1e3:9.3f} {p * 1e3:8.3f} {100 * (p / t - 1):+5.0f}% "
+            print(f"  {model:5} {link:7} {fmt:13} {'on' if overlap else 'off':7} {t * 1e3:9.3f} {p * 1e3:8.3f} {100 * (p / t - 1):+5.0f}% "
                   f"{alone[model]['step'] / t:10.2f} {hidden}")
 if errors:
     worst = max(errors)

@@ -35,7 +35,7 @@ struct TrainingOptions: ParsableArguments {
     @Option(
         name: .long,
         help: ArgumentHelp(
-            "The gradients' wire format between machines: none (exact float32 sums, the default), bf16 (half the bytes, 8 significant bits; for slow links) or powersgd (low-rank factors of the large matrices with error feedback, training.powersgd: rank, warmup_steps, min_size; for the slowest links). Overrides training.allreduce_compression.",
+            "The gradients' wire format between machines: none (exact float32 sums, the default), bf16 (half the bytes, 8 significant bits; for slow links) or powersgd (low-rank factors of the large matrices with error feedback, training.powersgd: rank, warmup_steps, min_size, bf16; for the slowest links). Overrides training.allreduce_compression.",
             valueName: "format"))
     var allreduceCompression: String?
 

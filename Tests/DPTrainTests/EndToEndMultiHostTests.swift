@@ -215,6 +215,52 @@ extension EndToEndTests {
                 "\(alone.stderr)")
         }
 
+        /// PowerSGD with `bf16: true` between 2 hosts: its warm-up steps are bf16
+        /// compression's to the last bit; then the P factors travel as bfloat16,
+        /// the replicas stay identical and the curve stays close to the warm-up's format.
+        @Test func powerSGDWithBF16WarmsUpAsBF16AndKeepsReplicasIdentical() throws {
+            let data = Support.makeTinyMNIST(train: 250, test: 40)
+            let tmp = Support.temporaryDirectory()
+            let text = try String(
+                contentsOfFile: Support.packageRoot.appendingPathComponent("Configs/mlp.yaml").path, encoding: .utf8)
+            for (name, extra) in [
+                ("power", "  allreduce_compression: powersgd\n  powersgd: {rank: 2, warmup_steps: 4, bf16: true}\n"),
+                ("bf16", "  allreduce_compression: bf16\n"),
+            ] {
+                try text.replacingOccurrences(of: "training:\n", with: "training:\n" + extra)
+                    .write(toFile: "\(tmp)/\(name).yaml", atomically: true, encoding: .utf8)
+            }
+            let script = Support.packageRoot.appendingPathComponent("Launch/simulate-hosts.sh").path
+            let cluster = Support.packageRoot.appendingPathComponent("Launch/cluster.sh").path
+            var runs: [String: (losses: [Double], summary: [String: Any])] = [:]
+            for name in ["power", "bf16"] {
+                let r = try Support.run(
+                    script,
+                    [
+                        "run", "2", "--", cluster, "--config", "\(tmp)/\(name).yaml", "--data-dir", data, "--epochs",
+                        "2",
+                        "--batch-size", "32", "--log-every", "1", "--seed", "3", "--metrics-file",
+                        "\(tmp)/\(name).jsonl",
+                    ], environment: ["DPTRAIN_BIN": bin], timeout: 300)
+                try #require(r.status == 0, "\(r.stderr)")
+                if name == "power" {
+                    #expect(
+                        r.stderr.contains("2 machines exchange their sums as PowerSGD factors (P as bfloat16)")
+                            && r.stderr.contains("after 4 steps in bfloat16 (the P factors too)"),
+                        "\(r.stderr)")
+                }
+                runs[name] = try events("\(tmp)/\(name).jsonl")
+            }
+            let (a, b) = (try #require(runs["power"]), try #require(runs["bf16"]))
+            #expect(a.summary["replicas_identical"] as? Bool == true && a.losses.count == 16)
+            #expect(Array(a.losses.prefix(5)) == Array(b.losses.prefix(5)), "the warm-up steps are bf16's")
+            #expect(a.losses != b.losses, "the factors must show in the losses")
+            for (step, (x, y)) in zip(a.losses, b.losses).enumerated() {
+                #expect(abs(x - y) <= 0.35 * abs(y), "step \(step + 1): powersgd \(x), bf16 \(y)")
+            }
+            #expect(a.losses.last! < a.losses.first!, "\(a.losses)")
+        }
+
         /// `--cores-per-host 1`: each simulated host is a machine of one core of its own, where its
         /// daemon and ranks run (host i on core i-1), and more hosts than cores is refused by name.
         /// (Where this process may use one core only, as under `taskset -c 0`, just the refusal.)

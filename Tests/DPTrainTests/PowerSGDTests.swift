@@ -34,7 +34,7 @@ struct PowerSGDTests {
         } throws: { error in
             "\(error)".contains("training.powersgd.rank") && "\(error)".contains("dense_1.kernel (784 x 128)")
         }
-        for bad in ["rank: 0", "warmup_steps: -1", "min_size: 0"] {
+        for bad in ["rank: 0", "warmup_steps: -1", "min_size: 0", "bf16: maybe"] {
             let key = "training.powersgd." + bad.prefix { $0 != ":" }
             #expect {
                 try TrainConfig.parse(yaml: ConfigTests.minimal + "\ntraining:\n  powersgd: {\(bad)}\n")
@@ -42,11 +42,13 @@ struct PowerSGDTests {
         }
         let set = try TrainConfig.parse(
             yaml: ConfigTests.minimal
-                + "\ntraining:\n  allreduce_compression: powersgd\n  powersgd: {rank: 2, warmup_steps: 7, min_size: 10}\n"
+                + "\ntraining:\n  allreduce_compression: powersgd\n"
+                + "  powersgd: {rank: 2, warmup_steps: 7, min_size: 10, bf16: true}\n"
         )
         #expect(
             set.allreduceCompression == .powersgd && set.powerSGDRank == 2 && set.powerSGDWarmupSteps == 7
-                && set.powerSGDMinimumSize == 10)
+                && set.powerSGDMinimumSize == 10 && set.powerSGDBF16)
+        #expect(try !TrainConfig.parse(yaml: ConfigTests.minimal).powerSGDBF16)
     }
 
     @Test func orthonormalizesTheColumns() {
@@ -54,7 +56,11 @@ struct PowerSGDTests {
         let (rows, cols) = (50, 4)
         var a = (0..<rows * cols).map { _ in rng.uniform(-1, 1) }
         for row in 0..<rows { a[row * cols + 3] = 0 }  // a column of zeros stays zero
-        a.withUnsafeMutableBufferPointer { PowerSGD.orthonormalizeColumns($0.baseAddress!, rows: rows, cols: cols) }
+        let scratch = UnsafeMutablePointer<Double>.allocate(capacity: rows * cols)
+        defer { scratch.deallocate() }
+        a.withUnsafeMutableBufferPointer {
+            PowerSGD.orthonormalizeColumns($0.baseAddress!, rows: rows, cols: cols, scratch: scratch)
+        }
         for i in 0..<cols {
             for j in 0..<cols {
                 var dot: Float = 0

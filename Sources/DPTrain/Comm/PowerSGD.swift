@@ -7,8 +7,11 @@ import Foundation
 /// (cols x rank), instead of rows x cols floats; the other tensors (biases, anything under
 /// `minimumSize` floats) travel whole, in float32. With error feedback: what the approximation
 /// left out of a machine's share is added to its next step's gradient, so nothing is lost, only
-/// delayed. The first `warmupSteps` steps send everything in float32 (PyTorch's
-/// `start_powerSGD_iter`).
+/// delayed. The first `warmupSteps` steps send everything uncompressed (PyTorch's
+/// `start_powerSGD_iter`). With `bf16`, those steps' gradient and the P factors (the bulk of
+/// what travels once it starts) cross as bfloat16, as under PyTorch's
+/// `bf16_compress_wrapper(powerSGD_hook)`; Q, the tensors sent whole and the statistics stay
+/// float32 (they are few).
 ///
 /// Every machine computes the same approximation from the same summed factors (each sum is taken
 /// in machine order by `MachineExchange`), so the replicas stay identical. Q is kept from one step
@@ -24,6 +27,8 @@ public final class PowerSGD {
 
     public let rank: Int
     public let warmupSteps: Int
+    /// Whether the warm-up steps' gradient and the P factors travel as bfloat16.
+    public let bf16: Bool
     /// The global step the next `sum` is for (set by the trainer).
     public var step = 0
     let matrices: [Matrix]
@@ -32,18 +37,30 @@ public final class PowerSGD {
     /// Per matrix: Q (cols x rank), identical on every machine; and this machine's error feedback.
     let q: [FloatBuffer]
     let error: [FloatBuffer]
-    /// What travels: the P factors then the whole tensors; then the Q factors.
+    /// What travels: first every matrix's P; then every Q, the whole tensors and the riders.
     private let packed: FloatBuffer
     private let p: [UnsafeMutablePointer<Float>]
     private let packedQ: FloatBuffer
-    /// Where the whole tensors start in `packed`: after every matrix's P.
+    /// The floats of every P, and of every Q (where the whole tensors start in `packedQ`).
     private let pFloats: Int
+    private let qFloats: Int
+    /// Scratch: a block of rows of P Q^T, and P's columns in double precision.
+    private let approximation: FloatBuffer
+    private let columns: UnsafeMutablePointer<Double>
+
+    /// The rows of a matrix that the approximation's pass takes at a time: about `blockFloats`
+    /// floats, so that a block of the approximation stays in the core's L2 cache between its
+    /// product and the updates of the gradient and the error feedback.
+    static let blockFloats = 32_768
+    static func blockRows(_ m: Matrix) -> Int { max(1, blockFloats / m.cols) }
     private var exchange: MachineExchange?
 
     /// The compressed matrices of `store`: the kernels (2-D and up, the last axis the columns) of
     /// at least `minimumSize` floats whose factors are smaller than they are. Throws naming the
     /// key when `rank` exceeds one's smaller side.
-    public init(store: ParameterStore, rank: Int, warmupSteps: Int, minimumSize: Int, seed: UInt64) throws {
+    public init(
+        store: ParameterStore, rank: Int, warmupSteps: Int, minimumSize: Int, bf16: Bool = false, seed: UInt64
+    ) throws {
         var matrices: [Matrix] = []
         var whole: [Range<Int>] = []
         for e in store.entries {
@@ -65,7 +82,7 @@ public final class PowerSGD {
                 whole.append(e.offset..<e.offset + e.count)
             }
         }
-        (self.rank, self.warmupSteps, self.matrices, self.whole) = (rank, warmupSteps, matrices, whole)
+        (self.rank, self.warmupSteps, self.bf16, self.matrices, self.whole) = (rank, warmupSteps, bf16, matrices, whole)
         var rng = SplitMix64(seed: CounterRNG.key(seed, 0x50_5347, 0))
         q = matrices.map { m in
             let buffer = FloatBuffer(count: m.cols * rank)
@@ -77,15 +94,17 @@ public final class PowerSGD {
         error = matrices.map { FloatBuffer(count: $0.count) }
         let pFloats = matrices.reduce(0) { $0 + $1.rows * rank }
         let qFloats = matrices.reduce(0) { $0 + $1.cols * rank }
-        let packed = FloatBuffer(count: max(pFloats + whole.reduce(0) { $0 + $1.count } + Self.maximumRiders, qFloats))
+        let packed = FloatBuffer(count: pFloats)
         var starts: [UnsafeMutablePointer<Float>] = []
         var offset = 0
         for m in matrices {
             starts.append(packed.pointer + offset)
             offset += m.rows * rank
         }
-        (self.packed, p, self.pFloats) = (packed, starts, pFloats)
-        packedQ = FloatBuffer(count: qFloats)
+        (self.packed, p, self.pFloats, self.qFloats) = (packed, starts, pFloats, qFloats)
+        packedQ = FloatBuffer(count: qFloats + whole.reduce(0) { $0 + $1.count } + Self.maximumRiders)
+        approximation = FloatBuffer(count: matrices.map { Self.blockRows($0) * $0.cols }.max() ?? 0)
+        columns = .allocate(capacity: (matrices.map(\.rows).max() ?? 0) * rank)
     }
 
     /// The floats that cross the network a step, against the whole gradient's.
@@ -116,69 +135,104 @@ public final class PowerSGD {
             body(riders)
         }
         let r = rank
-        // M = this machine's gradient + its error feedback; P = M Q.
+        // M = this machine's gradient + its error feedback; P = M Q, summed over the machines.
         for (k, m) in matrices.enumerated() {
             let g = gradient + m.offset, e = error[k].pointer
             for i in 0..<m.count { g[i] += e[i] }
             sgemm(m: m.rows, n: r, k: m.cols, a: g, lda: m.cols, b: q[k].pointer, ldb: r, beta: 0, c: p[k], ldc: r)
         }
-        var offset = pFloats
-        forEachWhole { range in
-            (packed.pointer + offset).update(from: gradient + range.lowerBound, count: range.count)
-            offset += range.count
-        }
         exchange.sum(
-            packed.pointer, range: 0..<offset, bf16: false, padded: false, pool: nil,
+            packed.pointer, range: 0..<pFloats, bf16: bf16, padded: false, pool: nil,
             operation: "MPI_Alltoall(powersgd P, machines)")
-        offset = pFloats
-        forEachWhole { range in
-            (gradient + range.lowerBound).update(from: packed.pointer + offset, count: range.count)
-            offset += range.count
-        }
-        // Orthonormal columns of P (Gram-Schmidt); then Q = M^T P, summed over the machines.
-        var qOffset = 0
+        // Orthonormal columns of P (Gram-Schmidt); then Q = M^T P, summed over the machines with
+        // the tensors that travel whole and the riders.
+        var offset = 0
         let qPacked = packedQ.pointer
         for (k, m) in matrices.enumerated() {
-            Self.orthonormalizeColumns(p[k], rows: m.rows, cols: r)
+            Self.orthonormalizeColumns(p[k], rows: m.rows, cols: r, scratch: columns)
             sgemm(
                 transA: true, m: m.cols, n: r, k: m.rows, a: gradient + m.offset, lda: m.cols, b: p[k], ldb: r,
-                beta: 0, c: qPacked + qOffset, ldc: r)
-            qOffset += m.cols * r
+                beta: 0, c: qPacked + offset, ldc: r)
+            offset += m.cols * r
+        }
+        forEachWhole { range in
+            (qPacked + offset).update(from: gradient + range.lowerBound, count: range.count)
+            offset += range.count
         }
         exchange.sum(
-            qPacked, range: 0..<qOffset, bf16: false, padded: false, pool: nil,
+            qPacked, range: 0..<offset, bf16: false, padded: false, pool: nil,
             operation: "MPI_Alltoall(powersgd Q, machines)")
-        // The approximation P Q^T of the sum; this machine keeps what its share lost.
-        qOffset = 0
+        offset = qFloats
+        forEachWhole { range in
+            (gradient + range.lowerBound).update(from: qPacked + offset, count: range.count)
+            offset += range.count
+        }
+        // The approximation A = P Q^T of the sum replaces M; this machine keeps what its share
+        // lost, M - A / machines. A block of rows at a time, A in scratch: one pass over M.
+        offset = 0
         let share = 1 / Float(exchange.machines)
+        let a = approximation.pointer
         for (k, m) in matrices.enumerated() {
-            let g = gradient + m.offset, e = error[k].pointer
-            q[k].pointer.update(from: qPacked + qOffset, count: m.cols * r)
-            qOffset += m.cols * r
-            e.update(from: g, count: m.count)
-            sgemm(
-                transB: true, m: m.rows, n: m.cols, k: r, alpha: -share, a: p[k], lda: r, b: q[k].pointer, ldb: r,
-                beta: 1, c: e, ldc: m.cols)
-            sgemm(
-                transB: true, m: m.rows, n: m.cols, k: r, a: p[k], lda: r, b: q[k].pointer, ldb: r, beta: 0, c: g,
-                ldc: m.cols)
+            q[k].pointer.update(from: qPacked + offset, count: m.cols * r)
+            offset += m.cols * r
+            let block = Self.blockRows(m)
+            for first in stride(from: 0, to: m.rows, by: block) {
+                let rows = min(block, m.rows - first)
+                sgemm(
+                    transB: true, m: rows, n: m.cols, k: r, a: p[k] + first * r, lda: r, b: q[k].pointer, ldb: r,
+                    beta: 0, c: a, ldc: m.cols)
+                let g = gradient + m.offset + first * m.cols, e = error[k].pointer + first * m.cols
+                for i in 0..<rows * m.cols {
+                    e[i] = g[i] - share * a[i]
+                    g[i] = a[i]
+                }
+            }
         }
     }
 
     /// Makes the columns of the row-major `rows x cols` matrix orthonormal (modified Gram-Schmidt,
-    /// a column of zeros stays zero), in double precision.
-    static func orthonormalizeColumns(_ a: UnsafeMutablePointer<Float>, rows: Int, cols: Int) {
+    /// a column of zeros stays zero), in double precision: each column is copied to `scratch`
+    /// (`rows x cols` doubles), where the products run over contiguous memory.
+    static func orthonormalizeColumns(
+        _ a: UnsafeMutablePointer<Float>, rows: Int, cols: Int, scratch: UnsafeMutablePointer<Double>
+    ) {
         for j in 0..<cols {
-            for i in 0..<j {
-                var dot = 0.0
-                for row in 0..<rows { dot += Double(a[row * cols + i]) * Double(a[row * cols + j]) }
-                for row in 0..<rows { a[row * cols + j] -= Float(dot) * a[row * cols + i] }
-            }
-            var norm = 0.0
-            for row in 0..<rows { norm += Double(a[row * cols + j]) * Double(a[row * cols + j]) }
-            let scale = norm > 0 ? Float(1 / norm.squareRoot()) : 0
-            for row in 0..<rows { a[row * cols + j] *= scale }
+            for row in 0..<rows { scratch[j * rows + row] = Double(a[row * cols + j]) }
         }
+        for j in 0..<cols {
+            let column = scratch + j * rows
+            for i in 0..<j {
+                let other = scratch + i * rows
+                let d = dot(other, column, count: rows)
+                for row in 0..<rows { column[row] -= d * other[row] }
+            }
+            let norm = dot(column, column, count: rows)
+            let scale = norm > 0 ? 1 / norm.squareRoot() : 0
+            for row in 0..<rows { column[row] *= scale }
+        }
+        for j in 0..<cols {
+            for row in 0..<rows { a[row * cols + j] = Float(scratch[j * rows + row]) }
+        }
+    }
+
+    /// The dot product of `count` doubles, in eight lanes and then lane by lane: the same order,
+    /// and so the same bits, on every CPU (every machine orthonormalises the same P).
+    static func dot(_ x: UnsafePointer<Double>, _ y: UnsafePointer<Double>, count: Int) -> Double {
+        typealias V = SIMD8<Double>
+        var lanes = V()
+        var i = 0
+        while i + 8 <= count {
+            lanes +=
+                UnsafeRawPointer(x + i).loadUnaligned(as: V.self) * UnsafeRawPointer(y + i).loadUnaligned(as: V.self)
+            i += 8
+        }
+        var sum = 0.0
+        for k in 0..<8 { sum += lanes[k] }
+        while i < count {
+            sum += x[i] * y[i]
+            i += 1
+        }
+        return sum
     }
 
     // MARK: checkpoints

@@ -258,7 +258,7 @@ public final class SharedMemoryGradientSum: GradientSum {
         var across = ", \(machines) machines exchange their sums"
         switch compression {
         case .bf16: across += " as bfloat16"
-        case .powersgd: across += " as PowerSGD factors"
+        case .powersgd: across += " as PowerSGD factors" + (powerSGD?.bf16 == true ? " (P as bfloat16)" : "")
         case .none: break
         }
         if let overlap {
@@ -347,13 +347,14 @@ public final class SharedMemoryGradientSum: GradientSum {
     }
 
     /// Leaders: replaces `total` by its sum over the machines, added in machine order (the
-    /// gradient as bfloat16 with compression, the statistics always in float32).
+    /// gradient as bfloat16 with bf16 compression and in PowerSGD's warm-up with its `bf16`, the
+    /// statistics always in float32).
     private func exchangeSums() {
         guard let exchange else { return }
         let n = count - statisticSlots
         if let powerSGD, powerSGD.compresses {
             powerSGD.sum(total, riders: n..<count)
-        } else if compression == .bf16 {
+        } else if compression == .bf16 || powerSGD?.bf16 == true {
             exchange.sum(
                 total, range: 0..<n, bf16: true, padded: true, pool: pool, operation: "MPI_Alltoall(bf16, machines)")
             exchange.sum(

@@ -73,11 +73,13 @@ public struct TrainConfig: Sendable, Equatable {
     /// `bucketBytes` while backward runs (a communication thread), rather than after it (as
     /// always for a gradient that fits in one bucket).
     public var overlapCommunication = true
-    /// `allreduce_compression: powersgd`: the factors' rank, the float32 steps before it starts,
-    /// and the smallest matrix (floats) it compresses (`training.powersgd`).
+    /// `allreduce_compression: powersgd`: the factors' rank, the uncompressed steps before it
+    /// starts, the smallest matrix (floats) it compresses, and whether the warm-up steps' gradient
+    /// and the P factors cross as bfloat16 (`training.powersgd`).
     public var powerSGDRank = 4
     public var powerSGDWarmupSteps = 100
     public var powerSGDMinimumSize = 4096
+    public var powerSGDBF16 = false
     public var bucketBytes = 1 << 20
     /// Checkpointing: directory (nil: no checkpoints), cadence and how many files to keep.
     public var checkpointDirectory: String?
@@ -235,6 +237,7 @@ public struct TrainConfig: Sendable, Equatable {
                     }
                     c.powerSGDMinimumSize = size
                 }
+                c.powerSGDBF16 = try power.bool("bf16") ?? c.powerSGDBF16
                 try power.finish()
             }
             if let megabytes = try training.double("bucket_mb") {

@@ -160,7 +160,7 @@ public final class Trainer {
             config.allreduceCompression == .powersgd
             ? try PowerSGD(
                 store: model.store, rank: config.powerSGDRank, warmupSteps: config.powerSGDWarmupSteps,
-                minimumSize: config.powerSGDMinimumSize, seed: config.seed) : nil
+                minimumSize: config.powerSGDMinimumSize, bf16: config.powerSGDBF16, seed: config.seed) : nil
         if comm.isRoot { model.initialize(seed: config.seed) }
         pool = WorkerPool(count: threads)
         spareValues = threads > 1 ? FloatBuffer(count: model.store.count) : nil  // see synchronizeStart
@@ -224,7 +224,8 @@ public final class Trainer {
                 let (sent, whole) = powerSGD.wireFloats
                 log(
                     "dptrain: PowerSGD rank \(powerSGD.rank): \(sent) of \(whole) floats cross between machines a step, "
-                        + "after \(powerSGD.warmupSteps) steps in float32")
+                        + "after \(powerSGD.warmupSteps) steps in \(powerSGD.bf16 ? "bfloat16 (the P factors too)" : "float32")"
+                )
             }
         }
         if let message = powerSGD?.restore(comm: comm), comm.isRoot { log("dptrain: \(message)") }
