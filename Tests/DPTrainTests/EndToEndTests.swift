@@ -135,6 +135,34 @@ struct EndToEndTests {
         #expect(bad.status != 0 && bad.stderr.contains("--allreduce-compression"), "\(bad.stderr)")
     }
 
+    /// PowerSGD compresses only what machines exchange: ranks of one machine sum exactly in
+    /// shared memory and say there is nothing to compress (the same bits as float32); ranks
+    /// summing through MPI_Allreduce warn that their gradients cross uncompressed.
+    @Test func powerSGDSaysWhereItCompressesNothing() throws {
+        let data = Support.makeTinyMNIST(train: 250, test: 40)
+        let args = ["--epochs", "1", "--batch-size", "32", "--log-every", "1", "--seed", "3", "--threads", "1"]
+        let exact = try train(ranks: 2, data: data, args)
+        // From the first step, so that compression would show in the losses.
+        let config = Support.temporaryDirectory() + "/power.yaml"
+        try String(
+            contentsOfFile: Support.packageRoot.appendingPathComponent("Configs/mlp.yaml").path, encoding: .utf8
+        ).replacingOccurrences(of: "training:\n", with: "training:\n  powersgd: {warmup_steps: 0}\n")
+            .write(toFile: config, atomically: true, encoding: .utf8)
+        let power = args + ["--config", config, "--allreduce-compression", "powersgd"]
+        let inMemory = try train(ranks: 2, data: data, power)
+        #expect(inMemory.losses == exact.losses)
+        #expect(
+            inMemory.result.stderr.contains("PowerSGD: every rank is on one machine")
+                && !inMemory.result.stderr.contains("cross between machines"), "\(inMemory.result.stderr)")
+        let allreduce = try train(ranks: 2, data: data, power, environment: ["DPTRAIN_GRADIENT_SUM": "allreduce"])
+        #expect(allreduce.losses == exact.losses)
+        #expect(
+            allreduce.result.stderr.contains(
+                "warning: PowerSGD compresses what machines exchange after summing in shared memory, and these ranks "
+                    + "sum with MPI_Allreduce: the gradients cross uncompressed, in float32"),
+            "\(allreduce.result.stderr)")
+    }
+
     @Test func oneEpochOnRealMNISTWithTwoRanks() throws {
         let run = try train(ranks: 2, data: try Support.realMNIST(), ["--epochs", "1"])
         let accuracy = try #require(run.summary["test_accuracy"] as? Double)

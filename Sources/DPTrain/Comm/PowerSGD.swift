@@ -117,6 +117,9 @@ public final class PowerSGD {
     /// Used by the leader of each machine (`SharedMemoryGradientSum`).
     func attach(_ exchange: MachineExchange) { self.exchange = exchange }
 
+    /// Whether this rank compresses its machine's exchange (a leader, with other machines).
+    public var isAttached: Bool { exchange != nil }
+
     /// Whether this step's sum is compressed (past the warm-up, with machines to send to).
     var compresses: Bool { exchange != nil && step >= warmupSteps && !matrices.isEmpty }
 

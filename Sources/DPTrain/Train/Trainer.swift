@@ -220,12 +220,23 @@ public final class Trainer {
             workerGradients = replicas.map { $0.model.store.gradients.pointer }
             if comm.isRoot && comm.worldSize > 1 { log("dptrain: gradients: \(sum.description)") }
             gradientSum = sum
+            // Rank 0 leads the first machine: it compresses whenever the run compresses.
             if let powerSGD, comm.isRoot && comm.worldSize > 1 {
                 let (sent, whole) = powerSGD.wireFloats
-                log(
-                    "dptrain: PowerSGD rank \(powerSGD.rank): \(sent) of \(whole) floats cross between machines a step, "
-                        + "after \(powerSGD.warmupSteps) steps in \(powerSGD.bf16 ? "bfloat16 (the P factors too)" : "float32")"
-                )
+                if powerSGD.isAttached {
+                    log(
+                        "dptrain: PowerSGD rank \(powerSGD.rank): \(sent) of \(whole) floats cross between machines a step, "
+                            + "after \(powerSGD.warmupSteps) steps in \(powerSGD.bf16 ? "bfloat16 (the P factors too)" : "float32")"
+                    )
+                } else if sum is AllreduceGradientSum {
+                    log(
+                        "warning: PowerSGD compresses what machines exchange after summing in shared memory, and these "
+                            + "ranks sum with MPI_Allreduce: the gradients cross uncompressed, in float32")
+                } else {
+                    log(
+                        "dptrain: PowerSGD: every rank is on one machine, whose sum in shared memory is exact: nothing to compress"
+                    )
+                }
             }
         }
         if let message = powerSGD?.restore(comm: comm), comm.isRoot { log("dptrain: \(message)") }
