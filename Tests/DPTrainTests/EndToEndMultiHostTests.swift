@@ -326,6 +326,55 @@ extension EndToEndTests {
             }
         }
 
+        /// PowerSGD (with bf16 P) on 2 hosts of 2 ranks: each host's ranks sum in shared memory and
+        /// its leader compresses the exchange, the same bits as 2 hosts of one rank with 2 threads;
+        /// stopped mid-run and resumed in the same layout, it continues exactly (the leaders gather
+        /// and scatter the error feedback while the other ranks wait).
+        @Test func powerSGDOnHostsOfTwoRanksMatchesHostsOfTwoThreads() throws {
+            let data = Support.makeTinyMNIST(train: 250, test: 40)
+            let tmp = Support.temporaryDirectory()
+            let text = try String(
+                contentsOfFile: Support.packageRoot.appendingPathComponent("Configs/mlp.yaml").path, encoding: .utf8)
+            try text.replacingOccurrences(
+                of: "training:\n",
+                with:
+                    "training:\n  allreduce_compression: powersgd\n  powersgd: {rank: 2, warmup_steps: 4, bf16: true}\n"
+            ).write(toFile: "\(tmp)/power.yaml", atomically: true, encoding: .utf8)
+            let args = [
+                "--config", "\(tmp)/power.yaml", "--data-dir", data, "--epochs", "2", "--batch-size", "32",
+                "--log-every", "1", "--seed", "3",
+            ]
+            let script = Support.packageRoot.appendingPathComponent("Launch/simulate-hosts.sh").path
+            let cluster = Support.packageRoot.appendingPathComponent("Launch/cluster.sh").path
+            func onTwoHosts(slots: Int, threads: Int, _ extra: [String]) throws -> Support.ProcessResult {
+                try Support.run(
+                    script, ["run", "2", "--slots", "\(slots)", "--", cluster] + args + extra,
+                    environment: ["DPTRAIN_BIN": bin, "DPTRAIN_THREADS": "\(threads)"], timeout: 300)
+            }
+            let ranks = try onTwoHosts(slots: 2, threads: 1, ["--metrics-file", "\(tmp)/ranks.jsonl"])
+            try #require(ranks.status == 0, "\(ranks.stderr)")
+            #expect(
+                ranks.stderr.contains(
+                    "2 ranks a machine sum in shared memory and update one shared copy of the parameters, "
+                        + "2 machines exchange their sums as PowerSGD factors (P as bfloat16)"),
+                "\(ranks.stderr)")
+            let threads = try onTwoHosts(slots: 1, threads: 2, ["--metrics-file", "\(tmp)/threads.jsonl"])
+            try #require(threads.status == 0, "\(threads.stderr)")
+            let (a, b) = (try events("\(tmp)/ranks.jsonl"), try events("\(tmp)/threads.jsonl"))
+            #expect(a.summary["world_size"] as? Int == 4 && a.losses.count == 16)
+            #expect(a.summary["replicas_identical"] as? Bool == true)
+            #expect(a.losses == b.losses)
+            #expect(a.summary["parameter_checksum"] as? String == b.summary["parameter_checksum"] as? String)
+            let first = try onTwoHosts(slots: 2, threads: 1, ["--max-steps", "11", "--checkpoint-dir", "\(tmp)/c"])
+            try #require(first.status == 0, "\(first.stderr)")
+            let second = try onTwoHosts(
+                slots: 2, threads: 1, ["--resume", "--checkpoint-dir", "\(tmp)/c", "--metrics-file", "\(tmp)/c.jsonl"])
+            try #require(second.status == 0, "\(second.stderr)")
+            let c = try events("\(tmp)/c.jsonl")
+            #expect(c.losses == Array(a.losses.suffix(5)))
+            #expect(c.summary["parameter_checksum"] as? String == a.summary["parameter_checksum"] as? String)
+        }
+
         /// With bf16 compression the hosts exchange their sums as bfloat16: the trajectory follows
         /// float32's to 2% a step without matching it, and the replicas stay identical.
         @Test func bf16AcrossHostsFollowsTheFloat32Trajectory() throws {
