@@ -40,12 +40,20 @@ extension EndToEndTests {
         let bin: String
         init() throws { bin = try Support.binary() }
 
-        /// `dptrain train` on `hosts` simulated hosts, one rank each, through Launch/cluster.sh.
-        func onHosts(_ hosts: Int, _ args: [String]) throws -> Support.ProcessResult {
+        /// `dptrain train` on `hosts` simulated hosts through Launch/cluster.sh: `slots` ranks a host,
+        /// each of `threads` threads (nil: cluster.sh's default).
+        func onHosts(
+            _ hosts: Int, slots: Int = 1, threads: Int? = nil, _ args: [String]
+        ) throws
+            -> Support.ProcessResult
+        {
             let script = Support.packageRoot.appendingPathComponent("Launch/simulate-hosts.sh").path
             let cluster = Support.packageRoot.appendingPathComponent("Launch/cluster.sh").path
+            var environment = ["DPTRAIN_BIN": bin]
+            if let threads { environment["DPTRAIN_THREADS"] = "\(threads)" }
             return try Support.run(
-                script, ["run", "\(hosts)", "--", cluster] + args, environment: ["DPTRAIN_BIN": bin], timeout: 300)
+                script, ["run", "\(hosts)"] + (slots > 1 ? ["--slots", "\(slots)"] : []) + ["--", cluster] + args,
+                environment: environment, timeout: 300)
         }
 
         /// The loss of each logged step of a metrics file.
@@ -100,24 +108,18 @@ extension EndToEndTests {
         @Test func bucketsSentDuringBackwardSumAsTheWholeGradientAfterIt() throws {
             let data = Support.makeTinyMNIST(train: 250, test: 40)
             let tmp = Support.temporaryDirectory()
-            let text = try String(
-                contentsOfFile: Support.packageRoot.appendingPathComponent("Configs/mlp.yaml").path, encoding: .utf8)
             for (name, extra) in [("buckets", "  bucket_mb: 0.05\n"), ("serial", "  overlap_communication: false\n")] {
-                try text.replacingOccurrences(of: "training:\n", with: "training:\n" + extra)
-                    .write(toFile: "\(tmp)/\(name).yaml", atomically: true, encoding: .utf8)
+                _ = try Support.mlpConfig(name, in: tmp, adding: extra)
             }
             let args = [
                 "--data-dir", data, "--epochs", "2", "--batch-size", "32", "--log-every", "1", "--seed", "3",
             ]
             let script = Support.packageRoot.appendingPathComponent("Launch/simulate-hosts.sh").path
-            let cluster = Support.packageRoot.appendingPathComponent("Launch/cluster.sh").path
             var runs: [String: (losses: [Double], summary: [String: Any])] = [:]
             for name in ["buckets", "serial"] {
-                let r = try Support.run(
-                    script,
-                    ["run", "2", "--", cluster, "--config", "\(tmp)/\(name).yaml"] + args + [
-                        "--metrics-file", "\(tmp)/\(name).jsonl",
-                    ], environment: ["DPTRAIN_BIN": bin, "DPTRAIN_THREADS": "2"], timeout: 300)
+                let r = try onHosts(
+                    2, threads: 2,
+                    ["--config", "\(tmp)/\(name).yaml"] + args + ["--metrics-file", "\(tmp)/\(name).jsonl"])
                 try #require(r.status == 0, "\(r.stderr)")
                 #expect(
                     r.stderr.contains("2 machines exchange their sums in 8 buckets while backward runs")
@@ -163,19 +165,11 @@ extension EndToEndTests {
         @Test func powerSGDKeepsReplicasIdenticalAndResumesExactly() throws {
             let data = Support.makeTinyMNIST(train: 250, test: 40)
             let tmp = Support.temporaryDirectory()
-            let text = try String(
-                contentsOfFile: Support.packageRoot.appendingPathComponent("Configs/mlp.yaml").path, encoding: .utf8)
-            try text.replacingOccurrences(
-                of: "training:\n",
-                with: "training:\n  allreduce_compression: powersgd\n  powersgd: {rank: 2, warmup_steps: 4}\n"
-            ).write(toFile: "\(tmp)/power.yaml", atomically: true, encoding: .utf8)
+            _ = try Support.mlpConfig(
+                "power", in: tmp, adding: "  allreduce_compression: powersgd\n  powersgd: {rank: 2, warmup_steps: 4}\n")
             let args = ["--data-dir", data, "--epochs", "2", "--batch-size", "32", "--log-every", "1", "--seed", "3"]
             func onTwoHosts(_ config: String, _ extra: [String]) throws -> Support.ProcessResult {
-                let script = Support.packageRoot.appendingPathComponent("Launch/simulate-hosts.sh").path
-                let cluster = Support.packageRoot.appendingPathComponent("Launch/cluster.sh").path
-                return try Support.run(
-                    script, ["run", "2", "--", cluster, "--config", config] + args + extra,
-                    environment: ["DPTRAIN_BIN": bin], timeout: 300)
+                try onHosts(2, ["--config", config] + args + extra)
             }
             let straight = try onTwoHosts(
                 "\(tmp)/power.yaml", ["--metrics-file", "\(tmp)/a.jsonl", "--checkpoint-dir", "\(tmp)/a"])
@@ -221,27 +215,20 @@ extension EndToEndTests {
         @Test func powerSGDWithBF16WarmsUpAsBF16AndKeepsReplicasIdentical() throws {
             let data = Support.makeTinyMNIST(train: 250, test: 40)
             let tmp = Support.temporaryDirectory()
-            let text = try String(
-                contentsOfFile: Support.packageRoot.appendingPathComponent("Configs/mlp.yaml").path, encoding: .utf8)
             for (name, extra) in [
                 ("power", "  allreduce_compression: powersgd\n  powersgd: {rank: 2, warmup_steps: 4, bf16: true}\n"),
                 ("bf16", "  allreduce_compression: bf16\n"),
             ] {
-                try text.replacingOccurrences(of: "training:\n", with: "training:\n" + extra)
-                    .write(toFile: "\(tmp)/\(name).yaml", atomically: true, encoding: .utf8)
+                _ = try Support.mlpConfig(name, in: tmp, adding: extra)
             }
-            let script = Support.packageRoot.appendingPathComponent("Launch/simulate-hosts.sh").path
-            let cluster = Support.packageRoot.appendingPathComponent("Launch/cluster.sh").path
             var runs: [String: (losses: [Double], summary: [String: Any])] = [:]
             for name in ["power", "bf16"] {
-                let r = try Support.run(
-                    script,
+                let r = try onHosts(
+                    2,
                     [
-                        "run", "2", "--", cluster, "--config", "\(tmp)/\(name).yaml", "--data-dir", data, "--epochs",
-                        "2",
-                        "--batch-size", "32", "--log-every", "1", "--seed", "3", "--metrics-file",
-                        "\(tmp)/\(name).jsonl",
-                    ], environment: ["DPTRAIN_BIN": bin], timeout: 300)
+                        "--config", "\(tmp)/\(name).yaml", "--data-dir", data, "--epochs", "2", "--batch-size", "32",
+                        "--log-every", "1", "--seed", "3", "--metrics-file", "\(tmp)/\(name).jsonl",
+                    ])
                 try #require(r.status == 0, "\(r.stderr)")
                 if name == "power" {
                     #expect(
@@ -297,11 +284,7 @@ extension EndToEndTests {
                 "--config", "Configs/mlp.yaml", "--data-dir", data, "--epochs", "2", "--batch-size", "32",
                 "--log-every", "1", "--seed", "3",
             ]
-            let script = Support.packageRoot.appendingPathComponent("Launch/simulate-hosts.sh").path
-            let cluster = Support.packageRoot.appendingPathComponent("Launch/cluster.sh").path
-            let hosts = try Support.run(
-                script, ["run", "2", "--slots", "2", "--", cluster] + args + ["--metrics-file", "\(tmp)/hosts.jsonl"],
-                environment: ["DPTRAIN_BIN": bin], timeout: 300)
+            let hosts = try onHosts(2, slots: 2, args + ["--metrics-file", "\(tmp)/hosts.jsonl"])
             try #require(hosts.status == 0, "\(hosts.stderr)")
             #expect(
                 hosts.stderr.contains(
@@ -333,23 +316,15 @@ extension EndToEndTests {
         @Test func powerSGDOnHostsOfTwoRanksMatchesHostsOfTwoThreads() throws {
             let data = Support.makeTinyMNIST(train: 250, test: 40)
             let tmp = Support.temporaryDirectory()
-            let text = try String(
-                contentsOfFile: Support.packageRoot.appendingPathComponent("Configs/mlp.yaml").path, encoding: .utf8)
-            try text.replacingOccurrences(
-                of: "training:\n",
-                with:
-                    "training:\n  allreduce_compression: powersgd\n  powersgd: {rank: 2, warmup_steps: 4, bf16: true}\n"
-            ).write(toFile: "\(tmp)/power.yaml", atomically: true, encoding: .utf8)
+            let config = try Support.mlpConfig(
+                "power", in: tmp,
+                adding: "  allreduce_compression: powersgd\n  powersgd: {rank: 2, warmup_steps: 4, bf16: true}\n")
             let args = [
-                "--config", "\(tmp)/power.yaml", "--data-dir", data, "--epochs", "2", "--batch-size", "32",
+                "--config", config, "--data-dir", data, "--epochs", "2", "--batch-size", "32",
                 "--log-every", "1", "--seed", "3",
             ]
-            let script = Support.packageRoot.appendingPathComponent("Launch/simulate-hosts.sh").path
-            let cluster = Support.packageRoot.appendingPathComponent("Launch/cluster.sh").path
             func onTwoHosts(slots: Int, threads: Int, _ extra: [String]) throws -> Support.ProcessResult {
-                try Support.run(
-                    script, ["run", "2", "--slots", "\(slots)", "--", cluster] + args + extra,
-                    environment: ["DPTRAIN_BIN": bin, "DPTRAIN_THREADS": "\(threads)"], timeout: 300)
+                try onHosts(2, slots: slots, threads: threads, args + extra)
             }
             let ranks = try onTwoHosts(slots: 2, threads: 1, ["--metrics-file", "\(tmp)/ranks.jsonl"])
             try #require(ranks.status == 0, "\(ranks.stderr)")

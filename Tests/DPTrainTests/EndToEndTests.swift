@@ -143,11 +143,8 @@ struct EndToEndTests {
         let args = ["--epochs", "1", "--batch-size", "32", "--log-every", "1", "--seed", "3", "--threads", "1"]
         let exact = try train(ranks: 2, data: data, args)
         // From the first step, so that compression would show in the losses.
-        let config = Support.temporaryDirectory() + "/power.yaml"
-        try String(
-            contentsOfFile: Support.packageRoot.appendingPathComponent("Configs/mlp.yaml").path, encoding: .utf8
-        ).replacingOccurrences(of: "training:\n", with: "training:\n  powersgd: {warmup_steps: 0}\n")
-            .write(toFile: config, atomically: true, encoding: .utf8)
+        let config = try Support.mlpConfig(
+            "power", in: Support.temporaryDirectory(), adding: "  powersgd: {warmup_steps: 0}\n")
         let power = args + ["--config", config, "--allreduce-compression", "powersgd"]
         let inMemory = try train(ranks: 2, data: data, power)
         #expect(inMemory.losses == exact.losses)

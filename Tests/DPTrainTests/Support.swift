@@ -13,6 +13,16 @@ enum Support {
         return path
     }
 
+    /// Configs/mlp.yaml with `training` lines added, written as `tmp/name.yaml`; returns its path.
+    static func mlpConfig(_ name: String, in tmp: String, adding training: String) throws -> String {
+        let text = try String(
+            contentsOfFile: packageRoot.appendingPathComponent("Configs/mlp.yaml").path, encoding: .utf8)
+        let path = "\(tmp)/\(name).yaml"
+        try text.replacingOccurrences(of: "training:\n", with: "training:\n" + training)
+            .write(toFile: path, atomically: true, encoding: .utf8)
+        return path
+    }
+
     static func write(_ bytes: [UInt8], to path: String) {
         precondition(FileManager.default.createFile(atPath: path, contents: Data(bytes)), "could not write \(path)")
     }
