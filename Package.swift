@@ -43,6 +43,8 @@ let package = Package(
         .systemLibrary(name: "CPrefetch", path: "Sources/CPrefetch"),
         // The instruction-set extensions compiled for and present (a header only).
         .systemLibrary(name: "CCPU", path: "Sources/CCPU"),
+        // A thread's CPU affinity (a header only).
+        .systemLibrary(name: "CAffinity", path: "Sources/CAffinity"),
         // ONNX's protobuf messages, generated from onnx.proto (Sources/ONNXProto/regenerate.sh).
         .target(
             name: "ONNXProto",
@@ -51,7 +53,7 @@ let package = Package(
         .target(
             name: "DPTrain",
             dependencies: [
-                "CMPI", "CBLAS", "CZlib", "CPrefetch", "CCPU", "ONNXProto",
+                "CMPI", "CBLAS", "CZlib", "CPrefetch", "CCPU", "CAffinity", "ONNXProto",
                 .product(name: "Yams", package: "Yams"),
                 .product(name: "Crypto", package: "swift-crypto"),
             ],
@@ -76,6 +78,6 @@ let package = Package(
             path: "Benchmarks/Kernels"),
         .testTarget(
             name: "DPTrainTests",
-            dependencies: ["DPTrain", "ONNXProto"]),
+            dependencies: ["DPTrain", "ONNXProto", "CAffinity"]),
     ]
 )

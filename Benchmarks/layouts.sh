@@ -8,10 +8,11 @@
 #               (DPTRAIN_GRADIENT_SUM=shared-sum)
 #   allreduce   C ranks through one MPI_Allreduce (DPTRAIN_GRADIENT_SUM=allreduce)
 # Measured:
-#   - `dptrain bench` for each model and global batch: the step, its forward, allreduce and
-#     optimizer phases (slowest rank's median), median and fastest over the rounds;
+#   - `dptrain bench` for each model and global batch: the step, its forward, backward, allreduce
+#     and optimizer phases (slowest rank's median), median and fastest over the rounds;
 #   - the tutorial (Configs/mlp.yaml, 5 epochs) from launch to exit under mpirun in each layout.
-# Prints medians over the rounds and the ratios to 1 rank x C threads. Figures only.
+# Prints medians over the rounds and the ratios to 1 rank x C threads (the median of the rounds' own
+# ratios, and the fastest rounds'). Figures only.
 #
 #   Benchmarks/layouts.sh [--rounds 5] [--models "mlp cnn"] [--batches "32 128"] [--no-tutorial]
 #                         [--layouts "threads shared shared-sum allreduce"]
@@ -77,25 +78,36 @@ cores = sys.argv[2]
 layouts = ("threads", "shared", "shared-sum", "allreduce")
 names = {"threads": f"1 rank x {cores} threads", "shared": f"{cores} ranks, shared update", "shared-sum": f"{cores} ranks, shared sum only", "allreduce": f"{cores} ranks, MPI_Allreduce"}
 med = statistics.median
-print(f"step (ms), slowest rank's medians: median over the rounds (fastest round); ratios to 1 rank x {cores} threads")
+print(f"step (ms), slowest rank's medians: median over the rounds (fastest round); ratio to 1 rank x {cores} threads:")
+print("  median of the rounds' ratios (each round's layouts run back to back, so a slow stretch of the machine")
+print("  slows both sides of a ratio), then the ratio of the fastest rounds")
 for model in sorted({r["model"] for r in rows if r["kind"] == "bench"}):
     for batch in sorted({r["batch"] for r in rows if r["kind"] == "bench" and r["model"] == model}):
-        base = None
+        def step_by_round(layout):
+            return {r["round"]: r["report"]["step_seconds"]["max"] * 1e3 for r in rows
+                    if r["kind"] == "bench" and r["model"] == model and r["batch"] == batch and r["layout"] == layout}
+        base = step_by_round("threads")
         for layout in layouts:
             rs = [r["report"] for r in rows if r["kind"] == "bench" and r["model"] == model and r["batch"] == batch and r["layout"] == layout]
             if not rs:
                 continue
-            steps = [r["step_seconds"]["max"] * 1e3 for r in rs]
+            by_round = step_by_round(layout)
+            steps = list(by_round.values())
             step, fastest = med(steps), min(steps)
-            phase = {p: med(r["phases_seconds"][p]["max"] for r in rs) * 1e3 for p in ("forward", "allreduce", "optimizer")}
-            base = base or (step, fastest)
+            phase = {p: med(r["phases_seconds"][p]["max"] for r in rs) * 1e3 for p in ("forward", "backward", "allreduce", "optimizer")}
+            ratios = [by_round[k] / base[k] for k in by_round if k in base]
+            ratio = f"ratio {med(ratios):5.2f} ({fastest / min(base.values()):4.2f})" if ratios else ""
             print(f"  {model} batch {batch:<4} {names[layout]:<28} step {step:7.3f} ({fastest:7.3f})  forward {phase['forward']:6.3f}  "
-                  f"allreduce {phase['allreduce']:6.3f}  optimizer {phase['optimizer']:6.3f}  ratio {step / base[0]:5.2f} ({fastest / base[1]:4.2f})  ({len(rs)} rounds)")
-tut = {l: [r["seconds"] for r in rows if r["kind"] == "tutorial" and r["layout"] == l] for l in layouts}
+                  f"backward {phase['backward']:6.3f}  allreduce {phase['allreduce']:6.3f}  optimizer {phase['optimizer']:6.3f}  "
+                  f"{ratio}  ({len(rs)} rounds)")
+tut = {l: {r["round"]: r["seconds"] for r in rows if r["kind"] == "tutorial" and r["layout"] == l} for l in layouts}
 if tut["threads"]:
-    base = min(tut["threads"])
-    print("tutorial (Configs/mlp.yaml, 5 epochs) from launch to exit under mpirun, fastest and median of the rounds:")
-    for l, s in tut.items():
-        if s:
-            print(f"  {names[l]:<28} {min(s):6.2f} s  median {med(s):6.2f} s  ratio (fastest) {min(s) / base:5.2f}")
+    base = tut["threads"]
+    print("tutorial (Configs/mlp.yaml, 5 epochs) from launch to exit under mpirun, fastest and median of the rounds;")
+    print("ratio to 1 rank x threads: median of the rounds' ratios, then of the fastest rounds:")
+    for l, by_round in tut.items():
+        if by_round:
+            s = list(by_round.values())
+            ratios = [by_round[k] / base[k] for k in by_round if k in base]
+            print(f"  {names[l]:<28} {min(s):6.2f} s  median {med(s):6.2f} s  ratio {med(ratios):5.2f} ({min(s) / min(base.values()):4.2f})")
 PY

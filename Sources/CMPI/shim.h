@@ -25,3 +25,4 @@ static inline int dpt_mode_nocheck(void) { return MPI_MODE_NOCHECK; }
 static inline MPI_Comm dpt_comm_null(void) { return MPI_COMM_NULL; }
 static inline MPI_Win dpt_win_null(void) { return MPI_WIN_NULL; }
 static inline int dpt_thread_serialized(void) { return MPI_THREAD_SERIALIZED; }
+static inline MPI_Status *dpt_status_ignore(void) { return MPI_STATUS_IGNORE; }

@@ -19,7 +19,8 @@ struct TrainCommand: ParsableCommand {
             DPTRAIN_GRADIENT_SUM=allreduce, one MPI_Allreduce sums them instead. With one rank a \
             machine, a communication thread sends the gradient to the other machines in buckets \
             (training.bucket_mb, default 1) while backward runs (training.overlap_communication: \
-            false sends it after, as does a gradient of one bucket), with the same sums. Rank 0 evaluates on the test set after each epoch and prints one line per epoch to \
+            false sends it after, as does a gradient of one bucket), with the same sums. Rank 0 evaluates on the test set after each epoch (with a thread for each thread of its \
+            machine's other ranks, on their cores, while they wait) and prints one line per epoch to \
             stderr. The global batch (training.batch_size) does not depend on the number of ranks, and \
             neither does the result, up to float rounding.
 

@@ -248,6 +248,14 @@ struct EndToEndTests {
         }
         #expect((report["peak_rss_mb"] as! [String: Double])["max"]! > 0)
         #expect(report["skips_zero_inputs"] as? Bool == true)
+        // Rank 0 evaluates with the cores the other rank lends it; with MPI_Allreduce, alone.
+        #expect(report["eval_workers"] as? Int == 2, "\(report)")
+        let summing = try Support.run(
+            Support.mpirunScript, ["2", bin, "bench", "--data-dir", data, "--steps", "3", "--warmup", "1", "--json"],
+            environment: ["DPTRAIN_GRADIENT_SUM": "allreduce"], timeout: 120)
+        #expect(summing.status == 0, "\(summing.stderr)")
+        let alone = try JSONSerialization.jsonObject(with: Data(summing.stdout.utf8)) as! [String: Any]
+        #expect(alone["eval_workers"] as? Int == 1, "\(alone)")
         let dense = try Support.run(
             bin, ["bench", "--data-dir", data, "--steps", "3", "--warmup", "1", "--json", "--dense-inputs"])
         #expect(dense.status == 0, "\(dense.stderr)")

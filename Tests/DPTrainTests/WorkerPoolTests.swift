@@ -1,5 +1,7 @@
+import CAffinity
 @testable import DPTrain
 import Foundation
+import Synchronization
 import Testing
 
 @Suite("Worker threads")
@@ -34,6 +36,36 @@ struct WorkerPoolTests {
         var total = 0
         for _ in 0..<3000 { total += pool.map { $0 + 1 }.reduce(0, +) }
         #expect(total == 3000 * 6)
+    }
+
+    /// `cpus` is where the pool's own threads run, the caller keeping its own: how rank 0
+    /// evaluates on the cores its machine's other ranks lend it, when mpirun bound it to one.
+    @Test(.timeLimit(.minutes(1)))
+    func workerThreadsRunOnTheCPUsGiven() {
+        func affinity() -> [UInt8] {
+            var mask = cpu_set_t()
+            #expect(dptrain_get_affinity(&mask, UInt(MemoryLayout<cpu_set_t>.size)) == 0)
+            return withUnsafeBytes(of: mask) { Array($0) }
+        }
+        func listed(_ mask: [UInt8]) -> [Int] { (0..<mask.count * 8).filter { mask[$0 / 8] & (1 << ($0 % 8)) != 0 } }
+        let caller = affinity()
+        // The caller's lowest CPU alone (on a machine of one CPU, the caller's own set).
+        var lowest = [UInt8](repeating: 0, count: caller.count)
+        let byte = caller.firstIndex { $0 != 0 }!
+        lowest[byte] = caller[byte] & (~caller[byte] &+ 1)
+        let cpus = lowest.withUnsafeBytes { $0.load(as: cpu_set_t.self) }
+        let pool = WorkerPool(count: 2, cpus: cpus)
+        defer { pool.stop() }
+        // Each task waits for the other to start, so each thread takes one.
+        let started = Atomic<Int>(0)
+        let seen = pool.map { _ -> [UInt8] in
+            started.add(1, ordering: .relaxed)
+            while started.load(ordering: .relaxed) < 2 { sched_yield() }
+            return affinity()
+        }
+        #expect(
+            Set(seen.map(listed)) == [listed(caller), listed(lowest)],
+            "CPUs seen \(seen.map(listed)): the caller keeps \(listed(caller)), the worker runs on \(listed(lowest))")
     }
 
     @Test func slicesCoverTheRangeInOrderAtCacheLineBoundaries() {

@@ -1,3 +1,5 @@
+import Foundation
+
 /// How each step's gradient, with the statistics riding behind it, becomes the sum over every
 /// worker of every rank, and which part of the parameters this rank then updates.
 ///
@@ -38,6 +40,23 @@ public protocol GradientSum: AnyObject {
     /// does). With shared parameters it is also the point after which each rank sees the others'
     /// updates and sums: every rank calls it after updating, and may call it once before.
     func agree(_ ok: Bool) -> Bool
+    /// Runs `work` on rank 0 alone while the other ranks of its machine wait, without spinning,
+    /// until it returns: `work` may use their cores (`LentCores`; rank 0 evaluates with them).
+    /// Every rank calls it at the same point; the other ranks of rank 0's machine return after
+    /// `work` has, the ranks of other machines at once.
+    func lendCoresToRoot(_ work: (LentCores) throws -> Void) rethrows
+}
+
+/// What the other ranks of rank 0's machine lend it while they wait (`GradientSum.lendCoresToRoot`).
+public struct LentCores: Sendable {
+    /// How many ranks wait.
+    public let ranks: Int
+    /// The CPUs that rank 0 and the waiting ranks may run on (the union of their affinity masks,
+    /// as `sched_getaffinity` gave them at start-up), for the threads rank 0 starts on their
+    /// cores: a rank that mpirun binds to one core would otherwise keep them all on its own.
+    public let cpus: cpu_set_t?
+
+    public static let none = LentCores(ranks: 0, cpus: nil)
 }
 
 /// The parameters and optimizer state the ranks of a machine share (`GradientSum.share`): every
@@ -110,4 +129,9 @@ public final class AllreduceGradientSum: GradientSum {
 
     /// Every rank holds the whole sum, so every rank reaches the same verdict without asking.
     public func agree(_ ok: Bool) -> Bool { ok }
+
+    /// No rank lends its cores: ranks here may not share a machine's memory.
+    public func lendCoresToRoot(_ work: (LentCores) throws -> Void) rethrows {
+        if comm.isRoot { try work(.none) }
+    }
 }

@@ -1,3 +1,4 @@
+import CAffinity
 import CMPI
 import Foundation
 
@@ -33,6 +34,10 @@ public final class SharedMemoryGradientSum: GradientSum {
     /// The machines, and this one's place among them (its leader's rank in `leaders`).
     let machines: Int
     let machine: Int
+    /// Whether rank 0 is one of this machine's ranks (which lend it their cores to evaluate),
+    /// and the CPUs this machine's ranks may run on.
+    let withRoot: Bool
+    private let machineCPUs: cpu_set_t
     private let local: MPI_Comm?
     private let leaders: MPI_Comm?
     private let window: MPI_Win?
@@ -118,6 +123,11 @@ public final class SharedMemoryGradientSum: GradientSum {
         MPI_Comm_rank(local, &r)
         MPI_Comm_size(local, &s)
         let (localRank, localSize) = (Int(r), Int(s))
+        var lowestRank: Int32 = 0, ownRank = Int32(comm.rank)
+        comm.call("MPI_Allreduce(lowest rank of this machine)") {
+            MPI_Allreduce(&ownRank, &lowestRank, 1, dpt_int32(), dpt_op_min(), local)
+        }
+        let machineCPUs = Self.machineAffinity(comm: comm, local: local, ranks: localSize)
         var leaders: MPI_Comm? = nil
         comm.call("MPI_Comm_split") {
             MPI_Comm_split(world, localRank == 0 ? 0 : dpt_undefined(), Int32(comm.rank), &leaders)
@@ -174,7 +184,8 @@ public final class SharedMemoryGradientSum: GradientSum {
         return SharedMemoryGradientSum(
             comm: comm, count: count, statistics: statistics, compression: compression, pool: pool,
             local: local, localRank: localRank, localSize: localSize, leaders: localRank == 0 ? leaders : nil,
-            machines: machines, machine: Int(machine), window: window, chunk: chunk, layout: layout,
+            machines: machines, machine: Int(machine), withRoot: lowestRank == 0, machineCPUs: machineCPUs,
+            window: window, chunk: chunk, layout: layout,
             bucketFloats: localSize == 1 && machines > 1 && comm.threadsMayCallMPI && powerSGD == nil
                 ? bucketFloats : nil,
             powerSGD: powerSGD)
@@ -183,13 +194,15 @@ public final class SharedMemoryGradientSum: GradientSum {
     private init(
         comm: MPICommunicator, count: Int, statistics: Int, compression: AllreduceCompression, pool: WorkerPool,
         local: MPI_Comm?, localRank: Int, localSize: Int, leaders: MPI_Comm?, machines: Int, machine: Int,
-        window: MPI_Win?, chunk: Int, layout: Layout, bucketFloats: Int?, powerSGD: PowerSGD?
+        withRoot: Bool, machineCPUs: cpu_set_t, window: MPI_Win?, chunk: Int, layout: Layout, bucketFloats: Int?,
+        powerSGD: PowerSGD?
     ) {
         (self.comm, self.count, statisticSlots, self.compression, self.pool) = (
             comm, count, statistics, compression, pool
         )
         (self.local, self.localRank, self.localSize, self.leaders) = (local, localRank, localSize, leaders)
         (self.machines, self.machine, self.window, self.chunk) = (machines, machine, window, chunk)
+        (self.withRoot, self.machineCPUs) = (withRoot, machineCPUs)
         let n = count - statistics
         let owner = Segment()
         if let window {
@@ -344,6 +357,46 @@ public final class SharedMemoryGradientSum: GradientSum {
         set[localRank] = ok ? 1 : 0
         machineBarrier()
         return (0..<localSize).allSatisfy { set[$0] == 1 }
+    }
+
+    public func lendCoresToRoot(_ work: (LentCores) throws -> Void) rethrows {
+        guard withRoot, localSize > 1, let local else {
+            if comm.isRoot { try work(.none) }
+            return
+        }
+        // The other ranks wait in a barrier they poll with pauses, not in one that spins (MPI's
+        // own spin would take the cores rank 0 is given); rank 0 enters it after its work, even
+        // when that throws, so no rank is left waiting.
+        defer {
+            comm.call("MPI_Ibarrier(ranks of this machine, after rank 0's evaluation)") {
+                var request: MPI_Request? = nil
+                var code = MPI_Ibarrier(local, &request)
+                var done: Int32 = 0
+                while code == dpt_success() {
+                    code = MPI_Test(&request, &done, dpt_status_ignore())
+                    if done != 0 { break }
+                    usleep(200)
+                }
+                return code
+            }
+        }
+        if comm.isRoot { try work(LentCores(ranks: localSize - 1, cpus: machineCPUs)) }
+    }
+
+    /// The union of the affinity masks of the `ranks` ranks of `local` (collective over them).
+    private static func machineAffinity(comm: MPICommunicator, local: MPI_Comm?, ranks: Int) -> cpu_set_t {
+        var own = cpu_set_t()
+        let size = MemoryLayout<cpu_set_t>.size
+        _ = dptrain_get_affinity(&own, UInt(size))
+        var all = [UInt8](repeating: 0, count: size * ranks)
+        comm.call("MPI_Allgather(CPUs of this machine's ranks)") {
+            MPI_Allgather(&own, Int32(size), dpt_byte(), &all, Int32(size), dpt_byte(), local)
+        }
+        var union = cpu_set_t()
+        withUnsafeMutableBytes(of: &union) { bytes in
+            for r in 0..<ranks { for i in 0..<size { bytes[i] |= all[r * size + i] } }
+        }
+        return union
     }
 
     /// Leaders: replaces `total` by its sum over the machines, added in machine order (the

@@ -23,6 +23,9 @@ public struct BenchmarkReport: Sendable {
     /// Whether layers skipped zero inputs (`Model.skipsZeroInputs`).
     public var skipsZeroInputs: Bool
     public var evalSeconds: Double
+    /// The threads rank 0 evaluated with: its own and those of the ranks of its machine, which
+    /// lend it their cores (0: no test set).
+    public var evalWorkers: Int
     public var peakRSSMegabytes: Spread
     /// Resident memory at the end, per rank: private to the process (heap, inflated data) and
     /// file pages mapped from the page cache (a mapped data set), which the ranks of a machine share.
@@ -55,7 +58,8 @@ public struct BenchmarkReport: Sendable {
             ("gflops", .number(gflops)), ("peak_gflops", .number(peakGFLOPS)),
             ("fraction_of_peak", .number(gflops / peakGFLOPS)),
             ("skips_zero_inputs", .bool(skipsZeroInputs)),
-            ("eval_seconds", .number(evalSeconds)), ("peak_rss_mb", spread(peakRSSMegabytes)),
+            ("eval_seconds", .number(evalSeconds)), ("eval_workers", .int(evalWorkers)),
+            ("peak_rss_mb", spread(peakRSSMegabytes)),
             ("rss_anon_mb", spread(anonymousMegabytes)),
             ("rss_file_mb", spread(fileMegabytes)), ("startup_seconds", .number(startupSeconds)),
             ("communication_seconds", spread(communication)),
@@ -93,8 +97,9 @@ public struct BenchmarkReport: Sendable {
         lines.append(
             String(
                 format:
-                    "evaluation %.3f s (rank 0, test set); peak RSS %.0f / %.0f / %.0f MB (min/median/max); start to first step %.3f s",
-                evalSeconds, peakRSSMegabytes.min, peakRSSMegabytes.median, peakRSSMegabytes.max, startupSeconds))
+                    "evaluation %.3f s (rank 0 with %d thread%@, test set); peak RSS %.0f / %.0f / %.0f MB (min/median/max); start to first step %.3f s",
+                evalSeconds, evalWorkers, evalWorkers == 1 ? "" : "s", peakRSSMegabytes.min, peakRSSMegabytes.median,
+                peakRSSMegabytes.max, startupSeconds))
         return lines.joined(separator: "\n")
     }
 }
@@ -129,17 +134,18 @@ public enum Benchmark {
             communication.append(trainer.lastStepCommunication)
         }
         let wall = comm.allgather([now() - started]).map { $0[0] }.max()!
-        var evalSeconds = 0.0
-        if comm.isRoot, let test = trainer.test {
+        var (evalSeconds, evalWorkers) = (0.0, 0)
+        trainer.lendCoresToRoot { lent in
+            guard let test = trainer.test else { return }
             let t0 = now()
-            _ = trainer.evaluate(on: test)
+            evalWorkers = trainer.evaluate(on: test, lent: lent).workers
             evalSeconds = now() - t0
         }
         let resident = residentMegabytes()
         let mine =
             perPhase.map(median) + [
                 median(stepTimes), peakRSSMegabytes(), startup, evalSeconds, resident.anonymous, resident.file,
-                median(communication),
+                median(communication), Double(evalWorkers),
             ]
         let all = comm.allgather(mine)
         func spread(_ k: Int) -> BenchmarkReport.Spread {
@@ -155,7 +161,8 @@ public enum Benchmark {
             epochSeconds: wall / Double(steps) * Double(trainer.schedule.stepsPerEpoch),
             gflops: trainer.model.trainingFlopsPerSample * samples / wall / 1e9, peakGFLOPS: peak,
             skipsZeroInputs: trainer.skipsZeroInputs,
-            evalSeconds: all[0][p + 3], peakRSSMegabytes: spread(p + 1), anonymousMegabytes: spread(p + 4),
+            evalSeconds: all[0][p + 3], evalWorkers: Int(all[0][p + 7]), peakRSSMegabytes: spread(p + 1),
+            anonymousMegabytes: spread(p + 4),
             fileMegabytes: spread(p + 5),
             startupSeconds: all.map { $0[p + 2] }.max()!, communication: spread(p + 6))
     }

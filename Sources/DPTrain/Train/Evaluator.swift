@@ -1,11 +1,13 @@
 /// Loss and accuracy of a model on a data set, computed in chunks of the model's capacity with
-/// dropout off. Run by rank 0 alone.
+/// dropout off. Run by rank 0 alone (with the cores its machine's other ranks lend it).
 public struct Evaluation: Sendable {
     public var loss: Double
     public var accuracy: Double
     public var count: Int
     /// `confusion[truth][predicted]` sample counts.
     public var confusion: [[Int]]
+    /// The workers (threads) that took a part of the data set each.
+    public var workers: Int
 }
 
 public enum Evaluator {
@@ -31,7 +33,7 @@ public enum Evaluator {
         return Evaluation(
             loss: tallies.reduce(0) { $0 + $1.lossSum } / Double(data.count),
             accuracy: Double(tallies.reduce(0) { $0 + $1.correct }) / Double(data.count),
-            count: data.count, confusion: confusion)
+            count: data.count, confusion: confusion, workers: pool.count)
     }
 
     /// One worker's running sums.

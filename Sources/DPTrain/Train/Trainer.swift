@@ -53,6 +53,9 @@ public final class Trainer {
         set { for replica in replicas { replica.model.skipsZeroInputs = newValue } }
     }
     let pool: WorkerPool
+    /// Rank 0, with ranks of its machine lending it their cores: the evaluation's workers and their
+    /// models (the training replicas' models first), made the first time they are lent.
+    private var evaluators: (pool: WorkerPool, models: [Model])?
     /// Workers whose slice of the optimizer update met a NaN or infinite gradient.
     private let nonFiniteSlices = Atomic<Int>(0)
     /// With several workers (threads, or ranks sharing a machine's parameters), each update is
@@ -128,10 +131,13 @@ public final class Trainer {
         }
         let local = schedule.maxLocalBatch(worldSize: comm.worldSize * threads)
         let evalCount = max(test?.count ?? 0, validation?.count ?? 0)
-        // Rank 0's workers evaluate in chunks of up to eval_batch_size samples, fewer when their
-        // models' buffers for that many would pass ~64 MB in all (the CNN's take 87 KB a sample).
+        // Rank 0's workers, with a worker for each thread of the other ranks of its machine (which
+        // lend it their cores), evaluate in chunks of up to eval_batch_size samples, fewer when
+        // their models' buffers for that many would pass ~64 MB in all (the CNN's take 87 KB a
+        // sample). So the chunks are those of one rank with as many threads.
         let perSample = try MemoryPlan.floatsPerSample(config)
-        let evalChunk = min(config.evalBatchSize, evalCount, (16 << 20) / max(perSample, 1) / threads)
+        let evalWorkers = threads * (comm.isRoot ? max(comm.localSize, 1) : 1)
+        let evalChunk = min(config.evalBatchSize, evalCount, (16 << 20) / max(perSample, 1) / evalWorkers)
         let capacity = comm.isRoot ? max(local, evalChunk) : local
         // Refuse what cannot fit before allocating any of it (the data sets are already read).
         // A mapped file's pages are the page cache's, shared by the ranks of the machine.
@@ -140,7 +146,9 @@ public final class Trainer {
             buffers[ObjectIdentifier(d.buffer)] = d.buffer.count
         }
         let dataBytes = buffers.values.reduce(0, +) + 4 * (train.count + (test?.count ?? 0))
-        try MemoryPlan(config: config, threads: threads, capacity: capacity, dataBytes: dataBytes)
+        // Rank 0's evaluation models for lent cores are counted as workers: each has its own
+        // gradient and activations.
+        try MemoryPlan(config: config, threads: evalWorkers, capacity: capacity, dataBytes: dataBytes)
             .check(available: MemoryPlan.availableBytes(), localRanks: comm.localSize)
         let primary = try Model(
             specs: config.layers, inputShape: config.inputShape, loss: config.loss,
@@ -167,7 +175,10 @@ public final class Trainer {
         BLASThreads.set(1)
     }
 
-    deinit { pool.stop() }
+    deinit {
+        pool.stop()
+        evaluators?.pool.stop()
+    }
 
     /// The model's output must have a unit for each class of the labels (one unit for two classes
     /// with binary cross-entropy or MSE), exactly as many when the labels say how many (one-hot).
@@ -452,11 +463,12 @@ public final class Trainer {
         }
     }
 
-    /// Rank 0 reports the epoch, evaluates, and decides on early stopping (broadcast to all).
+    /// Rank 0 reports the epoch, evaluates (with the cores of its machine's other ranks), and
+    /// decides on early stopping (broadcast to all).
     func endOfEpoch(epoch: Int, of epochs: Int, seconds: Double, samples: Int) -> (Evaluation?, Bool) {
         var testEval: Evaluation?
         var stop: Int32 = 0
-        if comm.isRoot {
+        lendCoresToRoot { lent in
             let kept = Double(max(position.epochSamples, 1))
             let (loss, accuracy) = (position.epochLossSum / kept, position.epochCorrect / kept)
             let rate = Double(samples) / seconds
@@ -475,7 +487,7 @@ public final class Trainer {
             for (split, data) in [("validation", validation), ("test", test)] {
                 guard let data else { continue }
                 let started = Self.now()
-                let e = evaluate(on: data)
+                let e = evaluate(on: data, lent: lent)
                 metrics?.write(
                     "eval",
                     [
@@ -508,9 +520,43 @@ public final class Trainer {
         return (testEval, stop == 1)
     }
 
-    /// Rank 0's loss and accuracy on `data`, each worker taking a part.
-    public func evaluate(on data: Dataset) -> Evaluation {
-        Evaluator.evaluate(replicas.map(\.model), on: data, pool: pool)
+    /// Rank 0's loss and accuracy on `data`, each worker taking a part; with other ranks of the
+    /// machine lending their cores (`lendCoresToRoot`), with a worker for each of their threads
+    /// too, on their cores: the parts, and so the bits, of one rank with as many threads.
+    public func evaluate(on data: Dataset, lent: LentCores = .none) -> Evaluation {
+        let workers = pool.count * (1 + lent.ranks)
+        guard workers > pool.count, let evaluators = makeEvaluators(workers, cpus: lent.cpus) else {
+            return Evaluator.evaluate(replicas.map(\.model), on: data, pool: pool)
+        }
+        for extra in evaluators.models.dropFirst(pool.count) { extra.useValues(model.store.values) }
+        return Evaluator.evaluate(evaluators.models, on: data, pool: evaluators.pool)
+    }
+
+    /// `workers` models and a pool of as many threads, allowed on `cpus` (nil where the models
+    /// cannot be made).
+    private func makeEvaluators(_ workers: Int, cpus: cpu_set_t?) -> (pool: WorkerPool, models: [Model])? {
+        if let evaluators, evaluators.pool.count == workers { return evaluators }
+        evaluators?.pool.stop()
+        evaluators = nil
+        let primary = model
+        guard
+            let extra = try? (pool.count..<workers).map({ _ in
+                try Model(
+                    specs: config.layers, inputShape: config.inputShape, loss: config.loss, capacity: primary.capacity,
+                    sharingParametersOf: primary)
+            })
+        else { return nil }
+        // Idle between evaluations, the threads sleep at once rather than spin.
+        evaluators = (WorkerPool(count: workers, spinSeconds: 0, cpus: cpus), replicas.map(\.model) + extra)
+        return evaluators
+    }
+
+    /// Runs `work` on rank 0 while the other ranks of its machine wait without spinning; `work`
+    /// learns how many they are (see `GradientSum.lendCoresToRoot`). Every rank calls it at the
+    /// same point.
+    func lendCoresToRoot(_ work: (LentCores) -> Void) {
+        guard let gradientSum else { return comm.isRoot ? work(.none) : () }
+        gradientSum.lendCoresToRoot(work)
     }
 
     /// Moves the position to the start of the next epoch.

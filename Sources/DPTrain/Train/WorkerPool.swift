@@ -1,3 +1,4 @@
+import CAffinity
 import Foundation
 import Synchronization
 
@@ -32,13 +33,21 @@ public final class WorkerPool: @unchecked Sendable {
     private var job: ((Int) -> Void)?
     private var stopping = false
 
-    public init(count: Int, spinSeconds: Double = 0.002) {
+    /// `cpus`: where the threads other than the caller may run (their affinity), when not where
+    /// the caller may.
+    public init(count: Int, spinSeconds: Double = 0.002, cpus: cpu_set_t? = nil) {
         precondition(count >= 1 && count < 1 << 31)
         self.count = count
         self.spinSeconds = spinSeconds
         for index in 1..<count {
             // The thread holds the pool until `stop()` lets it return.
-            let thread = Thread { self.workerLoop() }
+            let thread = Thread {
+                if var cpus {
+                    // Refused (a CPU outside this job's cgroup): the thread stays where it was.
+                    _ = dptrain_set_affinity(&cpus, UInt(MemoryLayout<cpu_set_t>.size))
+                }
+                self.workerLoop()
+            }
             thread.name = "dptrain-worker-\(index)"
             thread.start()
         }
