@@ -94,12 +94,17 @@ public struct BenchmarkReport: Sendable {
                 format: "GEMM %.1f GFLOP/s = %.1f%% of the measured sgemm peak (%.1f GFLOP/s for this layout)%@",
                 gflops, 100 * gflops / peakGFLOPS, peakGFLOPS,
                 skipsZeroInputs ? "; dense-equivalent: zero inputs skipped" : ""))
+        let evaluation =
+            evalWorkers == 0
+            ? "no test set to evaluate"
+            : String(
+                format: "evaluation %.3f s (rank 0 with %d thread%@, test set)", evalSeconds, evalWorkers,
+                evalWorkers == 1 ? "" : "s")
         lines.append(
-            String(
-                format:
-                    "evaluation %.3f s (rank 0 with %d thread%@, test set); peak RSS %.0f / %.0f / %.0f MB (min/median/max); start to first step %.3f s",
-                evalSeconds, evalWorkers, evalWorkers == 1 ? "" : "s", peakRSSMegabytes.min, peakRSSMegabytes.median,
-                peakRSSMegabytes.max, startupSeconds))
+            evaluation
+                + String(
+                    format: "; peak RSS %.0f / %.0f / %.0f MB (min/median/max); start to first step %.3f s",
+                    peakRSSMegabytes.min, peakRSSMegabytes.median, peakRSSMegabytes.max, startupSeconds))
         return lines.joined(separator: "\n")
     }
 }
