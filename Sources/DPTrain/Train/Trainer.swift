@@ -532,12 +532,10 @@ public final class Trainer {
         return Evaluator.evaluate(evaluators.models, on: data, pool: evaluators.pool)
     }
 
-    /// `workers` models and a pool of as many threads, allowed on `cpus` (nil where the models
-    /// cannot be made).
+    /// `workers` models and a pool of as many threads, allowed on `cpus`, made once (the machine's
+    /// ranks do not change during a run); nil where the models cannot be made.
     private func makeEvaluators(_ workers: Int, cpus: cpu_set_t?) -> (pool: WorkerPool, models: [Model])? {
-        if let evaluators, evaluators.pool.count == workers { return evaluators }
-        evaluators?.pool.stop()
-        evaluators = nil
+        if let evaluators { return evaluators }
         let primary = model
         guard
             let extra = try? (pool.count..<workers).map({ _ in
