@@ -94,6 +94,11 @@ struct ConfigTests {
         expectConfigError(
             Self.minimal + "\ntraining:\n  overlap_communication: maybe\n", mentioning: "training.overlap_communication"
         )
+        #expect(!plain.pipelinedUpdate)
+        #expect(try TrainConfig.parse(yaml: Self.minimal + "\ntraining:\n  pipelined_update: true\n").pipelinedUpdate)
+        expectConfigError(
+            Self.minimal + "\ntraining:\n  pipelined_update: true\n  on_nonfinite: skip\n",
+            mentioning: "training.pipelined_update")
     }
 
     @Test func scientificNotationIsANumber() throws {

@@ -156,6 +156,64 @@ extension EndToEndTests {
             #expect(busy > 0, "\(line)")
         }
 
+        /// `pipelined_update` on 2 hosts of 2 threads: the update made by the communication thread
+        /// as each bucket's sum arrives, while the next forward pass of both threads waits layer by
+        /// layer. With an L2 penalty (added
+        /// per bucket) the same bits as the update after the whole sum, and a resume in the same
+        /// layout continues exactly. A NaN still stops the run naming the step, with no checkpoint
+        /// of it or after it. With the buckets sent during backward and `on_nonfinite: skip`, the
+        /// run goes on, skipping, its replicas identical.
+        @Test func updatesMadeAsBucketsArriveKeepTheBitsAndTheNaNGuard() throws {
+            let data = Support.makeTinyMNIST(train: 250, test: 40)
+            let tmp = Support.temporaryDirectory()
+            let text = try String(
+                contentsOfFile: Support.packageRoot.appendingPathComponent("Configs/mlp.yaml").path, encoding: .utf8
+            )
+            .replacingOccurrences(
+                of: "      units: 128\n", with: "      units: 128\n      kernel_regularizer: {l2: 0.001}\n")
+            for (name, extra) in [
+                ("buckets", "  bucket_mb: 0.05\n  pipelined_update: true\n"),
+                ("serial", "  overlap_communication: false\n"),
+                ("nan", "  bucket_mb: 0.05\n  pipelined_update: true\n"),
+                ("skip", "  bucket_mb: 0.05\n  on_nonfinite: skip\n"),
+            ] {
+                var config = text.replacingOccurrences(of: "training:\n", with: "training:\n" + extra)
+                if name == "nan" || name == "skip" {
+                    config = config.replacingOccurrences(of: "learning_rate: 0.001", with: "learning_rate: 1.0e30")
+                    config += "checkpoint:\n  every_steps: 1\n"
+                }
+                try config.write(toFile: "\(tmp)/\(name).yaml", atomically: true, encoding: .utf8)
+            }
+            #expect(text.contains("kernel_regularizer"))
+            let args = ["--data-dir", data, "--epochs", "2", "--batch-size", "32", "--log-every", "1", "--seed", "5"]
+            func onTwoHosts(_ name: String, _ extra: [String]) throws -> Support.ProcessResult {
+                try onHosts(2, threads: 2, ["--config", "\(tmp)/\(name).yaml"] + args + extra)
+            }
+            for name in ["buckets", "serial"] {
+                let r = try onTwoHosts(name, ["--metrics-file", "\(tmp)/\(name).jsonl"])
+                try #require(r.status == 0, "\(r.stderr)")
+            }
+            let (a, b) = (try events("\(tmp)/buckets.jsonl"), try events("\(tmp)/serial.jsonl"))
+            #expect(a.losses.count == 16 && a.losses == b.losses)
+            #expect(a.summary["parameter_checksum"] as? String == b.summary["parameter_checksum"] as? String)
+            // Stopped after 11 steps, resumed: the same bits as straight through.
+            let first = try onTwoHosts("buckets", ["--max-steps", "11", "--checkpoint-dir", "\(tmp)/ck"])
+            try #require(first.status == 0, "\(first.stderr)")
+            let second = try onTwoHosts(
+                "buckets", ["--resume", "--checkpoint-dir", "\(tmp)/ck", "--metrics-file", "\(tmp)/resumed.jsonl"])
+            try #require(second.status == 0, "\(second.stderr)")
+            let resumed = try events("\(tmp)/resumed.jsonl")
+            #expect(resumed.losses == Array(a.losses.suffix(5)))
+            #expect(resumed.summary["parameter_checksum"] as? String == a.summary["parameter_checksum"] as? String)
+            // A learning rate of 1e30: the first update overflows.
+            let nan = try onTwoHosts("nan", ["--checkpoint-dir", "\(tmp)/nan"])
+            try Support.expectNonFiniteStopWithoutCheckpointOfIt(nan, checkpoints: "\(tmp)/nan")
+            let skip = try onTwoHosts("skip", ["--metrics-file", "\(tmp)/skip.jsonl"])
+            #expect(skip.status == 0, "\(skip.stderr)")
+            let skipped = try Support.readMetrics("\(tmp)/skip.jsonl").last { $0["event"] as? String == "summary" }
+            #expect((skipped?["skipped_steps"] as? Int ?? 0) > 0, "\(skip.stderr)")
+        }
+
         /// PowerSGD between 2 hosts: after 4 float32 steps the 784 x 128 kernel travels as rank-2
         /// factors; every replica ends identical (the run checks it), the curve follows float32's
         /// loosely (on these 250 images, within 35% a step; on MNIST, 2 epochs of the MLP at rank 4

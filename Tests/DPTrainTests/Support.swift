@@ -23,6 +23,18 @@ enum Support {
         return path
     }
 
+    /// A run stopped by a non-finite loss or gradient: it failed naming the global step, and no
+    /// checkpoint in `checkpoints` is of that step or a later one.
+    static func expectNonFiniteStopWithoutCheckpointOfIt(_ r: ProcessResult, checkpoints: String) throws {
+        #expect(r.status != 0)
+        let message = try #require(r.stderr.split(separator: "\n").first { $0.contains("non-finite") }, "\(r.stderr)")
+        let step = try #require(Int(message.split(separator: "global step ")[1].prefix { $0.isNumber }))
+        for file in Checkpointer(directory: checkpoints).files() {
+            let c = try Checkpoint.read(path: file)
+            #expect(c.integer("step")! < step, "\(file) was written at or after the failing step \(step)")
+        }
+    }
+
     static func write(_ bytes: [UInt8], to path: String) {
         precondition(FileManager.default.createFile(atPath: path, contents: Data(bytes)), "could not write \(path)")
     }

@@ -35,11 +35,12 @@ public protocol Communicator: AnyObject {
     func finalize()
     /// What sums each step's gradient (`count` floats, the last `statistics` of them statistic
     /// slots that are never compressed; `stateBuffers`: how many parameter-sized buffers the optimizer
-    /// keeps, which ranks sharing a machine may share too; `bucketFloats`: the bucket size when
-    /// the gradient may travel between machines while backward runs, nil: after it; `powerSGD`: with
+    /// keeps, which ranks sharing a machine may share too; `buckets`: the gradient's buckets
+    /// (`OverlappedExchange.buckets`) when it may travel between machines while backward runs, nil:
+    /// after it; `powerSGD`: with
     /// that compression, what compresses the machines' exchange). Collective: every rank calls it at the same point.
     func makeGradientSum(
-        count: Int, statistics: Int, stateBuffers: Int, bucketFloats: Int?, compression: AllreduceCompression,
+        count: Int, statistics: Int, stateBuffers: Int, buckets: [Range<Int>]?, compression: AllreduceCompression,
         powerSGD: PowerSGD?, pool: WorkerPool, log: (String) -> Void
     ) -> any GradientSum
 }
@@ -48,7 +49,7 @@ extension Communicator {
     public var isRoot: Bool { rank == 0 }
 
     public func makeGradientSum(
-        count: Int, statistics: Int, stateBuffers: Int, bucketFloats: Int?, compression: AllreduceCompression,
+        count: Int, statistics: Int, stateBuffers: Int, buckets: [Range<Int>]?, compression: AllreduceCompression,
         powerSGD: PowerSGD?, pool: WorkerPool, log: (String) -> Void
     ) -> any GradientSum {
         AllreduceGradientSum(comm: self, count: count, statistics: statistics, compression: compression, pool: pool)

@@ -24,7 +24,7 @@ public protocol GradientSum: AnyObject {
     /// What the summation crosses, for the start-up line.
     var description: String { get }
     /// Where the gradient travels while backward runs: the trainer tells it each worker's
-    /// progress, and the workers do not add their gradients themselves (only the statistics).
+    /// progress, and the workers do not add their gradients or statistics themselves.
     var overlap: OverlappedExchange? { get }
     /// Sums `local` (`count` floats) over the ranks; see the contract above.
     func sum(

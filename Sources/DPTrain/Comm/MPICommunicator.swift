@@ -89,7 +89,7 @@ public final class MPICommunicator: Communicator {
     /// whole gradient). Where ranks ask for different ones, all take the last of those that any
     /// rank asked for.
     public func makeGradientSum(
-        count: Int, statistics: Int, stateBuffers: Int, bucketFloats: Int?, compression: AllreduceCompression,
+        count: Int, statistics: Int, stateBuffers: Int, buckets: [Range<Int>]?, compression: AllreduceCompression,
         powerSGD: PowerSGD?, pool: WorkerPool, log: (String) -> Void
     ) -> any GradientSum {
         let kinds = ["shared", "shared-sum", "allreduce"]
@@ -108,7 +108,7 @@ public final class MPICommunicator: Communicator {
         }
         return SharedMemoryGradientSum.make(
             comm: self, count: count, statistics: statistics, stateBuffers: stateBuffers, sharesUpdate: kind == 0,
-            bucketFloats: bucketFloats, compression: compression, powerSGD: powerSGD, pool: pool, log: log)
+            buckets: buckets, compression: compression, powerSGD: powerSGD, pool: pool, log: log)
     }
 
     private static func string(_ chars: [CChar]) -> String {

@@ -36,12 +36,16 @@ final class MachineExchange {
     /// Replaces `data[range]` by its sum over the machines. `padded`: `data + range.lowerBound`
     /// has room for the range padded to `machines` equal chunks, with zeros after it, so it
     /// travels from there without a copy. `pool`: threads for the additions (nil: this one).
+    /// `riders`: a few more floats that travel after the range and are summed the same way (only
+    /// where the range is copied: not `padded`).
     func sum(
         _ data: UnsafeMutablePointer<Float>, range: Range<Int>, bf16: Bool, padded: Bool, pool: WorkerPool?,
-        operation: StaticString
+        operation: StaticString, riders: UnsafeMutableBufferPointer<Float>? = nil
     ) {
         guard let leaders, machines > 1, !range.isEmpty else { return }
-        let (m, me, n) = (machines, machine, range.count)
+        precondition(riders == nil || !padded)
+        let (m, me, body, extra) = (machines, machine, range.count, riders?.count ?? 0)
+        let n = body + extra
         let c = (n + m - 1) / m
         let start = data + range.lowerBound
         func split(_ count: Int, _ body: @escaping (Range<Int>) -> Void) {
@@ -49,7 +53,8 @@ final class MachineExchange {
         }
         if bf16 {
             let (h, r) = (halves.baseAddress!, receivedHalves.baseAddress!)
-            split(n) { part in BFloat16.compress(start, into: h, range: part) }
+            split(body) { part in BFloat16.compress(start, into: h, range: part) }
+            if let riders { BFloat16.compress(riders.baseAddress!, into: h + body, range: 0..<extra) }
             for i in n..<m * c { h[i] = 0 }
             comm.call(operation) {
                 MPI_Alltoall(h, Int32(c), dpt_uint16(), r, Int32(c), dpt_uint16(), leaders)
@@ -65,12 +70,14 @@ final class MachineExchange {
             comm.call(operation) {
                 MPI_Allgather(dpt_in_place(), 0, dpt_uint16(), h, Int32(c), dpt_uint16(), leaders)
             }
-            split(n) { part in BFloat16.decompress(h, into: start, range: part) }
+            split(body) { part in BFloat16.decompress(h, into: start, range: part) }
+            if let riders { BFloat16.decompress(h + body, into: riders.baseAddress!, range: 0..<extra) }
             return
         }
         let out = padded ? start : send.baseAddress!
         if !padded {
-            out.update(from: start, count: n)
+            out.update(from: start, count: body)
+            if let riders { (out + body).update(from: riders.baseAddress!, count: extra) }
             for i in n..<m * c { out[i] = 0 }
         }
         let r = received.baseAddress!
@@ -87,6 +94,9 @@ final class MachineExchange {
         comm.call(operation) {
             MPI_Allgather(dpt_in_place(), 0, dpt_float(), out, Int32(c), dpt_float(), leaders)
         }
-        if !padded { start.update(from: out, count: n) }
+        if !padded {
+            start.update(from: out, count: body)
+            if let riders { riders.baseAddress!.update(from: out + body, count: extra) }
+        }
     }
 }

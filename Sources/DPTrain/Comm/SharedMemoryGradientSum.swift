@@ -99,13 +99,12 @@ public final class SharedMemoryGradientSum: GradientSum {
     /// the size needed and the fallback, where the segment cannot be made. `stateBuffers`: how
     /// many parameter-sized buffers the optimizer keeps; `sharesUpdate`: whether the ranks of a
     /// machine share them and the parameters, each updating its slice (or each updates all of its
-    /// own); `bucketFloats`: with one rank a machine and several machines, send the gradient in
-    /// buckets of this many floats while backward runs (`OverlappedExchange`; nil, or a gradient
-    /// of one bucket: after it).
+    /// own); `buckets`: with one rank a machine and several machines, send the gradient in these
+    /// buckets while backward runs (`OverlappedExchange`; nil: after it).
     /// Collective: every rank calls it at the same point, with the same arguments.
     public static func make(
         comm: MPICommunicator, count: Int, statistics: Int, stateBuffers: Int, sharesUpdate: Bool,
-        bucketFloats: Int?, compression: AllreduceCompression, powerSGD: PowerSGD?, pool: WorkerPool,
+        buckets: [Range<Int>]?, compression: AllreduceCompression, powerSGD: PowerSGD?, pool: WorkerPool,
         log: (String) -> Void
     ) -> any GradientSum {
         let fallback = {
@@ -186,15 +185,14 @@ public final class SharedMemoryGradientSum: GradientSum {
             local: local, localRank: localRank, localSize: localSize, leaders: localRank == 0 ? leaders : nil,
             machines: machines, machine: Int(machine), withRoot: lowestRank == 0, machineCPUs: machineCPUs,
             window: window, chunk: chunk, layout: layout,
-            bucketFloats: localSize == 1 && machines > 1 && comm.threadsMayCallMPI && powerSGD == nil
-                ? bucketFloats : nil,
+            buckets: localSize == 1 && machines > 1 && comm.threadsMayCallMPI && powerSGD == nil ? buckets : nil,
             powerSGD: powerSGD)
     }
 
     private init(
         comm: MPICommunicator, count: Int, statistics: Int, compression: AllreduceCompression, pool: WorkerPool,
         local: MPI_Comm?, localRank: Int, localSize: Int, leaders: MPI_Comm?, machines: Int, machine: Int,
-        withRoot: Bool, machineCPUs: cpu_set_t, window: MPI_Win?, chunk: Int, layout: Layout, bucketFloats: Int?,
+        withRoot: Bool, machineCPUs: cpu_set_t, window: MPI_Win?, chunk: Int, layout: Layout, buckets: [Range<Int>]?,
         powerSGD: PowerSGD?
     ) {
         (self.comm, self.count, statisticSlots, self.compression, self.pool) = (
@@ -245,19 +243,17 @@ public final class SharedMemoryGradientSum: GradientSum {
         self.statistics.initialize(repeating: 0)
         let exchange =
             leaders != nil && machines > 1
-            ? MachineExchange(comm: comm, leaders: leaders, machines: machines, machine: machine, capacity: count)
+            ? MachineExchange(
+                comm: comm, leaders: leaders, machines: machines, machine: machine,
+                capacity: count + (buckets?.count ?? 0) + 1)
             : nil
         self.exchange = exchange
         self.powerSGD = exchange == nil ? nil : powerSGD
         if let exchange { powerSGD?.attach(exchange) }
-        // A gradient of one bucket could only start when backward ends: the training thread sends
-        // it then itself, sparing the hand-over to the communication thread.
-        overlap = bucketFloats.flatMap { floats in
-            floats >= n
-                ? nil
-                : exchange.map {
-                    OverlappedExchange(exchange: $0, parameters: n, bucketFloats: floats, bf16: compression == .bf16)
-                }
+        overlap = buckets.flatMap { buckets in
+            exchange.map {
+                OverlappedExchange(exchange: $0, buckets: buckets, count: count, bf16: compression == .bf16)
+            }
         }
     }
 
@@ -289,11 +285,8 @@ public final class SharedMemoryGradientSum: GradientSum {
         precondition(local == segments[localSize > 1 ? localRank : 0], "the workers' sum must be in localBuffer")
         let n = count - statisticSlots
         guard localSize > 1 else {
-            if let overlap, let exchange {
-                overlap.finish()
-                exchange.sum(
-                    total, range: n..<count, bf16: false, padded: false, pool: nil,
-                    operation: "MPI_Alltoall(statistics, machines)")
+            if let overlap {
+                overlap.finish()  // the statistics too
             } else if machines > 1 {
                 exchangeSums()
             }

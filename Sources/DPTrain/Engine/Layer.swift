@@ -14,6 +14,9 @@ public struct StepContext {
     public var gradientsFinal: ((Int) -> Void)?
     /// The first parameter of the layer being back-propagated (set by the model).
     public var layerParameterStart = 0
+    /// With the last step's update still arriving (`Model.forward`): called before a layer's
+    /// forward pass with its parameters (indices into the flat store), returns once they are final.
+    public var parametersNeeded: ((Range<Int>) -> Void)?
 
     /// A layer calls this once its own parameters' gradients are computed, before its input's
     /// gradient, so that they can travel while that is computed.

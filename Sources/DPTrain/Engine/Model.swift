@@ -266,7 +266,11 @@ public final class Model {
         precondition(batch <= capacity)
         var i = 0
         while i < layers.count {
-            if fusesConvolutionPooling, let pair = convolutionPooling[i] {
+            let fused = fusesConvolutionPooling ? convolutionPooling[i] : nil
+            if let needed = context.parametersNeeded {
+                needed(parameterStarts[i]..<parameterStarts[i + (fused == nil ? 1 : 2)])
+            }
+            if let pair = fused {
                 pair.forward(activations[i], activations[i + 2], batch: batch)
                 i += 2
             } else {
@@ -324,11 +328,14 @@ public final class Model {
     }
 
     /// Adds the L2 penalty's gradient (2 lambda w) to the elements of `gradients` in `range` of
-    /// the flat parameter index: each element on its own, so slices may be done apart.
-    public func applyRegularization(to gradients: UnsafeMutablePointer<Float>, range: Range<Int>) {
+    /// the flat parameter index: each element on its own, so slices may be done apart. `values`:
+    /// the parameters w (nil: the model's current ones).
+    public func applyRegularization(
+        to gradients: UnsafeMutablePointer<Float>, range: Range<Int>, values: UnsafePointer<Float>? = nil
+    ) {
         for (entry, lambda) in regularizers {
             let part = range.clamped(to: entry.offset..<entry.offset + entry.count)
-            let w = store.values.pointer, g = gradients
+            let w = values ?? UnsafePointer(store.values.pointer), g = gradients
             for i in part { g[i] += 2 * lambda * w[i] }
         }
     }

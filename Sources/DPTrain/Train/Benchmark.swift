@@ -36,8 +36,10 @@ public struct BenchmarkReport: Sendable {
     /// thread's seconds a step; all zero without.
     public var communication: Spread
 
-    /// The share of the communication thread's time that backward hid: 1 - the allreduce phase
-    /// (what the step waited for) / the thread's time, by the slowest rank's medians; nil without.
+    /// The share of the communication thread's time that computation hid: 1 - the allreduce
+    /// phase (what the step waited for: the sums after backward, or, with the update made as
+    /// they arrive, the statistics and the parameters before each layer of the forward pass) / the
+    /// thread's time, by the slowest rank's medians; nil without.
     public var hiddenShare: Double? {
         guard communication.max > 0, let wait = phases.first(where: { $0.name == "allreduce" })?.seconds.max else {
             return nil
@@ -86,7 +88,7 @@ public struct BenchmarkReport: Sendable {
             lines.append(
                 String(
                     format:
-                        "communication during backward: %.4f ms a step on its thread (slowest rank), %.0f%% of it hidden",
+                        "communication during computation: %.4f ms a step on its thread (slowest rank), %.0f%% of it hidden",
                     communication.max * 1e3, 100 * hiddenShare))
         }
         lines.append(
@@ -138,6 +140,7 @@ public enum Benchmark {
             stepTimes.append(phases.reduce(0, +))
             communication.append(trainer.lastStepCommunication)
         }
+        try trainer.settle()  // the last update, still arriving
         let wall = comm.allgather([now() - started]).map { $0[0] }.max()!
         var (evalSeconds, evalWorkers) = (0.0, 0)
         trainer.lendCoresToRoot { lent in
@@ -266,7 +269,7 @@ extension Benchmark {
         defer { pool.stop() }
         let statistics = min(Trainer.statisticSlots, floats - 1)
         let sum = comm.makeGradientSum(
-            count: floats, statistics: statistics, stateBuffers: 0, bucketFloats: nil,
+            count: floats, statistics: statistics, stateBuffers: 0, buckets: nil,
             compression: compression == .powersgd ? .none : compression, powerSGD: nil, pool: pool, log: { _ in })
         let values = sum.localBuffer ?? FloatBuffer(count: floats)
         var times: [Double] = []

@@ -73,6 +73,15 @@ public final class Trainer {
     private var parametersShared = false
     /// Each worker's gradient buffer, for the communication thread (`OverlappedExchange`).
     private var workerGradients: [UnsafeMutablePointer<Float>] = []
+    /// `training.pipelined_update` with the gradient sent during backward: the communication thread
+    /// updates each bucket as its sum arrives, into the spare buffer, and a step ends without
+    /// waiting for them: the next forward pass waits for each layer's parameters. `settle` waits
+    /// for the update in flight.
+    private var updatesWhileSending = false
+    /// The first step (1-based) and epoch whose update, made on the communication thread, met a
+    /// NaN or infinite gradient.
+    private final class FailedUpdate: Sendable { let first = Mutex<(step: Int, epoch: Int)?>(nil) }
+    private let failedUpdate = FailedUpdate()
 
     /// The gradient buffer holds three extra floats that ride in the same allreduce: the step's
     /// loss sum, its correct-prediction count, and the number of ranks asked to stop.
@@ -225,12 +234,16 @@ public final class Trainer {
             let sum = comm.makeGradientSum(
                 count: model.store.count + Self.statisticSlots, statistics: Self.statisticSlots,
                 stateBuffers: optimizer.state.count,
-                bucketFloats: config.overlapCommunication ? config.bucketBytes / 4 : nil,
+                buckets: config.overlapCommunication && model.store.count > config.bucketBytes / 4
+                    ? OverlappedExchange.buckets(parameters: model.store.count, bucketFloats: config.bucketBytes / 4)
+                    : nil,
                 compression: config.allreduceCompression, powerSGD: powerSGD, pool: pool, log: log)
             if let buffer = sum.localBuffer { model.useGradients(buffer) }
             workerGradients = replicas.map { $0.model.store.gradients.pointer }
             if comm.isRoot && comm.worldSize > 1 { log("dptrain: gradients: \(sum.description)") }
             gradientSum = sum
+            updatesWhileSending = sum.overlap != nil && config.pipelinedUpdate  // never with skipNonFinite
+            if updatesWhileSending && spareValues == nil { spareValues = FloatBuffer(count: model.store.count) }
             // Rank 0 leads the first machine: it compresses whenever the run compresses.
             if let powerSGD, comm.isRoot && comm.worldSize > 1 {
                 let (sent, whole) = powerSGD.wireFloats
@@ -299,6 +312,7 @@ public final class Trainer {
                     try saveCheckpoint(checkpointer)
                 }
             }
+            try settle()  // rank 0 evaluates the parameters; early stopping is broadcast
             let epochDone = position.stepInEpoch == schedule.stepsPerEpoch
             // Stopped by a signal mid-epoch: no epoch report; the checkpoint below resumes there.
             if ranksAskingToStop > 0 && !epochDone { break }
@@ -349,7 +363,9 @@ public final class Trainer {
     /// One global step: each worker gathers its slice of the global batch, runs forward, loss and
     /// backward; the workers sum their gradients and statistics in worker order, the ranks sum
     /// theirs (`GradientSum`: in shared memory within a machine, then between machines), then
-    /// every rank takes the same optimizer step (each worker updating a slice).
+    /// every rank takes the same optimizer step (each worker updating a slice). With the gradient
+    /// sent during backward, the communication thread adds the workers' gradients and sums them
+    /// over the machines, and with `updatesWhileSending` updates them too.
     func trainStep(order: [Int32]) throws {
         watchdog?.setStep(position.step)
         let n = model.store.count
@@ -358,8 +374,11 @@ public final class Trainer {
         let (step, stepInEpoch, seed) = (position.step, position.stepInEpoch, config.seed)
         let (threads, parts, firstPart) = (pool.count, comm.worldSize * pool.count, comm.rank * pool.count)
         var clock = PhaseClock()
+        // Rides with the statistics, which the communication thread may send once the loss is known.
+        grads[n + 2] = stopSignals?.received == nil ? 0 : 1
         let overlap = gradientSum!.overlap
-        overlap?.begin(gradients: workerGradients)
+        let inFlight = updatesWhileSending ? beginUpdateInFlight(overlap!) : nil
+        if inFlight == nil { overlap?.begin(gradients: workerGradients) }
         order.withUnsafeBufferPointer { order in
             pool.run { w in
                 let positions = schedule.localRange(step: stepInEpoch, rank: firstPart + w, worldSize: parts)
@@ -369,42 +388,67 @@ public final class Trainer {
                 let phases = replicas[w].computeGradients(
                     train, order: order.baseAddress!, positions: positions, prefetching: next,
                     globalBatch: batch.count, step: step, seed: seed,
-                    done: overlap.map { overlap in { overlap.ready(worker: w, from: $0) } })
+                    done: overlap.map { overlap in { overlap.ready(worker: w, from: $0) } },
+                    parametersNeeded: inFlight == nil ? nil : { overlap!.waitForParameters($0, worker: w) })
                 if w == 0 { (lastStepPhases.gather, lastStepPhases.forward, lastStepPhases.backward) = phases }
             }
         }
         _ = clock.lap()
-        if threads > 1 {
-            // In a fixed order, so the sum does not depend on which worker finished first. With the
-            // gradient sent during backward, the communication thread adds the gradients; here
-            // only the statistics.
-            let summed = overlap == nil ? 0..<n + Self.statisticSlots : n..<n + Self.statisticSlots
+        if threads > 1 && overlap == nil {
+            // In a fixed order, so the sum does not depend on which worker finished first.
             pool.run { w in
-                let part = pool.slice(w, of: summed.count)
-                let range = summed.lowerBound + part.lowerBound..<summed.lowerBound + part.upperBound
+                let range = pool.slice(w, of: n + Self.statisticSlots)
                 for r in 1..<threads {
                     let g = replicas[r].model.store.gradients.pointer
                     for i in range { grads[i] += g[i] }
                 }
             }
         }
-        grads[n + 2] = stopSignals?.received == nil ? 0 : 1
         // Before the sum: where ranks share the parameters, another rank may update its slice
         // of them as soon as its part of the sum is done.
         let penalty = model.regularizers.isEmpty ? 0 : model.regularizationPenalty()
-        // The sum over ranks, with the L2 penalty's gradient added to it (each rank its part).
+        if let inFlight, let overlap {
+            try endStepWithUpdateInFlight(inFlight, overlap, penalty: penalty, batch: batch.count, clock: &clock)
+        } else {
+            try sumAndUpdate(penalty: penalty, batch: batch.count, clock: &clock)
+        }
+        position.epochSamples += batch.count
+        position.step += 1
+        position.stepInEpoch += 1
+        if comm.isRoot, config.logEvery > 0, position.step % config.logEvery == 0 {
+            metrics?.write(
+                "step",
+                [
+                    ("step", .int(position.step)), ("epoch", .int(position.epoch + 1)),
+                    ("loss", .number(lastStepLoss)),
+                    ("learning_rate", .number(Double(config.optimizer.schedule.rate(step: position.step - 1)))),
+                ])
+        }
+        if config.consistencyCheckEvery > 0, position.step % config.consistencyCheckEvery == 0 {
+            _ = try verifyReplicas()
+        }
+    }
+
+    /// The step's loss (the mean over the global batch, with the L2 penalty), for the metrics.
+    private var lastStepLoss = 0.0
+
+    /// The sum over ranks, then the update, each worker a slice (see `trainStep`).
+    private func sumAndUpdate(penalty: Double, batch: Int, clock: inout PhaseClock) throws {
         let model = self.model, sum = gradientSum!
+        let grads = model.store.gradients.pointer
         powerSGD?.step = position.step
+        // The sum over ranks, with the L2 penalty's gradient added to it (each rank its part).
         let summed = sum.sum(grads) { sum, range in
             if !model.regularizers.isEmpty { model.applyRegularization(to: sum, range: range) }
         }
         let (gradient, statistics, range) = (summed.gradient, summed.statistics, sum.updateRange)
         ranksAskingToStop = Int(statistics[2])
         lastStepPhases.allreduce = clock.lap()
-        lastStepCommunication = overlap?.lastStepSeconds ?? 0
+        lastStepCommunication = sum.overlap?.lastStepSeconds ?? 0
         epochAllreduceSeconds += lastStepPhases.allreduce
         defer { lastStepPhases.optimizer = clock.lap() }
-        let stepLoss = Double(statistics[0]) / Double(batch.count) + penalty
+        let stepLoss = Double(statistics[0]) / Double(batch) + penalty
+        lastStepLoss = stepLoss
         // Non-finite numbers: with on_nonfinite: skip, check before updating and skip the step;
         // otherwise the optimizer checks the gradients in its own pass and training stops. Every
         // rank reaches the same verdict (`agree`: each checks the part it updates).
@@ -443,23 +487,75 @@ public final class Trainer {
             guard sum.agree(nonFiniteSlices.load(ordering: .relaxed) == 0) else {
                 throw TrainingError.nonFinite(step: position.step + 1, epoch: position.epoch + 1)
             }
-            position.epochLossSum += stepLoss * Double(batch.count)
+            position.epochLossSum += stepLoss * Double(batch)
             position.epochCorrect += Double(statistics[1])
         }
-        position.epochSamples += batch.count
         position.optimizerIterations = optimizer.iterations
-        position.step += 1
-        position.stepInEpoch += 1
-        if comm.isRoot, config.logEvery > 0, position.step % config.logEvery == 0 {
-            metrics?.write(
-                "step",
-                [
-                    ("step", .int(position.step)), ("epoch", .int(position.epoch + 1)), ("loss", .number(stepLoss)),
-                    ("learning_rate", .number(Double(config.optimizer.schedule.rate(step: position.step - 1)))),
-                ])
+    }
+
+    /// `updatesWhileSending`: hands the communication thread this step's update (L2 penalty's
+    /// gradient, then the optimizer, from the current values into the spare buffer), made over each
+    /// bucket once its sum has arrived. It sets the optimizer's count itself: this thread may have
+    /// gone on to the next step meanwhile.
+    private func beginUpdateInFlight(_ overlap: OverlappedExchange) -> (current: FloatBuffer, updated: FloatBuffer) {
+        let (model, optimizer, failed) = (self.model, self.optimizer, failedUpdate)
+        let (current, updated, gradient) = (model.store.values, spareValues!, model.store.gradients.pointer)
+        let (iteration, rate) = (position.optimizerIterations + 1, config.optimizer.schedule.rate(step: position.step))
+        let (step, epoch) = (position.step + 1, position.epoch + 1)
+        overlap.begin(gradients: workerGradients) { range in
+            optimizer.iterations = iteration
+            if !model.regularizers.isEmpty {
+                // Of the values this step started from: the replicas may have moved on to `updated`.
+                model.applyRegularization(to: gradient, range: range, values: current.pointer)
+            }
+            if !optimizer.update(
+                parameters: current.pointer, into: updated.pointer, gradients: gradient, range: range,
+                learningRate: rate)
+            {
+                failed.first.withLock { $0 = $0 ?? (step, epoch) }
+            }
         }
-        if config.consistencyCheckEvery > 0, position.step % config.consistencyCheckEvery == 0 {
-            _ = try verifyReplicas()
+        return (current, updated)
+    }
+
+    /// `updatesWhileSending`: the step ends once its statistics are summed; the replicas move to
+    /// the buffer the update is arriving in, whose layers the next forward pass waits for.
+    private func endStepWithUpdateInFlight(
+        _ inFlight: (current: FloatBuffer, updated: FloatBuffer), _ overlap: OverlappedExchange, penalty: Double,
+        batch: Int, clock: inout PhaseClock
+    ) throws {
+        // The last step's update is complete: this step's forward pass needed all of it.
+        if failedUpdate.first.withLock({ $0 }) != nil { try settle() }
+        let waited = overlap.takeParameterWait()
+        overlap.waitForStatistics()
+        let statistics = model.store.gradients.pointer + model.store.count
+        ranksAskingToStop = Int(statistics[2])
+        // What the step waited for communication: the statistics, and the parameters before layers.
+        lastStepPhases.forward -= waited
+        lastStepPhases.allreduce = clock.lap() + waited
+        lastStepCommunication = overlap.lastStepSeconds
+        epochAllreduceSeconds += lastStepPhases.allreduce
+        defer { lastStepPhases.optimizer = clock.lap() }
+        let stepLoss = Double(statistics[0]) / Double(batch) + penalty
+        lastStepLoss = stepLoss
+        guard stepLoss.isFinite else {
+            overlap.finish()
+            throw TrainingError.nonFinite(step: position.step + 1, epoch: position.epoch + 1)
+        }
+        for replica in replicas { replica.model.useValues(inFlight.updated) }
+        spareValues = inFlight.current
+        position.optimizerIterations += 1
+        position.epochLossSum += stepLoss * Double(batch)
+        position.epochCorrect += Double(statistics[1])
+    }
+
+    /// Waits for an update still arriving on the communication thread (`updatesWhileSending`) and
+    /// throws if one met a NaN or infinite gradient: before anything reads the parameters or the
+    /// optimizer's state, or calls MPI from this thread.
+    func settle() throws {
+        gradientSum?.overlap?.finish()
+        if let failed = failedUpdate.first.withLock({ $0 }) {
+            throw TrainingError.nonFinite(step: failed.step, epoch: failed.epoch)
         }
     }
 
@@ -524,6 +620,7 @@ public final class Trainer {
     /// machine lending their cores (`lendCoresToRoot`), with a worker for each of their threads
     /// too, on their cores: the parts, and so the bits, of one rank with as many threads.
     public func evaluate(on data: Dataset, lent: LentCores = .none) -> Evaluation {
+        gradientSum?.overlap?.finish()  // an update in flight (see `settle`, which the trainer calls first)
         let workers = pool.count * (1 + lent.ranks)
         guard workers > pool.count, let evaluators = makeEvaluators(workers, cpus: lent.cpus) else {
             return Evaluator.evaluate(replicas.map(\.model), on: data, pool: pool)
@@ -568,6 +665,7 @@ public final class Trainer {
     }
 
     func saveCheckpoint(_ checkpointer: Checkpointer) throws {
+        try settle()
         let errors = powerSGD?.gatherErrors() ?? []  // collective: every machine's error feedback
         guard comm.isRoot else { return }
         let started = Self.now()
@@ -593,6 +691,7 @@ public final class Trainer {
 
     /// Throws naming the ranks whose parameters differ from rank 0's; returns the checksum.
     func verifyReplicas() throws -> UInt64 {
+        try settle()
         let checksum = Checksum.fnv1a(UnsafeRawBufferPointer(model.store.values.buffer))
         let all = comm.allgather(Int32(truncatingIfNeeded: checksum))
         let differing = all.indices.filter { all[$0] != all[0] }
