@@ -18,10 +18,11 @@ struct TrainCommand: ParsableCommand {
             each updates a copy of its own). Where the segment cannot be made, or with \
             DPTRAIN_GRADIENT_SUM=allreduce, one MPI_Allreduce sums them instead. With one rank a \
             machine, a communication thread sends the gradient to the other machines in buckets \
-            (training.bucket_mb, default 1) while backward runs, the first layers' first \
-            (training.overlap_communication: false sends it after, as does a gradient of one \
-            bucket), with the same sums; training.pipelined_update: true also updates each bucket as \
-            its sum arrives while the next forward pass waits layer by layer. Rank 0 evaluates on the test set after each epoch (with a thread for each thread of its \
+            (training.bucket_mb, default 1) while backward runs (training.overlap_communication: \
+            false sends it after, as does a gradient of one bucket), with the same sums; \
+            training.pipelined_update: true also updates each bucket as its sum arrives and sends \
+            the first layers' first, while the next forward pass waits layer by layer. Rank 0 \
+            evaluates on the test set after each epoch (with a thread for each thread of its \
             machine's other ranks, on their cores, while they wait) and prints one line per epoch to \
             stderr. The global batch (training.batch_size) does not depend on the number of ranks, and \
             neither does the result, up to float rounding.
