@@ -12,7 +12,11 @@
 # Layouts: 1 rank x 1 thread, 1 rank x all cores, one rank per core, and oversubscribed rank
 # counts (marked). Strong scaling keeps the global batch; weak scaling keeps the batch per rank.
 # Efficiency = throughput(N) / (N x throughput(1 rank x 1 thread)), throughput from the slowest
-# rank. Writes OUT/scaling.csv, OUT/scaling.json, OUT/scaling.svg and prints a table; then the
+# rank. A repeat is a round that runs every layout once, back to back, in the reverse order every
+# other round, so a slow stretch of a shared machine slows the layouts of a round alike; the
+# table's vs_1xC is the median over the rounds of each round's own epoch ratio to 1 rank x all
+# cores at the same model and global batch. Writes OUT/scaling.csv, OUT/scaling.json,
+# OUT/scaling.svg and prints a table; then the
 # time to a target test accuracy (MLP 97%, CNN 98%; Benchmarks/time_to_accuracy.py) in the two
 # one-node layouts, and the performance model (Benchmarks/perf_model.py) fitted to these runs.
 # Figures only: never fails on them.
@@ -40,12 +44,12 @@ data=$DATA cores=$CORES floor_bin=$FLOOR_BIN
 raw="$out/runs.jsonl"; : > "$raw"
 say "$("$DPTRAIN_BIN" --version)"
 
-# run_layout MODEL KIND RANKS THREADS GLOBAL_BATCH: appends one JSON line per repeat.
+# run_layout ROUND MODEL KIND RANKS THREADS GLOBAL_BATCH: appends one JSON line.
 run_layout() {
-    local model=$1 kind=$2 ranks=$3 threads=$4 batch=$5 over=false r
+    local r=$1 model=$2 kind=$3 ranks=$4 threads=$5 batch=$6 over=false
     [ "$ranks" -gt "$cores" ] && over=true
     local s=$steps; [ "$model" = cnn ] && s=$(( steps / 4 ))
-    for r in $(seq "$repeats"); do
+    {
         local args=(bench --config "Configs/$model.yaml" --data-dir "$data" --batch-size "$batch" --steps "$s" --warmup 20 --threads "$threads" --json ${extra[@]+"${extra[@]}"})
         local line
         if [ "$ranks" = 1 ]; then
@@ -63,23 +67,32 @@ run_layout() {
                    --data-dir "$data" --batch "$batch" --epochs 3 2>/dev/null | tail -1 || true)
             peer=${peer:-null}
         fi
-        printf '{"model":"%s","kind":"%s","ranks":%d,"threads":%d,"global_batch":%d,"oversubscribed":%s,"bench":%s,"floor_epoch_s":%s,"peer":%s}\n' \
-            "$model" "$kind" "$ranks" "$threads" "$batch" "$over" "$line" "$floor" "$peer" >> "$raw"
-        say "$model $kind ranks=$ranks threads=$threads batch=$batch run $r/$repeats done"
-    done
+        printf '{"round":%d,"model":"%s","kind":"%s","ranks":%d,"threads":%d,"global_batch":%d,"oversubscribed":%s,"bench":%s,"floor_epoch_s":%s,"peer":%s}\n' \
+            "$r" "$model" "$kind" "$ranks" "$threads" "$batch" "$over" "$line" "$floor" "$peer" >> "$raw"
+        say "$model $kind ranks=$ranks threads=$threads batch=$batch round $r/$repeats done"
+    }
 }
 
+# Every layout of a round: MODEL KIND RANKS THREADS GLOBAL_BATCH a line.
+layouts=()
 for model in $models; do
     for batch in $batches; do
-        run_layout "$model" layout 1 1 "$batch"
-        run_layout "$model" layout 1 "$cores" "$batch"
+        layouts+=("$model layout 1 1 $batch" "$model layout 1 $cores $batch")
         for n in 2 4 8; do
-            if [ "$n" -le "$max_ranks" ] && [ "$n" -le "$batch" ]; then run_layout "$model" strong "$n" 1 "$batch"; fi
+            if [ "$n" -le "$max_ranks" ] && [ "$n" -le "$batch" ]; then layouts+=("$model strong $n 1 $batch"); fi
         done
     done
     [ $quick = 1 ] && continue
     for n in 1 2 4; do
-        if [ "$n" -le "$max_ranks" ]; then run_layout "$model" weak "$n" 1 $(( 32 * n )); fi
+        if [ "$n" -le "$max_ranks" ]; then layouts+=("$model weak $n 1 $(( 32 * n ))"); fi
+    done
+done
+for r in $(seq "$repeats"); do
+    order=$(seq 0 $(( ${#layouts[@]} - 1 )))
+    [ $(( r % 2 )) = 0 ] && order=$(echo "$order" | tac)
+    for i in $order; do
+        # shellcheck disable=SC2086  # a layout's words are its arguments
+        run_layout "$r" ${layouts[$i]}
     done
 done
 

@@ -1,5 +1,6 @@
 """Aggregates Benchmarks/scaling.sh runs (JSON lines) into medians: a printed table,
 scaling.csv, scaling.json and scaling.svg (samples/s and scaling efficiency against ranks).
+vs_1xC: the epoch's ratio to 1 rank x all cores, the median of the rounds' own ratios.
 Usage: python3 scaling_report.py RUNS.jsonl OUT_DIR"""
 import csv
 import json
@@ -37,10 +38,22 @@ for r in rows:
     b = base.get((r["model"], r["global_batch"] if r["kind"] != "weak" else 32))
     workers = r["ranks"] * r["threads"]
     r["efficiency"] = round(r["samples_per_s"] / (workers * b), 3) if b else None
+
+# Epoch against 1 rank x all cores at the same model and global batch: the median over the rounds
+# of each round's own ratio (the layouts of a round run back to back).
+most_threads = max(r["threads"] for r in runs)
+def epoch_by_round(model, kind, ranks, threads, batch):
+    return {r.get("round", i): 60000 / r["bench"]["samples_per_second"] for i, r in enumerate(runs)
+            if (r["model"], r["kind"], r["ranks"], r["threads"], r["global_batch"]) == (model, kind, ranks, threads, batch)}
+for r in rows:
+    whole = epoch_by_round(r["model"], "layout", 1, most_threads, r["global_batch"])
+    mine = epoch_by_round(r["model"], r["kind"], r["ranks"], r["threads"], r["global_batch"])
+    ratios = [mine[k] / whole[k] for k in mine if k in whole]
+    r["vs_1xC"] = round(statistics.median(ratios), 3) if ratios and r["kind"] != "weak" else None
 rows.sort(key=lambda r: (r["model"], r["kind"] != "layout", r["global_batch"], r["ranks"], r["threads"]))
 
 cols = ["model", "kind", "ranks", "threads", "global_batch", "oversubscribed", "samples_per_s", "epoch_s", "floor_epoch_s",
-        "vs_floor", "numpy_peer_samples_per_s", "vs_numpy_peer", "efficiency", "allreduce_ms", "optimizer_ms", "peak_rss_mb", "repeats"]
+        "vs_floor", "numpy_peer_samples_per_s", "vs_numpy_peer", "efficiency", "vs_1xC", "allreduce_ms", "optimizer_ms", "peak_rss_mb", "repeats"]
 with open(f"{out}/scaling.csv", "w", newline="") as f:
     w = csv.DictWriter(f, fieldnames=cols)
     w.writeheader()
