@@ -10,7 +10,8 @@ struct BenchCommand: ParsableCommand {
         discussion: """
             Runs --warmup untimed steps, then --steps timed ones, then one evaluation of the test set on rank 0 \
             (with a thread for each thread of its machine's other ranks, on their cores, while they wait). \
-            Prints per-phase times (batch gather, forward, backward, allreduce, optimizer) as min / median / max \
+            Prints per-phase times (batch gather, forward and backward of the first worker; allreduce: the wait \
+            for the slowest worker, thread or rank, and the sums; optimizer) as min / median / max \
             across ranks of each rank's median, samples/s (slowest rank's wall time), achieved GEMM GFLOP/s and \
             its fraction of the sgemm peak measured in the same run, evaluation time, peak RSS per rank and the \
             time from process start to the first step. GFLOP/s counts a dense GEMM's work: layers that skip \

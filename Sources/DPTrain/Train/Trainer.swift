@@ -393,7 +393,10 @@ public final class Trainer {
                 if w == 0 { (lastStepPhases.gather, lastStepPhases.forward, lastStepPhases.backward) = phases }
             }
         }
-        _ = clock.lap()
+        // Worker 0's phases are its own share; the rest, until the slowest worker is done, is
+        // counted with the sum, as the barrier that waits for the slowest rank is.
+        let waitForWorkers = max(
+            0, clock.lap() - lastStepPhases.gather - lastStepPhases.forward - lastStepPhases.backward)
         if threads > 1 && overlap == nil {
             // In a fixed order, so the sum does not depend on which worker finished first.
             pool.run { w in
@@ -408,9 +411,10 @@ public final class Trainer {
         // of them as soon as its part of the sum is done.
         let penalty = model.regularizers.isEmpty ? 0 : model.regularizationPenalty()
         if let inFlight, let overlap {
-            try endStepWithUpdateInFlight(inFlight, overlap, penalty: penalty, batch: batch.count, clock: &clock)
+            try endStepWithUpdateInFlight(
+                inFlight, overlap, penalty: penalty, batch: batch.count, waited: waitForWorkers, clock: &clock)
         } else {
-            try sumAndUpdate(penalty: penalty, batch: batch.count, clock: &clock)
+            try sumAndUpdate(penalty: penalty, batch: batch.count, waited: waitForWorkers, clock: &clock)
         }
         position.epochSamples += batch.count
         position.step += 1
@@ -432,8 +436,9 @@ public final class Trainer {
     /// The step's loss (the mean over the global batch, with the L2 penalty), for the metrics.
     private var lastStepLoss = 0.0
 
-    /// The sum over ranks, then the update, each worker a slice (see `trainStep`).
-    private func sumAndUpdate(penalty: Double, batch: Int, clock: inout PhaseClock) throws {
+    /// The sum over ranks, then the update, each worker a slice (see `trainStep`). `waited`: the
+    /// seconds this thread waited for the other workers' gradients, counted in the allreduce phase.
+    private func sumAndUpdate(penalty: Double, batch: Int, waited: Double, clock: inout PhaseClock) throws {
         let model = self.model, sum = gradientSum!
         let grads = model.store.gradients.pointer
         powerSGD?.step = position.step
@@ -443,7 +448,7 @@ public final class Trainer {
         }
         let (gradient, statistics, range) = (summed.gradient, summed.statistics, sum.updateRange)
         ranksAskingToStop = Int(statistics[2])
-        lastStepPhases.allreduce = clock.lap()
+        lastStepPhases.allreduce = clock.lap() + waited
         lastStepCommunication = sum.overlap?.lastStepSeconds ?? 0
         epochAllreduceSeconds += lastStepPhases.allreduce
         defer { lastStepPhases.optimizer = clock.lap() }
@@ -522,7 +527,7 @@ public final class Trainer {
     /// the buffer the update is arriving in, whose layers the next forward pass waits for.
     private func endStepWithUpdateInFlight(
         _ inFlight: (current: FloatBuffer, updated: FloatBuffer), _ overlap: OverlappedExchange, penalty: Double,
-        batch: Int, clock: inout PhaseClock
+        batch: Int, waited waitForWorkers: Double, clock: inout PhaseClock
     ) throws {
         // The last step's update is complete: this step's forward pass needed all of it.
         if failedUpdate.first.withLock({ $0 }) != nil { try settle() }
@@ -532,7 +537,7 @@ public final class Trainer {
         ranksAskingToStop = Int(statistics[2])
         // What the step waited for communication: the statistics, and the parameters before layers.
         lastStepPhases.forward -= waited
-        lastStepPhases.allreduce = clock.lap() + waited
+        lastStepPhases.allreduce = clock.lap() + waited + waitForWorkers
         lastStepCommunication = overlap.lastStepSeconds
         epochAllreduceSeconds += lastStepPhases.allreduce
         defer { lastStepPhases.optimizer = clock.lap() }
