@@ -412,9 +412,9 @@ public final class Trainer {
         let penalty = model.regularizers.isEmpty ? 0 : model.regularizationPenalty()
         if let inFlight, let overlap {
             try endStepWithUpdateInFlight(
-                inFlight, overlap, penalty: penalty, batch: batch.count, waited: waitForWorkers, clock: &clock)
+                inFlight, overlap, penalty: penalty, batch: batch.count, waitForWorkers: waitForWorkers, clock: &clock)
         } else {
-            try sumAndUpdate(penalty: penalty, batch: batch.count, waited: waitForWorkers, clock: &clock)
+            try sumAndUpdate(penalty: penalty, batch: batch.count, waitForWorkers: waitForWorkers, clock: &clock)
         }
         position.epochSamples += batch.count
         position.step += 1
@@ -436,9 +436,9 @@ public final class Trainer {
     /// The step's loss (the mean over the global batch, with the L2 penalty), for the metrics.
     private var lastStepLoss = 0.0
 
-    /// The sum over ranks, then the update, each worker a slice (see `trainStep`). `waited`: the
-    /// seconds this thread waited for the other workers' gradients, counted in the allreduce phase.
-    private func sumAndUpdate(penalty: Double, batch: Int, waited: Double, clock: inout PhaseClock) throws {
+    /// The sum over ranks, then the update, each worker a slice (see `trainStep`). `waitForWorkers`:
+    /// the seconds this thread waited for the other workers' gradients, counted in the allreduce phase.
+    private func sumAndUpdate(penalty: Double, batch: Int, waitForWorkers: Double, clock: inout PhaseClock) throws {
         let model = self.model, sum = gradientSum!
         let grads = model.store.gradients.pointer
         powerSGD?.step = position.step
@@ -448,7 +448,7 @@ public final class Trainer {
         }
         let (gradient, statistics, range) = (summed.gradient, summed.statistics, sum.updateRange)
         ranksAskingToStop = Int(statistics[2])
-        lastStepPhases.allreduce = clock.lap() + waited
+        lastStepPhases.allreduce = clock.lap() + waitForWorkers
         lastStepCommunication = sum.overlap?.lastStepSeconds ?? 0
         epochAllreduceSeconds += lastStepPhases.allreduce
         defer { lastStepPhases.optimizer = clock.lap() }
@@ -527,7 +527,7 @@ public final class Trainer {
     /// the buffer the update is arriving in, whose layers the next forward pass waits for.
     private func endStepWithUpdateInFlight(
         _ inFlight: (current: FloatBuffer, updated: FloatBuffer), _ overlap: OverlappedExchange, penalty: Double,
-        batch: Int, waited waitForWorkers: Double, clock: inout PhaseClock
+        batch: Int, waitForWorkers: Double, clock: inout PhaseClock
     ) throws {
         // The last step's update is complete: this step's forward pass needed all of it.
         if failedUpdate.first.withLock({ $0 }) != nil { try settle() }
