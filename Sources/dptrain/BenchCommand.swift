@@ -23,10 +23,10 @@ struct BenchCommand: ParsableCommand {
 
     @OptionGroup var options: TrainingOptions
 
-    @Option(name: .long, help: "Timed steps.")
+    @Option(name: .long, parsing: .unconditional, help: "Timed steps.")
     var steps: Int = 300
 
-    @Option(name: .long, help: "Untimed warm-up steps.")
+    @Option(name: .long, parsing: .unconditional, help: "Untimed warm-up steps.")
     var warmup: Int = 30
 
     @Flag(
@@ -47,7 +47,7 @@ struct BenchCommand: ParsableCommand {
     var allreduceOnly = false
 
     @Option(
-        name: .long,
+        name: .long, parsing: .unconditional,
         help: ArgumentHelp(
             "With --allreduce-only, allreduce this many floats instead of the model's gradient.", valueName: "n"))
     var allreduceFloats: Int?

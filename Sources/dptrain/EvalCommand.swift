@@ -20,7 +20,7 @@ struct EvalCommand: ParsableCommand {
             valueName: "dir"))
     var dataDir: String?
 
-    @Option(name: .long, help: "Evaluate on the first N test images only.")
+    @Option(name: .long, parsing: .unconditional, help: "Evaluate on the first N test images only.")
     var testLimit: Int?
 
     @Flag(name: .long, help: "Print one JSON object instead of the table.")

@@ -55,7 +55,7 @@ struct TrainCommand: ParsableCommand {
     var tensorboard: String?
 
     @Option(
-        name: .long,
+        name: .long, parsing: .unconditional,
         help: "Write a step event to the metrics file every N steps (overrides training.log_every; 0: never).")
     var logEvery: Int?
 

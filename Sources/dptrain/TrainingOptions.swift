@@ -3,6 +3,10 @@ import DPTrain
 import Foundation
 
 /// The options `train` and `bench` share: the config, the data, the overrides and the threads.
+///
+/// Every numeric option, here and in the commands, takes the next argument whatever it looks
+/// like (`parsing: .unconditional`), so `--epochs -1` reaches the check that names the flag and
+/// the rule ("--epochs must be >= 1, found -1") instead of reading `-1` as an unknown flag.
 struct TrainingOptions: ParsableArguments {
     @Option(name: .long, help: ArgumentHelp("The YAML config (see Configs/).", valueName: "file"))
     var config: String = "Configs/mlp.yaml"
@@ -14,22 +18,27 @@ struct TrainingOptions: ParsableArguments {
             valueName: "dir"))
     var dataDir: String?
 
-    @Option(name: .long, help: "Number of epochs (overrides training.epochs).")
+    @Option(name: .long, parsing: .unconditional, help: "Number of epochs (overrides training.epochs).")
     var epochs: Int?
 
-    @Option(name: .long, help: "Global batch size, split across ranks (overrides training.batch_size).")
+    @Option(
+        name: .long, parsing: .unconditional,
+        help: "Global batch size, split across ranks (overrides training.batch_size).")
     var batchSize: Int?
 
-    @Option(name: .long, help: "Seed for initialisation, shuffling and dropout (overrides training.seed).")
+    @Option(
+        name: .long, parsing: .unconditional,
+        help: "Seed for initialisation, shuffling and dropout (overrides training.seed).")
     var seed: Int?
 
-    @Option(name: .long, help: "Stop after this many global steps (for tests and quick looks).")
+    @Option(
+        name: .long, parsing: .unconditional, help: "Stop after this many global steps (for tests and quick looks).")
     var maxSteps: Int?
 
-    @Option(name: .long, help: "Train on the first N training images only.")
+    @Option(name: .long, parsing: .unconditional, help: "Train on the first N training images only.")
     var trainLimit: Int?
 
-    @Option(name: .long, help: "Evaluate on the first N test images only.")
+    @Option(name: .long, parsing: .unconditional, help: "Evaluate on the first N test images only.")
     var testLimit: Int?
 
     @Option(
@@ -40,7 +49,7 @@ struct TrainingOptions: ParsableArguments {
     var allreduceCompression: String?
 
     @Option(
-        name: .long,
+        name: .long, parsing: .unconditional,
         help: ArgumentHelp(
             "Worker threads per rank, each training on its share of the rank's batch with one BLAS thread (default: $OPENBLAS_NUM_THREADS, else cores / ranks on this node).",
             valueName: "n"))

@@ -206,6 +206,16 @@ struct EndToEndTests {
         #expect(threads.status != 0 && threads.stderr.contains("--threads must be >= 1, found 0"), "\(threads.stderr)")
         let r3 = try Support.run(bin, ["train", "--config", "/no/such.yaml", "--data-dir", data])
         #expect(r3.status != 0 && r3.stderr.contains("/no/such.yaml"), "\(r3.stderr)")
+        // A negative number is the flag's value, checked against its rule, not an unknown flag.
+        for (args, message) in [
+            (["train", "--batch-size", "-3"], "--batch-size must be >= 1, found -3"),
+            (["train", "--seed", "-5"], "--seed must be >= 0, found -5"),
+            (["bench", "--threads", "-2"], "--threads must be >= 1, found -2"),
+            (["train", "--log-every", "-1"], "--log-every must be >= 0, found -1"),
+        ] {
+            let r = try Support.run(bin, args + ["--data-dir", data])
+            #expect(r.status != 0 && r.stderr.contains(message), "\(args): \(r.stderr)")
+        }
     }
 
     /// Sizes no machine can hold, from the YAML or a flag: one message naming the key, exit 1,
