@@ -4,6 +4,41 @@ import Testing
 
 @Suite("Optimizers")
 struct OptimizerTests {
+    /// The streamed update (for parameters other cores read) writes the same bits as `update`, over
+    /// ranges whose ends fall off the chunks and off 64-byte boundaries, and nothing outside them.
+    @Test func streamedUpdateMatchesUpdate() {
+        let n = 10_000
+        let optimizers: [() -> any Optimizer] = [
+            { Adam(parameterCount: n) }, { Adam(parameterCount: n, amsgrad: true, weightDecay: 0.01) },
+            { SGD(parameterCount: n, momentum: 0.9, nesterov: true) },
+        ]
+        var rng = SplitMix64(seed: 7)
+        let parameters = FloatBuffer(count: n), gradients = FloatBuffer(count: n)
+        for i in 0..<n { parameters.pointer[i] = rng.uniform(-1, 1) }
+        for make in optimizers {
+            let (plain, streamed) = (make(), make())
+            let (a, b) = (FloatBuffer(count: n), FloatBuffer(count: n))
+            a.pointer.update(repeating: 42, count: n)
+            b.pointer.update(repeating: 42, count: n)
+            for step in 1...3 {
+                for i in 0..<n { gradients.pointer[i] = rng.uniform(-1, 1) }
+                plain.iterations = step
+                streamed.iterations = step
+                for range in [3..<4_101, 4_101..<9_999] {
+                    let p = plain.update(
+                        parameters: parameters.pointer, into: a.pointer, gradients: gradients.pointer, range: range,
+                        learningRate: 0.01)
+                    let s = streamed.updateStreaming(
+                        parameters: parameters.pointer, into: b.pointer, gradients: gradients.pointer, range: range,
+                        learningRate: 0.01, chunk: FloatBuffer(count: 1_000))
+                    #expect(p && s)
+                }
+                #expect(a.array.map(\.bitPattern) == b.array.map(\.bitPattern), "\(type(of: plain)) step \(step)")
+            }
+            #expect(b.pointer[0] == 42 && b.pointer[1] == 42 && b.pointer[2] == 42 && b.pointer[n - 1] == 42)
+        }
+    }
+
     /// Adam on two parameters with a known gradient sequence, against the update written out by hand.
     @Test func adamMatchesHandComputedSteps() {
         let adam = Adam(parameterCount: 2)

@@ -75,6 +75,8 @@ public final class SharedMemoryGradientSum: GradientSum {
 
     /// The segment's floats, each part 64-byte aligned: every local rank's gradient; on the first
     /// rank then the sum, two buffers of parameters, `stateBuffers` optimizer buffers, the votes.
+    /// Each rank allocates `alignmentSlack` floats more, since MPI need not align its part: the
+    /// parts start at its first 64-byte boundary.
     struct Layout {
         let gradientStride: Int, sumFloats: Int, parameterStride: Int, parameterBuffers: Int, localSize: Int
         /// `stateBuffers`: nil where the ranks do not share their parameters.
@@ -91,7 +93,8 @@ public final class SharedMemoryGradientSum: GradientSum {
         var votes: Int { values + parameterBuffers * parameterStride }
         /// The floats the first local rank allocates; every other rank allocates `gradientStride`.
         var firstRankFloats: Int { votes + 2 * localSize }
-        var bytes: Int { 4 * (firstRankFloats + (localSize - 1) * gradientStride) }
+        var bytes: Int { 4 * (firstRankFloats + (localSize - 1) * gradientStride + localSize * Self.alignmentSlack) }
+        static let alignmentSlack = 16
     }
 
     /// A `GradientSum` over `comm`'s ranks: this one when ranks share a machine or several machines
@@ -153,7 +156,7 @@ public final class SharedMemoryGradientSum: GradientSum {
                     + "of this machine (\(sharesUpdate ? "gradients, parameters, optimizer state" : "gradients")) "
                     + "needs \(megabytes(needed))"
             } else {
-                let floats = localRank == 0 ? layout.firstRankFloats : layout.gradientStride
+                let floats = (localRank == 0 ? layout.firstRankFloats : layout.gradientStride) + Layout.alignmentSlack
                 var info: MPI_Info? = nil
                 MPI_Info_create(&info)
                 MPI_Info_set(info, "alloc_shared_noncontig", "true")
@@ -210,7 +213,8 @@ public final class SharedMemoryGradientSum: GradientSum {
                 var unit: Int32 = 0
                 var pointer: UnsafeMutableRawPointer? = nil
                 MPI_Win_shared_query(window, Int32(r), &size, &unit, &pointer)
-                return pointer!.bindMemory(to: Float.self, capacity: count)
+                let aligned = pointer!.alignedUp(toMultipleOf: 64)
+                return aligned.bindMemory(to: Float.self, capacity: count)
             }
             let first = segments[0]
             total = first + layout.sum

@@ -1,3 +1,5 @@
+import CPrefetch
+
 /// Updates the flat parameter buffer from the flat (already averaged) gradient buffer.
 /// Every rank calls it with identical inputs, so every replica stays identical.
 public protocol Optimizer: AnyObject {
@@ -31,6 +33,31 @@ extension Optimizer {
         return update(
             parameters: parameters, into: parameters, gradients: gradients, range: 0..<count, learningRate: learningRate
         )
+    }
+}
+
+extension Optimizer {
+    /// `update` into a buffer other cores will read (`updated` overlaps `parameters` nowhere): the
+    /// new values are computed a chunk at a time into `chunk`, a private buffer, and streamed on
+    /// (`dptrain_stream_copy`), with stores that do not first fetch `updated`'s lines. An ordinary
+    /// store to a line another core has read must wait for that core to give the line up, which
+    /// on some hosts costs more than the update itself (docs/PERFORMANCE.md, 2026-12-06). The same
+    /// values as `update`, bit for bit, with its stores fenced before this returns.
+    func updateStreaming(
+        parameters: UnsafePointer<Float>, into updated: UnsafeMutablePointer<Float>, gradients: UnsafePointer<Float>,
+        range: Range<Int>, learningRate: Float, chunk: FloatBuffer
+    ) -> Bool {
+        var finite = true
+        for start in stride(from: range.lowerBound, to: range.upperBound, by: chunk.count) {
+            let part = start..<min(start + chunk.count, range.upperBound)
+            // `into` is indexed like the parameters, so element `start` lands on chunk[0].
+            finite =
+                update(
+                    parameters: parameters, into: chunk.pointer - start, gradients: gradients, range: part,
+                    learningRate: learningRate) && finite
+            dptrain_stream_copy(updated + start, chunk.pointer, part.count)
+        }
+        return finite
     }
 }
 

@@ -58,6 +58,9 @@ public final class Trainer {
     private var evaluators: (pool: WorkerPool, models: [Model])?
     /// Workers whose slice of the optimizer update met a NaN or infinite gradient.
     private let nonFiniteSlices = Atomic<Int>(0)
+    /// Each worker's private buffer for a streamed update (`Optimizer.updateStreaming`): 16 KB,
+    /// which stays in the core's first-level cache between computing and streaming a chunk.
+    private lazy var updateChunks: [FloatBuffer] = (0..<pool.count).map { _ in FloatBuffer(count: 4096) }
     /// With several workers (threads, or ranks sharing a machine's parameters), each update is
     /// written here and the replicas then switch to it (the old values become the spare). In
     /// place, a worker's writes would first have to invalidate the copies of those values that the
@@ -475,15 +478,22 @@ public final class Trainer {
             let current = model.store.values
             let (updated, rate) = (spareValues ?? current, config.optimizer.schedule.rate(step: position.step))
             nonFiniteSlices.store(0, ordering: .relaxed)
+            // Other cores read the new parameters in their next forward pass (the worker threads,
+            // or the ranks sharing one copy): stream them (`updateStreaming`).
+            let streams = updated !== current && (pool.count > 1 || parametersShared)
+            let chunks = updateChunks
             pool.run { w in
                 let slice = pool.slice(w, of: range.count)
-                if !optimizer.update(
-                    parameters: current.pointer, into: updated.pointer, gradients: gradient,
-                    range: range.lowerBound + slice.lowerBound..<range.lowerBound + slice.upperBound,
-                    learningRate: rate)
-                {
-                    nonFiniteSlices.add(1, ordering: .relaxed)
-                }
+                let mine = range.lowerBound + slice.lowerBound..<range.lowerBound + slice.upperBound
+                let finite =
+                    streams
+                    ? optimizer.updateStreaming(
+                        parameters: current.pointer, into: updated.pointer, gradients: gradient, range: mine,
+                        learningRate: rate, chunk: chunks[w])
+                    : optimizer.update(
+                        parameters: current.pointer, into: updated.pointer, gradients: gradient, range: mine,
+                        learningRate: rate)
+                if !finite { nonFiniteSlices.add(1, ordering: .relaxed) }
             }
             if updated !== current {
                 for replica in replicas { replica.model.useValues(updated) }
