@@ -478,9 +478,12 @@ public final class Trainer {
             let current = model.store.values
             let (updated, rate) = (spareValues ?? current, config.optimizer.schedule.rate(step: position.step))
             nonFiniteSlices.store(0, ordering: .relaxed)
-            // Other cores read the new parameters in their next forward pass (the worker threads,
-            // or the ranks sharing one copy): stream them (`updateStreaming`).
-            let streams = updated !== current && (pool.count > 1 || parametersShared)
+            // The ranks sharing one copy of the parameters read each other's slices in their next
+            // forward pass: stream them (`updateStreaming`), so that no store waits for another
+            // core to give up a line. The worker threads of one rank store as usual: streamed,
+            // their next forward pass reads the parameters from memory instead of the caches,
+            // which cost them more than it saved where those waits were short (docs/PERFORMANCE.md).
+            let streams = parametersShared && updated !== current
             let chunks = updateChunks
             pool.run { w in
                 let slice = pool.slice(w, of: range.count)
