@@ -70,6 +70,35 @@ struct EndToEndTests {
             own.result.stderr.contains("gradients: 4 ranks a machine sum in shared memory\n"), "\(own.result.stderr)")
     }
 
+    /// Streamed or plain stores of the new parameters (`ParameterStores`) give the same bits in
+    /// each layout where other cores read them, and so does the measured choice, whose trial
+    /// (steps 10 to 49) and vote (step 50) the 64 steps include; a value that is none of them
+    /// is named in a warning.
+    @Test func parameterStoresDoNotChangeTheBits() throws {
+        let data = Support.makeTinyMNIST(train: 250, test: 40)
+        let args = ["--epochs", "2", "--batch-size", "8", "--seed", "5"]  // 32 steps an epoch
+        var checksums: [String: Set<String>] = [:]
+        for (ranks, threads) in [(2, 1), (nil, 2), (4, 1)] as [(Int?, Int)] {
+            for stores in ["cached", "streamed", "measured"] {
+                let run = try train(
+                    ranks: ranks, data: data, args + ["--threads", "\(threads)"],
+                    environment: ["DPTRAIN_PARAMETER_STORES": stores])
+                #expect(run.summary["replicas_identical"] as? Bool == true)
+                let checksum = try #require(run.summary["parameter_checksum"] as? String)
+                checksums[ranks.map { $0 * threads } == 4 ? "4 workers" : "2 workers", default: []].insert(checksum)
+            }
+        }
+        #expect(checksums["2 workers"]?.count == 1, "2 ranks and 1 x 2 threads, each store: \(checksums)")
+        #expect(checksums["4 workers"]?.count == 1, "4 ranks, each store: \(checksums)")
+        let odd = try train(
+            ranks: 2, data: data, args + ["--threads", "1"], environment: ["DPTRAIN_PARAMETER_STORES": "fast"])
+        #expect(
+            odd.result.stderr.contains(
+                "warning: DPTRAIN_PARAMETER_STORES=fast is not one of measured, cached, streamed: using measured"),
+            "\(odd.result.stderr)")
+        #expect(checksums["2 workers"]?.contains(odd.summary["parameter_checksum"] as? String ?? "") == true)
+    }
+
     /// Where the shared segment cannot be made (a container's small /dev/shm), the ranks say so,
     /// naming the size needed and what they do instead, and train to the same bits through
     /// MPI_Allreduce (2 ranks: the same single sum). Needs root for a mount namespace of its own.
@@ -266,6 +295,10 @@ struct EndToEndTests {
         #expect(summing.status == 0, "\(summing.stderr)")
         let alone = try JSONSerialization.jsonObject(with: Data(summing.stdout.utf8)) as! [String: Any]
         #expect(alone["eval_workers"] as? Int == 1, "\(alone)")
+        // The ranks sharing one copy of the parameters say how they stored them; ranks with a
+        // copy each, one worker apiece, have nobody else reading theirs.
+        #expect(["cached", "streamed"].contains(report["parameter_stores"] as? String ?? ""), "\(report)")
+        #expect(alone["parameter_stores"] is NSNull, "\(alone)")
         let dense = try Support.run(
             bin, ["bench", "--data-dir", data, "--steps", "3", "--warmup", "1", "--json", "--dense-inputs"])
         #expect(dense.status == 0, "\(dense.stderr)")

@@ -35,6 +35,9 @@ public struct BenchmarkReport: Sendable {
     /// With the gradient sent during backward (`Trainer.lastStepCommunication`): the communication
     /// thread's seconds a step; all zero without.
     public var communication: Spread
+    /// How rank 0's updates wrote the parameters after the warm-up (`Trainer.parameterStoresUsed`):
+    /// "cached" or "streamed"; nil where no other core reads them.
+    public var parameterStores: String?
 
     /// The share of the communication thread's time that computation hid: 1 - the allreduce
     /// phase (what the step waited for: the sums after backward, or, with the update made as
@@ -66,6 +69,7 @@ public struct BenchmarkReport: Sendable {
             ("rss_file_mb", spread(fileMegabytes)), ("startup_seconds", .number(startupSeconds)),
             ("communication_seconds", spread(communication)),
             ("hidden_share", .number(hiddenShare ?? .nan)),  // null without
+            ("parameter_stores", parameterStores.map { .string($0) } ?? .number(.nan)),  // null where none
         ])
     }
 
@@ -84,6 +88,11 @@ public struct BenchmarkReport: Sendable {
                 pad(name, 10) + String(format: " %10.4f %10.4f %10.4f", s.min * 1e3, s.median * 1e3, s.max * 1e3))
         }
         lines.append(String(format: "throughput %.0f samples/s, %.3f s/epoch", samplesPerSecond, epochSeconds))
+        if let parameterStores {
+            lines.append(
+                "parameter stores: \(parameterStores) (as measured in the warm-up, unless DPTRAIN_PARAMETER_STORES says)"
+            )
+        }
         if let hiddenShare {
             lines.append(
                 String(
@@ -172,7 +181,8 @@ public enum Benchmark {
             evalSeconds: all[0][p + 3], evalWorkers: Int(all[0][p + 7]), peakRSSMegabytes: spread(p + 1),
             anonymousMegabytes: spread(p + 4),
             fileMegabytes: spread(p + 5),
-            startupSeconds: all.map { $0[p + 2] }.max()!, communication: spread(p + 6))
+            startupSeconds: all.map { $0[p + 2] }.max()!, communication: spread(p + 6),
+            parameterStores: trainer.parameterStoresUsed)
     }
 
     static func now() -> Double { Double(DispatchTime.now().uptimeNanoseconds) * 1e-9 }

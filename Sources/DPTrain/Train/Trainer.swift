@@ -68,6 +68,14 @@ public final class Trainer {
     /// mostly has none left (the performance document has the measurements). One worker alone
     /// updates in place (a second buffer there only adds traffic).
     private var spareValues: FloatBuffer?
+    /// Whether each update into `spareValues` streams the new values past the caches.
+    private var parameterStores = ParameterStoreChooser(.measured)
+    /// How the last update outside a trial wrote the parameters (`ParameterStores`): "cached" or
+    /// "streamed"; nil where no other core reads them (one worker with a copy of its own), or where
+    /// the communication thread updates them (`training.pipelined_update`), with plain stores.
+    public var parameterStoresUsed: String? {
+        spareValues == nil || updatesWhileSending ? nil : parameterStores.streaming ? "streamed" : "cached"
+    }
     /// Sums each step's gradient over the ranks; made by `synchronizeStart` (it is collective).
     private var gradientSum: (any GradientSum)?
     /// With `allreduce_compression: powersgd`: what compresses the machines' exchange.
@@ -185,6 +193,9 @@ public final class Trainer {
         pool = WorkerPool(count: threads)
         spareValues = threads > 1 ? FloatBuffer(count: model.store.count) : nil  // see synchronizeStart
         BLASThreads.set(1)
+        let (stores, warning) = ParameterStores.fromEnvironment()
+        parameterStores = ParameterStoreChooser(stores)
+        if let warning, comm.isRoot { log(warning) }
     }
 
     deinit {
@@ -455,6 +466,14 @@ public final class Trainer {
         lastStepCommunication = sum.overlap?.lastStepSeconds ?? 0
         epochAllreduceSeconds += lastStepPhases.allreduce
         defer { lastStepPhases.optimizer = clock.lap() }
+        // Other cores read the new parameters (the worker threads, or the ranks sharing one copy):
+        // stream them or not, as measured (`ParameterStoreChooser`). Every rank sharing them comes
+        // here at every step, skipped or not, as their `agree` needs.
+        let streams =
+            spareValues != nil
+            && parameterStores.updateStarts(step: position.step, at: Self.now()) { verdict in
+                parametersShared ? sum.agree(verdict) : verdict
+            }
         let stepLoss = Double(statistics[0]) / Double(batch) + penalty
         lastStepLoss = stepLoss
         // Non-finite numbers: with on_nonfinite: skip, check before updating and skip the step;
@@ -478,12 +497,6 @@ public final class Trainer {
             let current = model.store.values
             let (updated, rate) = (spareValues ?? current, config.optimizer.schedule.rate(step: position.step))
             nonFiniteSlices.store(0, ordering: .relaxed)
-            // The ranks sharing one copy of the parameters read each other's slices in their next
-            // forward pass: stream them (`updateStreaming`), so that no store waits for another
-            // core to give up a line. The worker threads of one rank store as usual: streamed,
-            // their next forward pass reads the parameters from memory instead of the caches,
-            // which cost them more than it saved where those waits were short (docs/PERFORMANCE.md).
-            let streams = parametersShared && updated !== current
             let chunks = updateChunks
             pool.run { w in
                 let slice = pool.slice(w, of: range.count)
