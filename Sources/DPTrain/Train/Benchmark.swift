@@ -36,8 +36,8 @@ public struct BenchmarkReport: Sendable {
     /// thread's seconds a step; all zero without.
     public var communication: Spread
     /// How rank 0's updates wrote the parameters after the warm-up (`Trainer.parameterStoresUsed`):
-    /// "cached" or "streamed"; nil where no other core reads them.
-    public var parameterStores: String?
+    /// `.cached` or `.streamed`; nil where no other core reads them.
+    public var parameterStores: ParameterStores?
 
     /// The share of the communication thread's time that computation hid: 1 - the allreduce
     /// phase (what the step waited for: the sums after backward, or, with the update made as
@@ -69,7 +69,7 @@ public struct BenchmarkReport: Sendable {
             ("rss_file_mb", spread(fileMegabytes)), ("startup_seconds", .number(startupSeconds)),
             ("communication_seconds", spread(communication)),
             ("hidden_share", .number(hiddenShare ?? .nan)),  // null without
-            ("parameter_stores", parameterStores.map { .string($0) } ?? .number(.nan)),  // null where none
+            ("parameter_stores", parameterStores.map { .string($0.rawValue) } ?? .number(.nan)),  // null where none
         ])
     }
 
@@ -90,7 +90,7 @@ public struct BenchmarkReport: Sendable {
         lines.append(String(format: "throughput %.0f samples/s, %.3f s/epoch", samplesPerSecond, epochSeconds))
         if let parameterStores {
             lines.append(
-                "parameter stores: \(parameterStores) (as measured in the warm-up, unless DPTRAIN_PARAMETER_STORES says)"
+                "parameter stores: \(parameterStores.rawValue) (as measured in the warm-up, unless DPTRAIN_PARAMETER_STORES says)"
             )
         }
         if let hiddenShare {

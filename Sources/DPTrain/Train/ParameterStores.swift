@@ -7,9 +7,8 @@ import Foundation
 /// - `streamed`: non-temporal stores (`Optimizer.updateStreaming`), which go to memory without
 ///   taking the lines from anyone; the next forward pass reads them from memory;
 /// - `measured` (the default): whichever `ParameterStoreChooser` finds faster.
-/// Which is faster depends on the machine and on what else runs on it (handing a line from core
-/// to core costs 50 to 1500 ns across the hosts measured in docs/PERFORMANCE.md). The values are
-/// the same bit for bit either way. DPTRAIN_PARAMETER_STORES sets it, for benchmarks.
+/// Which is faster depends on the machine and on what else runs on it: on one host it changed
+/// from hour to hour (docs/PERFORMANCE.md). The values are the same bit for bit either way. DPTRAIN_PARAMETER_STORES sets it, for benchmarks.
 public enum ParameterStores: String, Sendable, CaseIterable {
     case measured, cached, streamed
 
@@ -54,8 +53,8 @@ struct ParameterStoreChooser {
             cycles[last.streamed ? 1 : 0].append(time - last.started)
         }
         if step % Self.period == Self.firstTrial + Self.trialSteps {
-            let (cached, streamed) = (Self.median(cycles[0]), Self.median(cycles[1]))
-            let verdict = agree(!cached.isNaN && !streamed.isNaN && streamed < cached)
+            let measuredBoth = !cycles[0].isEmpty && !cycles[1].isEmpty
+            let verdict = agree(measuredBoth && Benchmark.median(cycles[1]) < Benchmark.median(cycles[0]))
             if stores == .measured { streaming = verdict }
             cycles = [[], []]
         }
@@ -66,11 +65,5 @@ struct ParameterStoreChooser {
 
     static func inTrial(_ step: Int) -> Bool {
         (firstTrial..<firstTrial + trialSteps).contains(step % period)
-    }
-
-    static func median(_ values: [Double]) -> Double {
-        guard !values.isEmpty else { return .nan }
-        let v = values.sorted()
-        return v.count % 2 == 1 ? v[v.count / 2] : (v[v.count / 2 - 1] + v[v.count / 2]) / 2
     }
 }

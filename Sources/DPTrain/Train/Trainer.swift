@@ -70,11 +70,11 @@ public final class Trainer {
     private var spareValues: FloatBuffer?
     /// Whether each update into `spareValues` streams the new values past the caches.
     private var parameterStores = ParameterStoreChooser(.measured)
-    /// How the last update outside a trial wrote the parameters (`ParameterStores`): "cached" or
-    /// "streamed"; nil where no other core reads them (one worker with a copy of its own), or where
-    /// the communication thread updates them (`training.pipelined_update`), with plain stores.
-    public var parameterStoresUsed: String? {
-        spareValues == nil || updatesWhileSending ? nil : parameterStores.streaming ? "streamed" : "cached"
+    /// How the last update outside a trial wrote the parameters: `.cached` or `.streamed`; nil where
+    /// no other core reads them (one worker with a copy of its own), or where the communication
+    /// thread updates them (`training.pipelined_update`), with plain stores.
+    public var parameterStoresUsed: ParameterStores? {
+        spareValues == nil || updatesWhileSending ? nil : parameterStores.streaming ? .streamed : .cached
     }
     /// Sums each step's gradient over the ranks; made by `synchronizeStart` (it is collective).
     private var gradientSum: (any GradientSum)?
